@@ -1,0 +1,71 @@
+"""Model loading, one place, one spec string.
+
+A spec is a hub id (`llava-hf/llava-1.5-7b-hf`, `IDEA-Research/grounding-dino-tiny`,
+`openai/clip-vit-large-patch14-336`), a local folder, or a shipped ShapesWorld model
+(`shapesworld/vlm`, `shapesworld/detector`, `shapesworld/clip`). Everything goes through
+the ordinary transformers / peft `from_pretrained` path.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from groundloop.models.detection import Detection, Detector, nms
+
+__all__ = ["Detection", "Detector", "nms", "resolve", "load_vlm", "load_detector", "load_clip"]
+
+SHAPESWORLD_DIR = Path(__file__).resolve().parent.parent / "assets" / "shapesworld"
+SHAPESWORLD_PREFIX = "shapesworld/"
+
+
+def resolve(spec: str) -> str:
+    """The local folder of a ShapesWorld model; other specs pass through unchanged."""
+    if spec.startswith(SHAPESWORLD_PREFIX):
+        folder = SHAPESWORLD_DIR / spec[len(SHAPESWORLD_PREFIX):]
+        if not (folder / "config.json").exists():
+            known = sorted(p.name for p in SHAPESWORLD_DIR.iterdir()) if SHAPESWORLD_DIR.exists() else []
+            raise FileNotFoundError(f"no shipped ShapesWorld model {spec!r} (have {known})")
+        return str(folder)
+    return spec
+
+
+def _local_config(spec: str) -> dict[str, Any]:
+    cfg = Path(spec) / "config.json"
+    return json.loads(cfg.read_text()) if cfg.exists() else {}
+
+
+def load_vlm(spec: str, adapter: str | None = None, dtype: Any = None) -> tuple[Any, Any]:
+    """(model, processor) of a LLaVA-style VLM, optionally with a PEFT adapter on top."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    path = resolve(spec)
+    model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype or torch.float32)
+    processor = AutoProcessor.from_pretrained(path)
+    if adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter)
+    return model.eval(), processor
+
+
+def load_clip(spec: str) -> tuple[Any, Any]:
+    """(CLIPModel, processor) for image-text similarity."""
+    from transformers import AutoProcessor, CLIPModel
+
+    path = resolve(spec)
+    return CLIPModel.from_pretrained(path).eval(), AutoProcessor.from_pretrained(path)
+
+
+def load_detector(spec: str, **options: Any) -> Detector:
+    """A `Detector`: ShapesWorld's own, or transformers GroundingDINO / OWLv2 by id or folder."""
+    path = resolve(spec)
+    if _local_config(path).get("detector_type") == "shapesworld":
+        from groundloop.models.shapes_detector import ShapesWorldDetector
+
+        return ShapesWorldDetector.from_pretrained(path, **options)
+    from groundloop.models.hf_detectors import HFDetector
+
+    return HFDetector.from_pretrained(path, **options)
