@@ -137,17 +137,18 @@ class ShapesWorldDetector:
                phrases: list[list[str]]) -> list[list[Detection]]:
         if len(images) != len(phrases):
             raise ValueError(f"{len(images)} images but {len(phrases)} phrase lists")
-        results = []
-        for image, queries in zip(images, phrases):
-            found = self.describe(image)
-            dets = []
-            for q in queries:
-                want = parse_phrase(q)
-                if not want:
-                    continue
-                for r, shape, size, p in found:
-                    got = {"color": r.color, "shape": shape, "size": size}
-                    if p >= self.score_threshold and all(got[k] == v for k, v in want.items()):
-                        dets.append(Detection(q, r.box, p))
-            results.append(nms(dets, self.nms_iou))
-        return results
+        return [self.match(self.describe(im), qs) for im, qs in zip(images, phrases)]
+
+    def match(self, found: list[tuple[Region, str, str, float]],
+              queries: list[str]) -> list[Detection]:
+        """Answer phrase queries from `describe`'s regions (split out so callers can cache)."""
+        dets = []
+        for q in queries:
+            want = parse_phrase(q)
+            if not want:
+                continue
+            for r, shape, size, p in found:
+                got = {"color": r.color, "shape": shape, "size": size}
+                if p >= self.score_threshold and all(got[k] == v for k, v in want.items()):
+                    dets.append(Detection(q, r.box, p))
+        return nms(dets, self.nms_iou)

@@ -204,7 +204,7 @@ def caption(objects: list[SceneObject]) -> str:
     listing = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
     noun = "object" if len(objs) == 1 else "objects"
     sentences = [f"In the image, there {'is' if len(objs) == 1 else 'are'} "
-                 f"{NUMBER_WORDS[len(objs)]} {noun}: {listing}."]
+                 f"{NUMBER_WORDS[len(objs)]} {noun}, {listing}."]
     for i, o in enumerate(objs):
         s = f"A {o.size} {o.color} {o.shape} is at the {position_words(o)}"
         if i > 0:
@@ -278,3 +278,17 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def one_attribute_variants(o: SceneObject, objects: list[SceneObject]) -> list[str]:
+    """Sentences that change exactly one attribute of o (colour, shape, size or position)
+    and are false for the scene: no object in it fits the changed sentence."""
+    true = {(x.size, x.color, x.shape, position_words(x)) for x in objects}
+    pos = position_words(o)
+    cands = (
+        [(o.size, c, o.shape, pos) for c in COLORS if c != o.color]
+        + [(o.size, o.color, s, pos) for s in SHAPES if s != o.shape]
+        + [(z, o.color, o.shape, pos) for z in SIZES if z != o.size]
+        + [(o.size, o.color, o.shape, p) for row in POSITIONS for p in row if p != pos]
+    )
+    return [f"A {z} {c} {s} is at the {p}." for z, c, s, p in cands if (z, c, s, p) not in true]

@@ -1,0 +1,115 @@
+"""Evaluate a VLM's captions: CHAIR, recall, POPE, BLEU-4, CIDEr-D (and, with --grounded,
+the same after inference-time grounding: prior caption -> detector -> `<context>` prompt).
+
+    python pipelines/evaluate.py --model shapesworld/vlm --data data/shapes/test --out r.json
+    python pipelines/evaluate.py --model llava-hf/llava-1.5-7b-hf \
+        --annotations annotations/instances_val2017.json --images val2017 \
+        --captions annotations/captions_val2017.json --n 500 --out coco.json
+
+Writes the report JSON, `<out stem>.captions.jsonl` (one row per image) and, when some
+images cannot be read, `<out stem>.errors.jsonl`; the other images are still evaluated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from groundloop import evaluation, prompts
+from groundloop.data.coco import DataError, load_coco, load_dataset
+from groundloop.models import load_detector, load_vlm
+from groundloop.sampling import HFSampler
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="shapesworld/vlm", help="hub id, folder or shapesworld/vlm")
+    p.add_argument("--adapter", help="PEFT adapter folder to load on top of --model")
+    p.add_argument("--data", type=Path, help="ShapesWorld-layout folder (instances.json, images/)")
+    p.add_argument("--split", help="sub-folder of --data to evaluate, e.g. test")
+    p.add_argument("--annotations", type=Path, help="COCO instances JSON (instead of --data)")
+    p.add_argument("--images", type=Path, help="image folder for --annotations")
+    p.add_argument("--captions", type=Path, help="COCO captions JSON for BLEU/CIDEr (optional)")
+    p.add_argument("--n", type=int, help="evaluate only the first N images")
+    p.add_argument("--out", type=Path, required=True, help="report JSON path")
+    p.add_argument("--grounded", action="store_true", help="also evaluate inference-time grounding")
+    p.add_argument("--detector", default="shapesworld/detector")
+    p.add_argument("--no-pope", action="store_true")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-new-tokens", type=int, default=160)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    a = p.parse_args(argv)
+    if (a.data is None) == (a.annotations is None):
+        p.error("give either --data DIR or --annotations FILE --images DIR")
+    if a.annotations is not None and a.images is None:
+        p.error("--annotations needs --images")
+    return a
+
+
+def main(argv: list[str] | None = None) -> dict:
+    a = parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    t0 = time.time()
+    try:
+        if a.data is not None:
+            records = load_dataset(a.data / a.split if a.split else a.data)
+        else:
+            records = load_coco(a.annotations, a.images, a.captions)
+    except DataError as e:
+        sys.exit(f"error: {e}")
+    records = records[: a.n] if a.n else records
+    loaded, errors = evaluation.load_images(records)
+    for e in errors:
+        print(f"skipping image {e['image_id']}: {e['error']}", file=sys.stderr)
+    records = [r for r, _ in loaded]
+    images = [im for _, im in loaded]
+    model, processor = load_vlm(a.model, adapter=a.adapter)
+    sampler = HFSampler(model, processor, max_new_tokens=a.max_new_tokens)
+    vocab = evaluation.vocabulary_for(records)
+    timings = {}
+
+    t = time.time()
+    captions = evaluation.caption(sampler, images, prompts.BASE_PROMPT, a.batch_size)
+    timings["caption_s"] = time.time() - t
+    report = {"model": a.model, "adapter": a.adapter, "data": str(a.data or a.annotations),
+              "n_images": len(records), "n_errors": len(errors), "vocabulary": vocab.name}
+    report |= evaluation.caption_metrics(records, captions, vocab)
+    rows = [{"image_id": r.image_id, "file": r.path.name, "caption": c}
+            for r, c in zip(records, captions)]
+    if not a.no_pope:
+        t = time.time()
+        truths = [vocab.truth_labels(r) for r in records]
+        report["pope"] = evaluation.pope(sampler, images, truths, vocab.labels, a.batch_size)
+        timings["pope_s"] = time.time() - t
+    if a.grounded:
+        t = time.time()
+        groundings, guided = evaluation.grounded_recaption(
+            sampler, load_detector(a.detector), images, captions, a.batch_size)
+        timings["grounded_s"] = time.time() - t
+        g = evaluation.caption_metrics(records, guided, vocab)
+        g["chair_i_relative_change"] = (
+            (g["chair_i"] - report["chair_i"]) / report["chair_i"] if report["chair_i"] else None)
+        report["grounded"] = g | {"detector": a.detector}
+        for row, gr, gc in zip(rows, groundings, guided):
+            row |= {"grounding": gr, "guided_caption": gc}
+    report["timings"] = timings | {"total_s": time.time() - t0}
+
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(report, indent=1))
+    stem = a.out.with_suffix("")
+    Path(f"{stem}.captions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if errors:
+        Path(f"{stem}.errors.jsonl").write_text("".join(json.dumps(e) + "\n" for e in errors))
+    summary = {k: report[k] for k in ("n_images", "n_errors", "chair_s", "chair_i", "recall")}
+    print(json.dumps(summary | {"grounded_chair_i": report.get("grounded", {}).get("chair_i")}))
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""The shipped ShapesWorld models load through plain transformers and do their jobs."""
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+from groundloop import prompts
+from groundloop.models import load_clip, load_vlm, resolve
+from groundloop.sampling import HFSampler
+from groundloop.similarity import ClipScorer
+from groundloop.worlds import shapes as world
+
+
+def test_resolve_names_and_unknown_models():
+    assert Path(resolve("shapesworld/vlm")).joinpath("config.json").exists()
+    assert resolve("llava-hf/llava-1.5-7b-hf") == "llava-hf/llava-1.5-7b-hf"
+    with pytest.raises(FileNotFoundError, match="shapesworld/nope"):
+        resolve("shapesworld/nope")
+
+
+def test_shipped_weights_fit_in_a_ray_working_dir():
+    total = sum(p.stat().st_size for p in Path(resolve("shapesworld/vlm")).parent.rglob("*") if p.is_file())
+    assert total < 40 * 2**20
+
+
+@pytest.fixture(scope="module")
+def vlm():
+    return load_vlm("shapesworld/vlm")
+
+
+def test_vlm_loads_with_plain_auto_classes():
+    folder = resolve("shapesworld/vlm")
+    model = AutoModelForImageTextToText.from_pretrained(folder)
+    processor = AutoProcessor.from_pretrained(folder)
+    assert type(model).__name__ == "LlavaForConditionalGeneration"
+    assert type(processor).__name__ == "LlavaProcessor"
+    chat = processor.apply_chat_template(prompts.messages("hi"), add_generation_prompt=True)
+    assert prompts.SYSTEM_PROMPT in chat
+
+
+def test_vlm_describes_what_it_sees(vlm):
+    """Greedy captions of simple scenes name the right coloured shapes."""
+    sampler = HFSampler(*vlm, max_new_tokens=60)
+    hits = total = 0
+    scenes = list(world.scenes("val", 8, seed=99))
+    caps = sampler.generate([im for _, im in scenes], [prompts.BASE_PROMPT] * len(scenes))
+    for (objects, _), (cap,) in zip(scenes, caps):
+        assert cap.startswith("In the image")
+        for o in objects:
+            total += 1
+            hits += o.name in cap
+    assert hits / total >= 0.5
+
+
+def test_vlm_answers_yes_no(vlm):
+    sampler = HFSampler(*vlm, max_new_tokens=4)
+    objects = [world.SceneObject("square", "green", "large", (30, 30, 60, 60))]
+    image = world.render(objects, seed=0)
+    (yes,), (no,) = sampler.generate([image, image], [prompts.yes_no_question("green square"),
+                                                      prompts.yes_no_question("red triangle")])
+    assert re.match(r"yes", yes, re.I) and re.match(r"no", no, re.I)
+
+
+def test_clip_prefers_the_true_sentence():
+    scorer = ClipScorer(*load_clip("shapesworld/clip"))
+    objects = [world.SceneObject("circle", "red", "large", (8, 8, 36, 36))]
+    image = world.render(objects, seed=0)
+    sims = scorer.similarity([image], ["A large red circle is at the top left.",
+                                       "A large blue circle is at the top left.",
+                                       "A large red square is at the top left.",
+                                       "A large red circle is at the bottom right."])
+    assert int(torch.argmax(sims[0])) == 0
