@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from transformers import AutoModelForImageTextToText
 
+from groundloop.models import resolve
 from groundloop.worlds import build
 from groundloop.worlds import shapes as world
 
@@ -32,6 +34,7 @@ def main() -> None:
     p.add_argument("--hard-negatives", type=int, default=3)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--vision-init", default="shapesworld/vlm", help="VLM whose vision tower starts CLIP ('' = random)")
     a = p.parse_args()
     t0 = time.time()
     torch.manual_seed(a.seed)
@@ -40,6 +43,12 @@ def main() -> None:
     pixels = np.stack([np.asarray(img) for _, img in scenes])
     tok = build.build_tokenizer(add_eos=True, padding_side="right")
     model, processor = build.build_clip(tok)
+    if a.vision_init:
+        # The shipped VLM's vision tower already tells shapes apart; starting from it saves
+        # most of the (slow) from-scratch ViT learning. Its CLS path is untrained there.
+        vlm = AutoModelForImageTextToText.from_pretrained(resolve(a.vision_init))
+        model.vision_model.load_state_dict(vlm.model.vision_tower.vision_model.state_dict())
+        print(f"vision tower from {a.vision_init}", flush=True)
     # Auxiliary heads (training only, not shipped): make the image embedding say which
     # colour+shape types are present, where and how big, and the text embedding what its
     # sentence says. Contrastive loss alone learned these far too slowly at this size.

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import CLIPModel
+from transformers import AutoProcessor, CLIPModel, LlavaForConditionalGeneration
 
 from groundloop import prompts
 from groundloop.grounding import grounding_text
@@ -109,6 +109,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--clip", default="", help="init the vision tower from this CLIP ('' = random)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    ap.add_argument("--resume", help="continue training this VLM folder instead of building a new one")
     ap.add_argument("--n-scenes", type=int, default=40000)
     ap.add_argument("--minutes", type=float, default=40.0, help="training budget (wall clock)")
     ap.add_argument("--max-steps", type=int, default=100000)
@@ -128,8 +129,13 @@ def main() -> None:
     scenes = list(world.scenes("train", a.n_scenes, a.seed + 2))
     pixels = np.stack([np.asarray(img) for _, img in scenes])
     print(f"{len(scenes)} scenes rendered in {time.time() - t0:.0f}s", flush=True)
-    tok = build.build_tokenizer()
-    model, processor = build.build_vlm(tok, lm_hidden=a.lm_hidden, lm_layers=a.lm_layers)
+    if a.resume:
+        model = LlavaForConditionalGeneration.from_pretrained(a.resume)
+        processor = AutoProcessor.from_pretrained(a.resume)
+        tok = processor.tokenizer
+    else:
+        tok = build.build_tokenizer()
+        model, processor = build.build_vlm(tok, lm_hidden=a.lm_hidden, lm_layers=a.lm_layers)
     if a.clip:
         clip = CLIPModel.from_pretrained(resolve(a.clip))
         missing = model.model.vision_tower.vision_model.load_state_dict(

@@ -1,0 +1,99 @@
+"""SVP's scores of a guided caption and the per-image top-fraction selection.
+
+Given full-vocabulary log-probabilities of the same caption tokens under the grounded
+prompt (q) and the plain prompt (p):
+
+    S(q,p) = sum_t sum_v q_vt (log q_vt - log p_vt)            (log-ratio)
+    Delta(q,p) = sum_t sum_v (q_vt log q_vt - p_vt log p_vt)   (weighted difference)
+
+`caption_logprobs` produces those tensors by teacher forcing a VLM, aligned on caption
+tokens, so padding and batch composition do not change a caption's score.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+import torch
+
+
+def s_score(logp_q: torch.Tensor, logp_p: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """S(q,p) per caption.
+
+    logp_q, logp_p: (B, T, V) log-probs of caption position t under the grounded / plain prompt.
+    mask: (B, T) 1 on real caption tokens, 0 on padding. Returns (B,).
+    """
+    per_t = (logp_q.exp() * (logp_q - logp_p)).sum(-1)
+    return (per_t * mask).sum(-1)
+
+
+def delta_score(logp_q: torch.Tensor, logp_p: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Delta(q,p) per caption: the negative entropy of q minus that of p, summed over t.
+
+    Shapes as in `s_score`. Returns (B,).
+    """
+    per_t = (logp_q.exp() * logp_q).sum(-1) - (logp_p.exp() * logp_p).sum(-1)
+    return (per_t * mask).sum(-1)
+
+
+SCORES = {"S": s_score, "delta": delta_score}
+
+
+def top_fraction(scores: Sequence[float], groups: Sequence[Hashable], fraction: float) -> list[bool]:
+    """Keep the ceil(fraction * n) highest-scoring items of every group (at least one).
+
+    Ties keep the earlier item. Returns a keep flag per item, in input order.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    if len(scores) != len(groups):
+        raise ValueError(f"{len(scores)} scores but {len(groups)} group ids")
+    by_group: dict[Hashable, list[int]] = {}
+    for i, g in enumerate(groups):
+        by_group.setdefault(g, []).append(i)
+    keep = [False] * len(scores)
+    for idx in by_group.values():
+        k = max(1, math.ceil(fraction * len(idx)))
+        for i in sorted(idx, key=lambda i: (-scores[i], i))[:k]:
+            keep[i] = True
+    return keep
+
+
+@torch.no_grad()
+def caption_logprobs(model: Any, processor: Any, images: list[Any], prompt_texts: list[str],
+                     captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Teacher-force each caption (+ EOS) after its chat prompt; log-probs at caption positions.
+
+    Returns logp (B, T, V) and mask (B, T): T is the longest caption in tokens + 1 (EOS), and
+    row b holds caption b's positions left-aligned, whatever the padding of the batch.
+    """
+    from groundloop import prompts
+
+    tok = processor.tokenizer
+    seqs, cap_lens = [], []
+    for im, text, cap in zip(images, prompt_texts, captions):
+        chat = processor.apply_chat_template(prompts.messages(text), add_generation_prompt=True)
+        prompt_ids = list(processor(images=[im], text=[chat], add_special_tokens=False)["input_ids"][0])
+        cap_ids = tok(cap, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        seqs.append(prompt_ids + cap_ids)
+        cap_lens.append(len(cap_ids))
+    n = max(len(x) for x in seqs)
+    ids = torch.full((len(seqs), n), tok.pad_token_id)
+    attn = torch.zeros((len(seqs), n), dtype=torch.long)
+    for b, x in enumerate(seqs):  # left padding: every caption ends at position n - 1
+        ids[b, n - len(x):] = torch.tensor(x)
+        attn[b, n - len(x):] = 1
+    pixels = processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
+    positions = (attn.cumsum(-1) - 1).clamp(min=0)  # real tokens numbered from 0, as unpadded
+    logits = model(input_ids=ids, attention_mask=attn, position_ids=positions, pixel_values=pixels).logits
+    logp_all = logits.float().log_softmax(-1)
+    T = max(cap_lens)
+    logp = torch.zeros(len(seqs), T, logp_all.shape[-1])
+    mask = torch.zeros(len(seqs), T)
+    for b, L in enumerate(cap_lens):
+        # logits at position i predict token i + 1
+        logp[b, :L] = logp_all[b, n - L - 1:n - 1]
+        mask[b, :L] = 1
+    return logp, mask
