@@ -1,0 +1,44 @@
+"""VLM sampler actor: K prior captions per image, or one guided caption per grounded row."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from actors import require
+from actors.images import read_rows
+from groundloop import prompts
+from groundloop.models import load_vlm
+from groundloop.sampling import HFSampler
+
+
+class SamplerActor:
+    def __init__(self, model_spec: str, adapter: str | None = None, mode: str = "prior", k: int = 1,
+                 temperature: float = 1.0, top_p: float = 0.95, max_new_tokens: int = 120,
+                 seed: int = 0) -> None:
+        if mode not in ("prior", "guided"):
+            raise ValueError(f"mode must be 'prior' or 'guided', got {mode!r}")
+        self.mode, self.k, self.temperature, self.top_p = mode, k, temperature, top_p
+        self.sampler = HFSampler(*load_vlm(model_spec, adapter=adapter), max_new_tokens=max_new_tokens,
+                                 seed=seed)
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        require(batch, ["image_id", "path"] + (["grounding"] if self.mode == "guided" else []), "SamplerActor")
+        images, errors = read_rows(batch)
+        ok = [i for i, e in enumerate(errors) if not e]
+        if self.mode == "prior":
+            texts = [prompts.BASE_PROMPT] * len(ok)
+        else:
+            texts = [prompts.grounded_prompt(batch["grounding"].iloc[i]) for i in ok]
+        n = self.k if self.mode == "prior" else 1
+        samples = self.sampler.generate([images[i] for i in ok], texts, n=n, temperature=self.temperature,
+                                        top_p=self.top_p) if ok else []
+        by_row = dict(zip(ok, samples))
+        out = []
+        for i, row in enumerate(batch.to_dict("records")):
+            row["error"] = errors[i]
+            if self.mode == "prior":
+                for j, s in enumerate(by_row.get(i, [""])):
+                    out.append(row | {"sample": j, "prior": s})
+            else:
+                out.append(row | {"guided": by_row.get(i, [""])[0]})
+        return pd.DataFrame(out)

@@ -1,0 +1,32 @@
+"""Scorer actor: teacher-force every guided caption under the grounded prompt (q) and the
+plain prompt (p), one batched forward per prompt, and write S(q,p) and Delta(q,p)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from actors import require
+from actors.images import read_rows
+from groundloop import prompts
+from groundloop.models import load_vlm
+from groundloop.scoring import caption_logprobs, delta_score, s_score
+
+
+class ScorerActor:
+    def __init__(self, model_spec: str, adapter: str | None = None) -> None:
+        self.model, self.processor = load_vlm(model_spec, adapter=adapter)
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        require(batch, ["path", "grounding", "guided"], "ScorerActor")
+        images, errors = read_rows(batch)
+        ok = [i for i, e in enumerate(errors) if not e]
+        s, d = [float("nan")] * len(batch), [float("nan")] * len(batch)
+        if ok:
+            ims = [images[i] for i in ok]
+            caps = [batch["guided"].iloc[i] for i in ok]
+            lq, mask = caption_logprobs(self.model, self.processor, ims,
+                                        [prompts.grounded_prompt(batch["grounding"].iloc[i]) for i in ok], caps)
+            lp, _ = caption_logprobs(self.model, self.processor, ims, [prompts.BASE_PROMPT] * len(ok), caps)
+            for i, sv, dv in zip(ok, s_score(lq, lp, mask).tolist(), delta_score(lq, lp, mask).tolist()):
+                s[i], d[i] = sv, dv
+        return batch.assign(S=s, delta=d, error=errors)

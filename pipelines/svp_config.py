@@ -1,0 +1,93 @@
+"""The SVP run config: every default in one commented place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str = "svp_shapes"
+    dir: str = "runs"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Data:
+    path: str = "data/shapes/train"  # ShapesWorld-layout folder used for self-training
+    n_images: int = 64
+    eval_path: str = "data/shapes/test"  # held-out split evaluated before and after each iteration
+    eval_n_images: int = 100
+
+
+@dataclass(frozen=True)
+class Model:
+    vlm: str = "shapesworld/vlm"
+    detector: str = "shapesworld/detector"
+
+
+@dataclass(frozen=True)
+class Sampling:
+    k: int = 8  # paper: 20; K samples per image (prior), each grounded and resampled once
+    temperature: float = 1.0
+    top_p: float = 0.95
+    max_new_tokens: int = 120
+
+
+@dataclass(frozen=True)
+class SVP:
+    top_fraction: float = 0.2
+    score: str = "S"  # "S" (log-ratio) or "delta" (weighted difference)
+    variant: str = "C"  # "C" captions only, "CVQ" adds as many yes/no and counting QA pairs
+    iterations: int = 1
+    ablation: str = "none"  # "none", "no_feedback", "no_scoring"
+
+
+@dataclass(frozen=True)
+class Lora:
+    r: int = 16  # paper: 64
+    alpha: int = 16
+    dropout: float = 0.05
+    # language-model modules only: the vision tower is left alone
+    target_modules: str = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+
+
+@dataclass(frozen=True)
+class Train:
+    lora: Lora = field(default_factory=Lora)
+    lr: float = 2e-4
+    warmup: float = 0.03
+    epochs: int = 1
+    batch_size: int = 8
+    num_workers: int = 1
+
+
+@dataclass(frozen=True)
+class Resources:
+    sampler_actors: int = 1
+    sampler_cpus: float = 0.5  # fractional: whole-CPU actors starve the read task on 2 cores
+    grounder_actors: int = 1
+    grounder_cpus: float = 0.25
+    scorer_actors: int = 1
+    scorer_cpus: float = 0.5
+    gpus_per_actor: float = 0.0
+    batch_size: int = 4  # images (or samples) per actor call
+
+
+@dataclass(frozen=True)
+class SVPConfig:
+    run: Run = field(default_factory=Run)
+    data: Data = field(default_factory=Data)
+    model: Model = field(default_factory=Model)
+    sampling: Sampling = field(default_factory=Sampling)
+    svp: SVP = field(default_factory=SVP)
+    train: Train = field(default_factory=Train)
+    resources: Resources = field(default_factory=Resources)
+
+    def __post_init__(self) -> None:
+        if self.svp.score not in ("S", "delta"):
+            raise ValueError(f"svp.score must be 'S' or 'delta', got {self.svp.score!r}")
+        if self.svp.variant not in ("C", "CVQ"):
+            raise ValueError(f"svp.variant must be 'C' or 'CVQ', got {self.svp.variant!r}")
+        if self.svp.ablation not in ("none", "no_feedback", "no_scoring"):
+            raise ValueError(f"svp.ablation must be none, no_feedback or no_scoring, got {self.svp.ablation!r}")

@@ -1,0 +1,69 @@
+"""SVP evaluation per iteration and the run report (report.json, report.md, a CHAIR/recall plot)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from groundloop import config as config_lib
+from groundloop import evaluation, prompts
+from groundloop.data.coco import load_dataset
+from groundloop.models import load_vlm
+from groundloop.sampling import HFSampler
+from pipelines.svp_config import SVPConfig
+
+KEYS = ("chair_s", "chair_i", "recall", "bleu4", "cider")
+
+
+def evaluate_to(cfg: SVPConfig, adapter: str | None, out: Path) -> dict:
+    """Greedy captions of the held-out split with the (adapted) VLM; metrics to `out`."""
+    records = load_dataset(Path(cfg.data.eval_path))[: cfg.data.eval_n_images]
+    loaded, errors = evaluation.load_images(records)
+    recs, images = [r for r, _ in loaded], [im for _, im in loaded]
+    sampler = HFSampler(*load_vlm(cfg.model.vlm, adapter=adapter), max_new_tokens=cfg.sampling.max_new_tokens)
+    caps = evaluation.caption(sampler, images, prompts.BASE_PROMPT)
+    m = evaluation.caption_metrics(recs, caps, evaluation.vocabulary_for(recs)) | {"n_errors": len(errors)}
+    out.write_text(json.dumps(m, indent=1))
+    out.with_suffix(".captions.jsonl").write_text(
+        "".join(json.dumps({"image_id": r.image_id, "caption": c}) + "\n" for r, c in zip(recs, caps)))
+    return m
+
+
+def write(cfg: SVPConfig, run_dir: Path, timings: dict[str, float]) -> dict:
+    base = json.loads((run_dir / "base_metrics.json").read_text())
+    iters = []
+    for it in range(1, cfg.svp.iterations + 1):
+        f = run_dir / f"iter_{it}" / "metrics.json"
+        if f.exists():
+            iters.append({"iteration": it, "metrics": json.loads(f.read_text()),
+                          "adapter": str(run_dir / f"iter_{it}" / "adapter")})
+    report = {"run": cfg.run.name, "settings": config_lib.to_dict(cfg), "base": base,
+              "iterations": iters, "timings_s": timings}
+    (run_dir / "report.json").write_text(json.dumps(report, indent=1))
+    _plot(base, iters, run_dir / "chair_recall.png")
+    lines = [f"# SVP run `{cfg.run.name}`", "", "| iteration | " + " | ".join(KEYS) + " |",
+             "|---" * (len(KEYS) + 1) + "|"]
+    for name, m in [("base", base)] + [(str(i["iteration"]), i["metrics"]) for i in iters]:
+        lines.append(f"| {name} | " + " | ".join(f"{m.get(k, float('nan')):.3f}" for k in KEYS) + " |")
+    lines += ["", "![CHAIR_i and recall per iteration](chair_recall.png)", "",
+              "Stage timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items())]
+    (run_dir / "report.md").write_text("\n".join(lines) + "\n")
+    return report
+
+
+def _plot(base: dict, iters: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = [0] + [i["iteration"] for i in iters]
+    fig, ax = plt.subplots(figsize=(4.5, 3))
+    for key in ("chair_i", "recall"):
+        ax.plot(xs, [base[key]] + [i["metrics"][key] for i in iters], marker="o", label=key)
+    ax.set_xlabel("SVP iteration")
+    ax.set_xticks(xs)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

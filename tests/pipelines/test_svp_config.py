@@ -1,0 +1,26 @@
+import pytest
+
+from groundloop.config import ConfigError, load
+from pipelines.svp_config import SVPConfig
+
+
+def test_yaml_recipe_and_dotted_overrides(tmp_path):
+    cfg = load(SVPConfig, "configs/svp_shapes.yaml", ["sampling.k=20", "train.lora.r=64", "svp.score=delta"])
+    assert cfg.sampling.k == 20 and cfg.train.lora.r == 64 and cfg.svp.score == "delta"
+    assert cfg.train.lora.alpha == 16  # untouched values come from the YAML
+
+
+def test_unknown_keys_are_errors_that_name_the_key():
+    with pytest.raises(ConfigError, match="sampling.kk"):
+        load(SVPConfig, None, ["sampling.kk=3"])
+    with pytest.raises(ConfigError, match="nope"):
+        load(SVPConfig, None, ["nope.x=1"])
+
+
+def test_bad_values_are_errors():
+    with pytest.raises(ConfigError, match="sampling.k"):
+        load(SVPConfig, None, ["sampling.k=many"])
+    with pytest.raises(ValueError, match="svp.score"):
+        load(SVPConfig, None, ["svp.score=bleu"])
+    with pytest.raises(ConfigError, match="key=value"):
+        load(SVPConfig, None, ["sampling.k"])
