@@ -1,0 +1,41 @@
+"""Actors called directly (no Ray): row contracts, errors carried per row, outputs per row."""
+
+import pandas as pd
+import pytest
+
+from actors.grounder import GroundingActor
+from actors.sampler import SamplerActor
+from actors.scorer import ScorerActor
+from groundloop.worlds import shapes as world
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory):
+    d = tmp_path_factory.mktemp("imgs")
+    paths = []
+    for i, (objects, image) in enumerate(world.scenes("val", 2, seed=4)):
+        image.save(d / f"{i}.png")
+        paths.append(str(d / f"{i}.png"))
+    (d / "bad.png").write_bytes(b"nope")
+    return pd.DataFrame({"image_id": [1, 2, 3], "path": paths + [str(d / "bad.png")], "error": ["", "", ""]})
+
+
+def test_missing_column_is_named():
+    actor = GroundingActor("shapesworld/detector")
+    with pytest.raises(KeyError, match="prior"):
+        actor(pd.DataFrame({"path": ["x.png"]}))
+
+
+def test_prior_grounding_guided_and_scores_row_by_row(rows):
+    prior = SamplerActor("shapesworld/vlm", mode="prior", k=2, max_new_tokens=40)(rows)
+    assert len(prior) == 2 * 2 + 1  # K samples per readable image, one error row for the bad one
+    bad = prior[prior["image_id"] == 3]
+    assert len(bad) == 1 and "bad.png" in bad["error"].iloc[0]
+    grounded = GroundingActor("shapesworld/detector")(prior)
+    ok = grounded[grounded["error"] == ""]
+    assert ok["grounding"].str.contains(r"\[0\.\d\d", regex=True).any()
+    guided = SamplerActor("shapesworld/vlm", mode="guided", max_new_tokens=40)(grounded)
+    scored = ScorerActor("shapesworld/vlm")(guided)
+    good = scored[scored["error"] == ""]
+    assert good["S"].notna().all() and (good["S"] >= -1e-4).all()  # a sum of KL terms
+    assert scored[scored["error"] != ""]["S"].isna().all()
