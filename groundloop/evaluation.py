@@ -48,19 +48,42 @@ def caption(sampler: Sampler, images: Sequence[Image.Image], text: str | Sequenc
     return out
 
 
-def ground(detector: Detector, images: Sequence[Image.Image], captions: Sequence[str],
+def union_phrases(captions: Sequence[str], extract: Callable[[str], list[str]] = extract_phrases) -> list[str]:
+    """The distinct phrases of several captions of one image, in order of first mention."""
+    out: list[str] = []
+    for c in captions:
+        out += [p for p in extract(c) if p not in out]
+    return out
+
+
+def ground(detector: Detector, images: Sequence[Image.Image], captions: Sequence[str | Sequence[str]],
            extract: Callable[[str], list[str]] = extract_phrases) -> list[str]:
-    """The grounding text of each caption: its phrases, kept only where the detector finds them."""
-    dets = detector.detect(list(images), [extract(c) for c in captions])
-    return [grounding_text(d) for d in dets]
+    """The grounding text per image: the phrases of its caption (or of all its captions),
+    kept only where the detector finds them, with their boxes."""
+    phrases = [extract(c) if isinstance(c, str) else union_phrases(c, extract) for c in captions]
+    return [grounding_text(d) for d in detector.detect(list(images), phrases)]
 
 
 def grounded_recaption(sampler: Sampler, detector: Detector, images: Sequence[Image.Image],
                        priors: Sequence[str], batch_size: int = 32,
                        extract: Callable[[str], list[str]] = extract_phrases,
+                       extra_samples: int = 0, temperature: float = 1.0,
                        ) -> tuple[list[str], list[str]]:
-    """iSVP at inference: ground the prior captions, then caption again with `<context>`."""
-    groundings = ground(detector, images, priors, extract)
+    """iSVP at inference: ground the prior captions, then caption again with `<context>`.
+
+    extra_samples > 0 also samples that many captions per image at `temperature` and grounds
+    the union of all their phrases: the detector then gets to verify alternatives the
+    greedy prior did not name (SVP grounds K samples per image the same way).
+    """
+    pools: list[list[str]] = [[p] for p in priors]
+    if extra_samples:
+        for i in range(0, len(images), batch_size):
+            samples = sampler.generate(list(images[i:i + batch_size]),
+                                       [prompts.BASE_PROMPT] * len(images[i:i + batch_size]),
+                                       n=extra_samples, temperature=temperature)
+            for j, s in enumerate(samples):
+                pools[i + j] += s
+    groundings = ground(detector, images, pools, extract)
     guided = caption(sampler, images, [prompts.grounded_prompt(g) for g in groundings], batch_size)
     return groundings, guided
 

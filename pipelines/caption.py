@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--images", nargs="+", required=True, help="image files and/or folders")
     ap.add_argument("--grounded", action="store_true", help="iSVP: ground the prior and caption again")
     ap.add_argument("--detector", default="shapesworld/detector")
+    ap.add_argument("--grounding-samples", type=int, default=4,
+                    help="with --grounded: extra sampled captions per image whose phrases are grounded too")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-new-tokens", type=int, default=160)
     a = ap.parse_args(argv)
@@ -57,7 +59,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         caps = evaluation.caption(sampler, images, prompts.BASE_PROMPT, a.batch_size)
         out = [{"image": str(p), "caption": c} for p, c in zip(ok, caps)]
         if detector is not None:
-            groundings, guided = evaluation.grounded_recaption(sampler, detector, images, caps, a.batch_size)
+            groundings, guided = evaluation.grounded_recaption(sampler, detector, images, caps, a.batch_size,
+                                                               extra_samples=a.grounding_samples)
             out = [r | {"prior": r["caption"], "grounding": g, "caption": c}
                    for r, g, c in zip(out, groundings, guided)]
         for r in out:

@@ -39,6 +39,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, required=True, help="report JSON path")
     p.add_argument("--grounded", action="store_true", help="also evaluate inference-time grounding")
     p.add_argument("--detector", default="shapesworld/detector")
+    p.add_argument("--grounding-samples", type=int, default=0,
+                   help="with --grounded: also sample this many captions per image and ground all their phrases")
+    p.add_argument("--temperature", type=float, default=1.0, help="for --grounding-samples")
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-pope", action="store_true")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-new-tokens", type=int, default=160)
@@ -70,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
     records = [r for r, _ in loaded]
     images = [im for _, im in loaded]
     model, processor = load_vlm(a.model, adapter=a.adapter)
-    sampler = HFSampler(model, processor, max_new_tokens=a.max_new_tokens)
+    sampler = HFSampler(model, processor, max_new_tokens=a.max_new_tokens, seed=a.seed)
     vocab = evaluation.vocabulary_for(records)
     timings = {}
 
@@ -90,12 +94,14 @@ def main(argv: list[str] | None = None) -> dict:
     if a.grounded:
         t = time.time()
         groundings, guided = evaluation.grounded_recaption(
-            sampler, load_detector(a.detector), images, captions, a.batch_size)
+            sampler, load_detector(a.detector), images, captions, a.batch_size,
+            extra_samples=a.grounding_samples, temperature=a.temperature)
         timings["grounded_s"] = time.time() - t
         g = evaluation.caption_metrics(records, guided, vocab)
         g["chair_i_relative_change"] = (
             (g["chair_i"] - report["chair_i"]) / report["chair_i"] if report["chair_i"] else None)
-        report["grounded"] = g | {"detector": a.detector}
+        report["grounded"] = g | {"detector": a.detector, "extra_samples": a.grounding_samples,
+                                  "temperature": a.temperature}
         for row, gr, gc in zip(rows, groundings, guided):
             row |= {"grounding": gr, "guided_caption": gc}
     report["timings"] = timings | {"total_s": time.time() - t0}

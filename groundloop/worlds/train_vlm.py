@@ -37,7 +37,7 @@ class ExampleMaker:
     """Turns a scene into (prompt ids, target ids) for one of the three tasks."""
 
     def __init__(self, processor, detector: ShapesWorldDetector, rng: random.Random,
-                 p_keep: float = 0.8, p_hallucinated: float = 0.5, p_false_alarm: float = 0.1):
+                 p_keep: float = 0.85, p_hallucinated: float = 0.5, p_false_alarm: float = 0.1):
         self.tok = processor.tokenizer
         self.processor = processor
         self.detector = detector
@@ -53,11 +53,11 @@ class ExampleMaker:
         return ids[:i] + [self.image_id] * build.N_IMAGE_TOKENS + ids[i + 1:]
 
     def context(self, idx: int, objects: list[world.SceneObject], image) -> str:
-        queries = [f"{o.size} {o.name}" for o in objects if self.rng.random() < self.p_keep]
+        queries = [o.name for o in objects if self.rng.random() < self.p_keep]
         present = {o.name for o in objects}
         while self.rng.random() < self.p_hall:  # phrases a prior caption hallucinated
             c, s = self.rng.choice(world.object_types())
-            queries.append(f"{self.rng.choice(world.SIZES)} {c} {s}")
+            queries.append(f"{c} {s}")
         if idx not in self.found_cache:
             self.found_cache[idx] = self.detector.describe(image)
         dets = self.detector.match(self.found_cache[idx], queries)
@@ -66,7 +66,7 @@ class ExampleMaker:
             c, s = self.rng.choice(absent)
             x0, y0 = self.rng.uniform(0, 0.8), self.rng.uniform(0, 0.8)
             w = self.rng.uniform(0.1, 0.3)
-            dets.append(Detection(f"{self.rng.choice(world.SIZES)} {c} {s}",
+            dets.append(Detection(f"{c} {s}",
                                   (x0, y0, min(1, x0 + w), min(1, y0 + w)), 0.6))
         return grounding_text(dets)
 
@@ -110,9 +110,12 @@ def main() -> None:
     ap.add_argument("--clip", default="", help="init the vision tower from this CLIP ('' = random)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     ap.add_argument("--resume", help="continue training this VLM folder instead of building a new one")
+    ap.add_argument("--patch-aux", type=float, default=0.5,
+                    help="weight of the auxiliary per-patch object-type loss on the vision tower (0 = off)")
     ap.add_argument("--n-scenes", type=int, default=40000)
     ap.add_argument("--minutes", type=float, default=40.0, help="training budget (wall clock)")
     ap.add_argument("--max-steps", type=int, default=100000)
+    ap.add_argument("--steps", type=int, help="cosine schedule over this many steps (default: over --minutes)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--mix", default="caption:0.4,grounded:0.45,qa:0.15")
@@ -128,6 +131,7 @@ def main() -> None:
     tasks, weights = zip(*[(k, float(v)) for k, v in (x.split(":") for x in a.mix.split(","))])
     scenes = list(world.scenes("train", a.n_scenes, a.seed + 2))
     pixels = np.stack([np.asarray(img) for _, img in scenes])
+    patch_y = torch.from_numpy(np.stack([world.patch_labels(o, build.PATCH) for o, _ in scenes]))
     print(f"{len(scenes)} scenes rendered in {time.time() - t0:.0f}s", flush=True)
     if a.resume:
         model = LlavaForConditionalGeneration.from_pretrained(a.resume)
@@ -142,13 +146,21 @@ def main() -> None:
             clip.vision_model.state_dict(), strict=True)
         print(f"vision tower from {a.clip}: {missing}", flush=True)
     maker = ExampleMaker(processor, ShapesWorldDetector.from_pretrained(resolve("shapesworld/detector")), rng)
+    # Dense supervision for the vision tower (training only, not shipped): every patch token
+    # predicts which object type covers it. Captions alone teach shapes far too slowly.
+    aux_head = torch.nn.Linear(model.config.vision_config.hidden_size, len(world.object_types()) + 1)
+    vision_out: dict[str, torch.Tensor] = {}
+    model.model.vision_tower.register_forward_hook(
+        lambda _m, _i, out: vision_out.__setitem__("h", out.last_hidden_state))
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01, betas=(0.9, 0.98))
+    params = list(model.parameters()) + list(aux_head.parameters())
+    opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.01, betas=(0.9, 0.98))
     budget = a.minutes * 60
     warmup = 200
     step, t_train, ema = 0, time.time(), None
     while step < a.max_steps:
-        frac = (time.time() - t_train) / budget  # cosine schedule over wall-clock time
+        # cosine schedule over steps, or over wall-clock time when no step count is given
+        frac = step / a.steps if a.steps else (time.time() - t_train) / budget
         if frac >= 1:
             break
         lr = a.lr * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * frac))
@@ -160,13 +172,19 @@ def main() -> None:
         ids, labels, mask = collate(ex, tok.pad_token_id)
         out = model(input_ids=ids, attention_mask=mask, labels=labels,
                     pixel_values=build.pixel_values(pixels[idx]))
+        loss = out.loss
+        if a.patch_aux:
+            patch_logits = aux_head(vision_out["h"][:, 1:])  # drop CLS: (B, n_patches, types + 1)
+            aux = torch.nn.functional.cross_entropy(patch_logits.flatten(0, 1), patch_y[idx].flatten())
+            loss = loss + a.patch_aux * aux
         opt.zero_grad()
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         ema = out.loss.item() if ema is None else 0.98 * ema + 0.02 * out.loss.item()
         if step % 100 == 0:
-            print(f"step {step} loss {ema:.4f} lr {lr:.2e} {time.time() - t0:.0f}s "
+            print(f"step {step} loss {ema:.4f} aux {aux.item() if a.patch_aux else 0:.3f} lr {lr:.2e} "
+                  f"{time.time() - t0:.0f}s "
                   f"({(step + 1) * a.batch / (time.time() - t_train):.0f} ex/s)", flush=True)
         if step % 2000 == 0 and step:
             model.save_pretrained(a.out)
