@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/python -m groundloop.worlds.shapes generate --out data/shapes/test --split test --n 200 --seed 0
 .venv/bin/python pipelines/evaluate.py --model shapesworld/vlm --data data/shapes/test \
-  --grounded --out runs/shapesworld_eval/report.json
+  --grounded --grounding-samples 4 --out runs/shapesworld_eval/report.json

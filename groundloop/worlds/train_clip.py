@@ -47,7 +47,7 @@ def main() -> None:
         # The shipped VLM's vision tower already tells shapes apart; starting from it saves
         # most of the (slow) from-scratch ViT learning. Its CLS path is untrained there.
         vlm = AutoModelForImageTextToText.from_pretrained(resolve(a.vision_init))
-        model.vision_model.load_state_dict(vlm.model.vision_tower.vision_model.state_dict())
+        model.vision_model.load_state_dict(vlm.model.vision_tower.state_dict())
         print(f"vision tower from {a.vision_init}", flush=True)
     # Auxiliary heads (training only, not shipped): make the image embedding say which
     # colour+shape types are present, where and how big, and the text embedding what its

@@ -142,7 +142,7 @@ def main() -> None:
         model, processor = build.build_vlm(tok, lm_hidden=a.lm_hidden, lm_layers=a.lm_layers)
     if a.clip:
         clip = CLIPModel.from_pretrained(resolve(a.clip))
-        missing = model.model.vision_tower.vision_model.load_state_dict(
+        missing = model.model.vision_tower.load_state_dict(
             clip.vision_model.state_dict(), strict=True)
         print(f"vision tower from {a.clip}: {missing}", flush=True)
     maker = ExampleMaker(processor, ShapesWorldDetector.from_pretrained(resolve("shapesworld/detector")), rng)
