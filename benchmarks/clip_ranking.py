@@ -51,9 +51,8 @@ def main() -> None:
             n += 1
             hits += int(sims.argmax()) == 0
             best_wrong = variants[int(sims[1:].argmax())]
-            kind = next(k for k, w in (("colour", o.color), ("shape", o.shape),
-                                       ("size", o.size), ("position", world.position_words(o)))
-                        if f" {w} " not in f" {best_wrong[:-1]} ")
+            kind = next((k for k, w in (("colour", o.color), ("shape", o.shape), ("size", o.size))
+                         if f" {w} " not in f" {best_wrong[:-1]} "), "position")
             (wins_by_kind if sims[0] > sims[1:].max() else losses_by_kind)[kind] += 1
     res = {"clip": a.clip, "data": str(a.data), "n_objects": n, "top1_accuracy": hits / n,
            "losses_by_changed_attribute": dict(losses_by_kind),
