@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -101,6 +102,23 @@ def select(cfg: SVPConfig, df: pd.DataFrame, iteration: int) -> pd.DataFrame:
     return df.assign(selected=keep)
 
 
+def run_ablation(cfg: SVPConfig, config_path: str | None, overrides: list[str], name: str, run_dir: Path) -> dict:
+    """The same recipe and budget with svp.ablation=name, as its own resumable run beside this
+    one (base metrics shared: same model, same held-out split); its last iteration's metrics."""
+    sub = f"{cfg.run.name}__{name}"
+    sub_dir = Path(cfg.run.dir) / sub
+    sub_dir.mkdir(parents=True, exist_ok=True)
+    if not (sub_dir / "base_metrics.json").exists():
+        shutil.copy(run_dir / "base_metrics.json", sub_dir / "base_metrics.json")
+        Stages(sub_dir).finish("eval_base", 0.0)
+    print(f"[ablation] {name} -> {sub_dir}", flush=True)
+    report = main(["--config", config_path, *overrides, f"run.name={sub}", f"svp.ablation={name}",
+                   "svp.compare_ablations=[]"] if config_path else
+                  [*overrides, f"run.name={sub}", f"svp.ablation={name}", "svp.compare_ablations=[]"])
+    last = report["iterations"][-1] if report["iterations"] else {"iteration": 0, "metrics": report["base"]}
+    return {"iteration": last["iteration"], "run": str(sub_dir), **last["metrics"]}
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="YAML recipe, e.g. configs/svp_shapes.yaml")
@@ -149,13 +167,17 @@ def main(argv: list[str] | None = None) -> dict:
                                             "error": r.error}) + "\n")
             df.to_parquet(it_dir / "scored.parquet")
             df[df["selected"]].to_parquet(it_dir / "selected.parquet")
+            (it_dir / "sample_quality.json").write_text(json.dumps(svp_report.sample_quality(cfg, df), indent=1))
 
         stage(f"iter_{it}/sample_score_select", sample_stage)
         stage(f"iter_{it}/train", lambda it_dir=it_dir, prev=prev: svp_train.train(cfg, it_dir, prev))
         adapter = str(it_dir / "adapter")
         stage(f"iter_{it}/eval", lambda it_dir=it_dir, adapter=adapter: svp_report.evaluate_to(
             cfg, adapter, it_dir / "metrics.json"))
-    report = svp_report.write(cfg, run_dir, stages.seconds())
+    ablations = {}
+    for name in cfg.svp.compare_ablations:
+        ablations[name] = run_ablation(cfg, a.config, a.overrides, name, run_dir)
+    report = svp_report.write(cfg, run_dir, stages.seconds(), ablations)
     print(json.dumps({"base": report["base"], "final": report["iterations"][-1]["metrics"]
                       if report["iterations"] else None}), flush=True)
     return report

@@ -41,6 +41,9 @@ class SVP:
     variant: str = "C"  # "C" captions only, "CVQ" adds as many yes/no and counting QA pairs
     iterations: int = 1
     ablation: str = "none"  # "none", "no_feedback", "no_scoring"
+    # After the run, repeat it with these ablations (same recipe and budget), reported under
+    # report.json "ablations"; e.g. [no_feedback, no_scoring]
+    compare_ablations: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,3 +94,6 @@ class SVPConfig:
             raise ValueError(f"svp.variant must be 'C' or 'CVQ', got {self.svp.variant!r}")
         if self.svp.ablation not in ("none", "no_feedback", "no_scoring"):
             raise ValueError(f"svp.ablation must be none, no_feedback or no_scoring, got {self.svp.ablation!r}")
+        bad = [x for x in self.svp.compare_ablations if x not in ("no_feedback", "no_scoring")]
+        if bad:
+            raise ValueError(f"svp.compare_ablations takes no_feedback and/or no_scoring, got {bad}")

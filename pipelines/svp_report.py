@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
+
 from groundloop import config as config_lib
-from groundloop import evaluation, prompts
+from groundloop import evaluation, metrics, prompts
 from groundloop.data.coco import load_dataset
 from groundloop.models import load_vlm
 from groundloop.sampling import HFSampler
@@ -29,22 +31,51 @@ def evaluate_to(cfg: SVPConfig, adapter: str | None, out: Path) -> dict:
     return m
 
 
-def write(cfg: SVPConfig, run_dir: Path, timings: dict[str, float]) -> dict:
+def sample_quality(cfg: SVPConfig, scored: pd.DataFrame) -> dict:
+    """CHAIR_i and recall of the prior, guided and selected captions of one iteration, against
+    the training images' own annotations: does grounding + scoring pick cleaner captions?"""
+    by_id = {r.image_id: r for r in load_dataset(Path(cfg.data.path))}
+    good = scored[(scored["error"] == "") & scored["image_id"].isin(list(by_id))]
+    if good.empty:
+        return {}
+    vocab = evaluation.vocabulary_for(list(by_id.values()))
+    out = {}
+    for name, col, rows in (("prior", "prior", good), ("guided", "guided", good),
+                            ("selected", "guided", good[good["selected"]])):
+        if len(rows):
+            truths = [vocab.truth_labels(by_id[int(i)]) for i in rows["image_id"]]
+            m = metrics.chair(rows[col].tolist(), truths, vocab)
+            out[name] = {"n": len(rows), "chair_i": m["chair_i"], "recall": m["recall"]}
+    return out
+
+
+def write(cfg: SVPConfig, run_dir: Path, timings: dict[str, float], ablations: dict | None = None) -> dict:
     base = json.loads((run_dir / "base_metrics.json").read_text())
     iters = []
     for it in range(1, cfg.svp.iterations + 1):
         f = run_dir / f"iter_{it}" / "metrics.json"
         if f.exists():
+            q = run_dir / f"iter_{it}" / "sample_quality.json"
             iters.append({"iteration": it, "metrics": json.loads(f.read_text()),
+                          "samples": json.loads(q.read_text()) if q.exists() else {},
                           "adapter": str(run_dir / f"iter_{it}" / "adapter")})
     report = {"run": cfg.run.name, "settings": config_lib.to_dict(cfg), "base": base,
               "iterations": iters, "timings_s": timings}
+    if ablations:
+        report["ablations"] = ablations
     (run_dir / "report.json").write_text(json.dumps(report, indent=1))
     _plot(base, iters, run_dir / "chair_recall.png")
     lines = [f"# SVP run `{cfg.run.name}`", "", "| iteration | " + " | ".join(KEYS) + " |",
              "|---" * (len(KEYS) + 1) + "|"]
     for name, m in [("base", base)] + [(str(i["iteration"]), i["metrics"]) for i in iters]:
         lines.append(f"| {name} | " + " | ".join(f"{m.get(k, float('nan')):.3f}" for k in KEYS) + " |")
+    for name, m in (ablations or {}).items():
+        lines.append(f"| ablation {name} (iteration {m.get('iteration')}) | "
+                     + " | ".join(f"{m.get(k, float('nan')):.3f}" for k in KEYS) + " |")
+    lines += ["", "Training-split samples per iteration (CHAIR_i / recall against the annotations):", ""]
+    for i in iters:
+        lines.append(f"- iteration {i['iteration']}: " + ", ".join(
+            f"{k} {v['chair_i']:.3f} / {v['recall']:.3f} (n={v['n']})" for k, v in i["samples"].items()))
     lines += ["", "![CHAIR_i and recall per iteration](chair_recall.png)", "",
               "Stage timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items())]
     (run_dir / "report.md").write_text("\n".join(lines) + "\n")

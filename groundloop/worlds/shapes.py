@@ -294,23 +294,29 @@ def one_attribute_variants(o: SceneObject, objects: list[SceneObject]) -> list[s
     return [f"A {z} {c} {s} is at the {p}." for z, c, s, p in cands if (z, c, s, p) not in true]
 
 
-def label_map(objects: list[SceneObject]) -> np.ndarray:
+def label_map(objects: list[SceneObject], instances: bool = False) -> np.ndarray:
     """(H, W) int map of what each pixel shows: 0 background, 1 + index in object_types()
-    for an object (drawn in `render`'s order, so occlusion matches the image)."""
+    for an object (or 1 + index in `objects` when `instances`), drawn in `render`'s order so
+    occlusion matches the image."""
     types = object_types()
     canvas = Image.new("L", (IMAGE_SIZE, IMAGE_SIZE), 0)
     draw = ImageDraw.Draw(canvas)
-    for obj in sorted(objects, key=lambda o: o.size != "large"):
-        _draw_shape(draw, obj, 1 + types.index((obj.color, obj.shape)))
+    order = sorted(range(len(objects)), key=lambda i: objects[i].size != "large")
+    for i in order:
+        obj = objects[i]
+        _draw_shape(draw, obj, 1 + (i if instances else types.index((obj.color, obj.shape))))
     return np.asarray(canvas, dtype=np.int64)
 
 
-def patch_labels(objects: list[SceneObject], patch: int, min_fraction: float = 0.1) -> np.ndarray:
-    """(H/patch * W/patch,) label per image patch, row-major: the object covering most of the
-    patch, or 0 when objects cover less than `min_fraction` of it."""
-    lm = label_map(objects)
+def patch_labels(objects: list[SceneObject], patch: int, min_fraction: float = 0.1,
+                 instances: bool = False) -> np.ndarray:
+    """(H/patch * W/patch,) label per image patch, row-major: the object type (or, with
+    `instances`, 1 + the object's index) covering most of the patch, or 0 when objects cover
+    less than `min_fraction` of it."""
+    lm = label_map(objects, instances)
     g = IMAGE_SIZE // patch
-    onehot = np.eye(len(object_types()) + 1, dtype=np.int32)[lm]  # (H, W, C)
+    n = (len(objects) if instances else len(object_types())) + 1
+    onehot = np.eye(n, dtype=np.int32)[lm]  # (H, W, C)
     counts = onehot.reshape(g, patch, g, patch, -1).sum((1, 3))  # (g, g, C)
     fg = counts[..., 1:]
     label = fg.argmax(-1) + 1

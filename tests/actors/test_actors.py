@@ -13,7 +13,7 @@ from groundloop.worlds import shapes as world
 def rows(tmp_path_factory):
     d = tmp_path_factory.mktemp("imgs")
     paths = []
-    for i, (objects, image) in enumerate(world.scenes("val", 2, seed=4)):
+    for i, (_objects, image) in enumerate(world.scenes("val", 2, seed=4)):
         image.save(d / f"{i}.png")
         paths.append(str(d / f"{i}.png"))
     (d / "bad.png").write_bytes(b"nope")

@@ -24,3 +24,11 @@ def test_bad_values_are_errors():
         load(SVPConfig, None, ["svp.score=bleu"])
     with pytest.raises(ConfigError, match="key=value"):
         load(SVPConfig, None, ["sampling.k"])
+
+
+def test_ablation_comparison_list_is_checked():
+    cfg = load(SVPConfig, "configs/svp_shapes.yaml", ["svp.compare_ablations=[no_feedback,no_scoring]"])
+    assert cfg.svp.compare_ablations == ("no_feedback", "no_scoring")
+    assert load(SVPConfig, None, ["svp.compare_ablations=[]"]).svp.compare_ablations == ()
+    with pytest.raises(ValueError, match="compare_ablations"):
+        load(SVPConfig, None, ["svp.compare_ablations=[no_grounding]"])

@@ -21,7 +21,7 @@ def ray_cluster():
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("svp_data")
-    world.generate(root / "train", "train", 4, seed=11)
+    world.generate(root / "train", "train", 8, seed=11)
     world.generate(root / "test", "test", 3, seed=11)
     (root / "train" / "images" / "train_000003.png").write_bytes(b"broken")
     return root
@@ -34,15 +34,15 @@ def test_svp_runs_selects_per_image_trains_a_peft_adapter_and_resumes(ray_cluste
     from pipelines import svp
 
     args = ["run.name=t", f"run.dir={tmp_path}", f"data.path={data / 'train'}", f"data.eval_path={data / 'test'}",
-            "data.eval_n_images=3", "sampling.k=3", "sampling.max_new_tokens=50", "svp.iterations=1",
-            "svp.top_fraction=0.3", "train.batch_size=2", "resources.batch_size=2"]
+            "data.n_images=8", "data.eval_n_images=3", "sampling.k=4", "sampling.max_new_tokens=60",
+            "svp.iterations=1", "svp.top_fraction=0.25", "train.batch_size=2", "resources.batch_size=2"]
     report = svp.main(["--config", "configs/svp_shapes.yaml", *args])
     it = tmp_path / "t" / "iter_1"
     scored = pd.read_parquet(it / "scored.parquet")
     good = scored[scored["error"] == ""]
-    assert len(scored) == 3 * 3 + 1 and good["image_id"].nunique() == 3  # the broken image: one error row
+    assert len(scored) == 7 * 4 + 1 and good["image_id"].nunique() == 7  # the broken image: one error row
     assert {"image_id", "prior", "grounding", "guided", "S", "delta", "selected"} <= set(scored.columns)
-    assert (good.groupby("image_id")["selected"].sum() == 1).all()  # ceil(0.3 * 3) per image
+    assert (good.groupby("image_id")["selected"].sum() == 1).all()  # 0.25 * 4 per image
     best = good.loc[good.groupby("image_id")["S"].idxmax()]
     assert best["selected"].all()
     errors = [json.loads(x) for x in (tmp_path / "t" / "errors.jsonl").read_text().splitlines()]
@@ -56,4 +56,15 @@ def test_svp_runs_selects_per_image_trains_a_peft_adapter_and_resumes(ray_cluste
     before = (it / "scored.parquet").stat().st_mtime_ns
     svp.main(["--config", "configs/svp_shapes.yaml", *args])
     assert (it / "scored.parquet").stat().st_mtime_ns == before
-    assert len(pd.read_parquet(it / "scored.parquet")) == 10
+    assert len(pd.read_parquet(it / "scored.parquet")) == 29
+
+    # the adapter evaluates with pipelines/evaluate.py --adapter
+    from pipelines import evaluate
+
+    out = tmp_path / "eval.json"
+    rep = evaluate.main(["--model", "shapesworld/vlm", "--adapter", str(it / "adapter"), "--data", str(data / "test"),
+                         "--no-pope", "--out", str(out)])
+    assert rep["n_images"] == 3 and rep["adapter"] == str(it / "adapter")
+    assert json.loads(out.read_text())["chair_i"] == rep["chair_i"]
+    samples = report["iterations"][0]["samples"]
+    assert samples["selected"]["n"] == 7 and samples["prior"]["n"] == 28

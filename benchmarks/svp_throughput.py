@@ -1,0 +1,130 @@
+"""SVP inner-loop throughput: the Ray Data pipeline vs a plain in-process loop, side by side.
+
+Both run the same models and settings over the same images: K prior samples per image, the
+detector on each prior's phrases, one guided sample per prior, S and Delta by teacher forcing.
+  - loop: one image at a time, K samples per generate call, K captions per scoring forward;
+  - ray:  pipelines.svp.sample_and_score (actor pools from the config; actor start-up and
+          model loading are inside the timed span).
+Also: scoring K captions in one batched forward per prompt vs one caption per forward.
+
+    python benchmarks/svp_throughput.py --data data/shapes/train --n 32 --out benchmarks/results/svp_throughput.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import ray  # noqa: E402
+import torch  # noqa: E402
+
+from groundloop import config as config_lib  # noqa: E402
+from groundloop import prompts  # noqa: E402
+from groundloop.data.coco import load_dataset, load_image  # noqa: E402
+from groundloop.evaluation import ground  # noqa: E402
+from groundloop.models import load_detector, load_vlm  # noqa: E402
+from groundloop.sampling import HFSampler  # noqa: E402
+from groundloop.scoring import caption_logprobs, delta_score, s_score  # noqa: E402
+from pipelines.svp import sample_and_score  # noqa: E402
+from pipelines.svp_config import SVPConfig  # noqa: E402
+
+
+def in_process_loop(cfg: SVPConfig, paths: list[str]) -> list[dict]:
+    smp = cfg.sampling
+    model, processor = load_vlm(cfg.model.vlm)
+    sampler = HFSampler(model, processor, max_new_tokens=smp.max_new_tokens, seed=cfg.run.seed)
+    detector = load_detector(cfg.model.detector)
+    rows = []
+    for path in paths:
+        image = load_image(path)
+        priors = sampler.generate([image], [prompts.BASE_PROMPT], n=smp.k, temperature=smp.temperature,
+                                  top_p=smp.top_p)[0]
+        groundings = ground(detector, [image] * len(priors), priors)
+        guided = [g[0] for g in sampler.generate([image] * len(priors),
+                                                 [prompts.grounded_prompt(g) for g in groundings],
+                                                 temperature=smp.temperature, top_p=smp.top_p)]
+        s, d = score(model, processor, [image] * len(guided), groundings, guided)
+        rows += [{"path": path, "prior": p, "grounding": g, "guided": q, "S": a, "delta": b}
+                 for p, g, q, a, b in zip(priors, groundings, guided, s, d)]
+    return rows
+
+
+def score(model, processor, images, groundings, captions) -> tuple[list[float], list[float]]:
+    lq, mask = caption_logprobs(model, processor, images, [prompts.grounded_prompt(g) for g in groundings], captions)
+    lp, _ = caption_logprobs(model, processor, images, [prompts.BASE_PROMPT] * len(images), captions)
+    return s_score(lq, lp, mask).tolist(), delta_score(lq, lp, mask).tolist()
+
+
+def scoring_speedup(cfg: SVPConfig, rows: list[dict], repeats: int) -> dict:
+    """One batched forward per prompt for K captions of an image vs K single-caption forwards."""
+    model, processor = load_vlm(cfg.model.vlm)
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["path"], []).append(r)
+    groups_list = list(groups.values())[:repeats]
+    t = time.perf_counter()
+    batched = []
+    for g in groups_list:
+        img = load_image(g[0]["path"])
+        batched += score(model, processor, [img] * len(g), [r["grounding"] for r in g], [r["guided"] for r in g])[0]
+    t_batched = time.perf_counter() - t
+    t = time.perf_counter()
+    single = []
+    for g in groups_list:
+        img = load_image(g[0]["path"])
+        for r in g:
+            single += score(model, processor, [img], [r["grounding"]], [r["guided"]])[0]
+    t_single = time.perf_counter() - t
+    err = max(abs(a - b) for a, b in zip(batched, single))
+    return {"captions": len(single), "batched_s": t_batched, "one_at_a_time_s": t_single,
+            "speedup": t_single / t_batched, "max_abs_score_difference": err}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="configs/svp_shapes.yaml")
+    p.add_argument("--data", default=None, help="images to use (default: the config's data.path)")
+    p.add_argument("--n", type=int, default=32)
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/svp_throughput.json"))
+    p.add_argument("overrides", nargs="*")
+    a = p.parse_args()
+    cfg = config_lib.load(SVPConfig, a.config, a.overrides)
+    records = load_dataset(Path(a.data or cfg.data.path))[: a.n]
+    paths = [str(r.path) for r in records]
+    torch.manual_seed(cfg.run.seed)
+
+    t = time.perf_counter()
+    loop_rows = in_process_loop(cfg, paths)
+    t_loop = time.perf_counter() - t
+    print(f"in-process loop: {len(paths)} images in {t_loop:.1f} s", flush=True)
+
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    t = time.perf_counter()
+    df = sample_and_score(cfg, [{"image_id": r.image_id, "path": str(r.path), "error": ""} for r in records], None)
+    t_ray = time.perf_counter() - t
+    ray.shutdown()
+    print(f"ray pipeline: {len(paths)} images in {t_ray:.1f} s ({len(df)} scored samples)", flush=True)
+
+    res = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU, torch {torch.__version__}",
+        "config": a.config, "overrides": a.overrides, "k": cfg.sampling.k, "n_images": len(paths),
+        "resources": config_lib.to_dict(cfg)["resources"],
+        "loop": {"seconds": t_loop, "images_per_s": len(paths) / t_loop, "samples": len(loop_rows)},
+        "ray": {"seconds": t_ray, "images_per_s": len(paths) / t_ray, "samples": len(df)},
+        "ray_speedup": t_loop / t_ray,
+        "scoring": scoring_speedup(cfg, loop_rows, repeats=4),
+    }
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(res, indent=1))
+    print(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()
