@@ -1,4 +1,7 @@
-"""Grounding-expert actor: the phrases of each prior caption -> detector boxes -> context text."""
+"""Grounding-expert actor: the phrases of each prior caption -> detector boxes -> context text.
+
+phrases_from="sample" grounds each prior's own phrases (the paper); "image" grounds the union
+of the phrases of all K priors of the image (column image_priors), a fuller context."""
 
 from __future__ import annotations
 
@@ -11,14 +14,20 @@ from groundloop.models import load_detector
 
 
 class GroundingActor:
-    def __init__(self, detector_spec: str) -> None:
+    def __init__(self, detector_spec: str, phrases_from: str = "sample") -> None:
+        if phrases_from not in ("sample", "image"):
+            raise ValueError(f"phrases_from must be 'sample' or 'image', got {phrases_from!r}")
         self.detector = load_detector(detector_spec)
+        self.column = "prior" if phrases_from == "sample" else "image_priors"
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        require(batch, ["path", "prior"], "GroundingActor")
+        require(batch, ["path", self.column], "GroundingActor")
         images, errors = read_rows(batch)
         ok = [i for i, e in enumerate(errors) if not e]
-        texts = ground(self.detector, [images[i] for i in ok], [batch["prior"].iloc[i] for i in ok])
+        captions = [batch[self.column].iloc[i] for i in ok]
+        if self.column == "image_priors":
+            captions = [list(c) for c in captions]  # arrow hands lists over as arrays
+        texts = ground(self.detector, [images[i] for i in ok], captions)
         grounding = [""] * len(batch)
         for i, t in zip(ok, texts):
             grounding[i] = t

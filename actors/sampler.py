@@ -37,8 +37,10 @@ class SamplerActor:
         for i, row in enumerate(batch.to_dict("records")):
             row["error"] = errors[i]
             if self.mode == "prior":
-                for j, s in enumerate(by_row.get(i, [""])):
-                    out.append(row | {"sample": j, "prior": s})
+                siblings = by_row.get(i, [""])
+                for j, s in enumerate(siblings):
+                    # image_priors: all K priors of the image, for grounding from their union
+                    out.append(row | {"sample": j, "prior": s, "image_priors": list(siblings)})
             else:
                 out.append(row | {"guided": by_row.get(i, [""])[0]})
         return pd.DataFrame(out)

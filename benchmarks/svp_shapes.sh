@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seed=${1:-0}
 py=.venv/bin/python
-$py -m groundloop.worlds.shapes generate --out data/shapes/train --split train --n 2000 --seed "$seed"
+$py -m groundloop.worlds.shapes generate --out data/shapes/val --split val --n 1000 --seed "$seed"
 $py -m groundloop.worlds.shapes generate --out data/shapes/test --split test --n 200 --seed "$seed"
 name=svp_shapes_seed$seed
 $py pipelines/svp.py --config configs/svp_shapes.yaml run.name=$name run.seed="$seed" \

@@ -75,7 +75,8 @@ def sample_and_score(cfg: SVPConfig, rows: list[dict], adapter: str | None) -> p
     if cfg.svp.ablation == "no_feedback":
         return ds.to_pandas().assign(grounding="", guided=lambda d: d["prior"], S=float("nan"),
                                      delta=float("nan"))
-    ds = actor_stage(ds, GroundingActor, {"detector_spec": cfg.model.detector}, res.grounder_actors,
+    ds = actor_stage(ds, GroundingActor, {"detector_spec": cfg.model.detector, "phrases_from": cfg.svp.grounding},
+                     res.grounder_actors,
                      res.grounder_cpus, 0.0, res.batch_size * smp.k)
     ds = actor_stage(ds, SamplerActor, common | {"mode": "guided"}, res.sampler_actors, res.sampler_cpus,
                      res.gpus_per_actor, res.batch_size * smp.k)
@@ -138,7 +139,8 @@ def main(argv: list[str] | None = None) -> dict:
         else:
             ray.init(include_dashboard=False, log_to_driver=False)
     stages = Stages(run_dir)
-    records = load_dataset(Path(cfg.data.path))[: cfg.data.n_images]
+    # Absolute paths: Ray Train workers and actors do not run in the driver's directory.
+    records = load_dataset(Path(cfg.data.path).resolve())[: cfg.data.n_images]
     rows = [{"image_id": r.image_id, "path": str(r.path), "error": ""} for r in records]
 
     def stage(name: str, fn) -> None:
@@ -158,7 +160,8 @@ def main(argv: list[str] | None = None) -> dict:
         prev = adapter
 
         def sample_stage(it_dir=it_dir, prev=prev, it=it) -> None:
-            df = select(cfg, sample_and_score(cfg, rows, prev), it)
+            # image_priors (each image's K priors, repeated on its rows) only fed the grounder
+            df = select(cfg, sample_and_score(cfg, rows, prev), it).drop(columns=["image_priors"], errors="ignore")
             errs = df[df["error"] != ""].drop_duplicates("image_id")
             if len(errs):
                 with open(run_dir / "errors.jsonl", "a") as f:

@@ -39,6 +39,9 @@ class SVP:
     top_fraction: float = 0.2
     score: str = "S"  # "S" (log-ratio) or "delta" (weighted difference)
     variant: str = "C"  # "C" captions only, "CVQ" adds as many yes/no and counting QA pairs
+    # Phrases the detector grounds for a guided sample: "sample" = its own prior's (the paper),
+    # "image" = the union over the image's K priors (fuller context, cleaner guided samples)
+    grounding: str = "sample"
     iterations: int = 1
     ablation: str = "none"  # "none", "no_feedback", "no_scoring"
     # After the run, repeat it with these ablations (same recipe and budget), reported under
@@ -63,6 +66,8 @@ class Train:
     epochs: int = 1
     batch_size: int = 8
     num_workers: int = 1
+    cpus_per_worker: float = 1.0
+    torch_threads: int = 0  # 0: what Ray gives the worker; on a 2-core box training runs alone, so 2
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,8 @@ class SVPConfig:
             raise ValueError(f"svp.variant must be 'C' or 'CVQ', got {self.svp.variant!r}")
         if self.svp.ablation not in ("none", "no_feedback", "no_scoring"):
             raise ValueError(f"svp.ablation must be none, no_feedback or no_scoring, got {self.svp.ablation!r}")
+        if self.svp.grounding not in ("sample", "image"):
+            raise ValueError(f"svp.grounding must be 'sample' or 'image', got {self.svp.grounding!r}")
         bad = [x for x in self.svp.compare_ablations if x not in ("no_feedback", "no_scoring")]
         if bad:
             raise ValueError(f"svp.compare_ablations takes no_feedback and/or no_scoring, got {bad}")

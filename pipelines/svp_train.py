@@ -53,6 +53,8 @@ def qa_rows(cfg: SVPConfig, selected: pd.DataFrame, seed: int) -> pd.DataFrame:
 def train_loop(config: dict) -> None:
     """Runs on every Ray Train worker: LoRA fine-tuning with a cosine schedule and warmup."""
     torch.manual_seed(config["seed"])
+    if config["torch_threads"]:
+        torch.set_num_threads(config["torch_threads"])  # Ray pins workers to OMP_NUM_THREADS=num_cpus
     model, processor = load_vlm(config["model"])
     model = add_lora(model, config["r"], config["alpha"], config["dropout"], config["target_modules"],
                      adapter=config["adapter"])
@@ -76,7 +78,8 @@ def train_loop(config: dict) -> None:
             opt.step()
             sched.step()
             losses.append(loss.item())
-            ray.train.report({"loss": loss.item(), "step": len(losses)})
+            if len(losses) % 25 == 0:  # progress; a report per step costs more than the step itself
+                print(f"step {len(losses)}/{steps} loss {sum(losses[-25:]) / 25:.4f}", flush=True)
     with tempfile.TemporaryDirectory() as d:
         if ray.train.get_context().get_world_rank() == 0:
             inner = model.module if hasattr(model, "module") else model
@@ -98,9 +101,9 @@ def train(cfg: SVPConfig, it_dir: Path, prev_adapter: str | None) -> None:
         train_loop_config={"model": cfg.model.vlm, "adapter": prev_adapter, "r": lora.r, "alpha": lora.alpha,
                            "dropout": lora.dropout, "target_modules": lora.target_modules, "lr": tr.lr,
                            "warmup": tr.warmup, "epochs": tr.epochs, "batch_size": tr.batch_size,
-                           "n_rows": len(rows), "seed": cfg.run.seed},
+                           "n_rows": len(rows), "seed": cfg.run.seed, "torch_threads": tr.torch_threads},
         scaling_config=ScalingConfig(num_workers=tr.num_workers, use_gpu=cfg.resources.gpus_per_actor > 0,
-                                     resources_per_worker={"CPU": 1}),
+                                     resources_per_worker={"CPU": tr.cpus_per_worker}),
         # A fresh name every time: re-using a name would resume that old Train run.
         run_config=RunConfig(name=f"{cfg.run.name}-{it_dir.name}-{uuid.uuid4().hex[:8]}",
                              storage_path=str((it_dir / "ray_train").resolve())),

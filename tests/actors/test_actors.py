@@ -39,3 +39,23 @@ def test_prior_grounding_guided_and_scores_row_by_row(rows):
     good = scored[scored["error"] == ""]
     assert good["S"].notna().all() and (good["S"] >= -1e-4).all()  # a sum of KL terms
     assert scored[scored["error"] != ""]["S"].isna().all()
+
+
+def test_grounding_from_the_union_of_an_images_priors():
+    from groundloop.worlds import shapes as world
+
+    objects = [world.SceneObject("circle", "red", "large", (8, 8, 36, 36)),
+               world.SceneObject("square", "blue", "small", (60, 60, 80, 80))]
+    path = world.render(objects, seed=0)
+    d = pytest.importorskip("tempfile").mkdtemp()
+    path.save(f"{d}/x.png")
+    priors = ["In the image, there is one object, one circle. A large red circle is at the top left.",
+              "In the image, there is one object, one square. A small blue square is at the bottom right."]
+    batch = pd.DataFrame({"image_id": [1, 1], "path": [f"{d}/x.png"] * 2, "error": ["", ""], "prior": priors,
+                          "image_priors": [priors, priors]})
+    own = GroundingActor("shapesworld/detector")(batch)["grounding"].tolist()
+    union = GroundingActor("shapesworld/detector", phrases_from="image")(batch)["grounding"].tolist()
+    assert "red circle" in own[0] and "blue square" not in own[0]  # each sample: its own phrases
+    assert all("red circle" in g and "blue square" in g for g in union)  # both: the image's phrases
+    with pytest.raises(ValueError, match="phrases_from"):
+        GroundingActor("shapesworld/detector", phrases_from="both")
