@@ -43,7 +43,7 @@ def test_svp_runs_selects_per_image_trains_a_peft_adapter_and_resumes(ray_cluste
     assert len(scored) == 7 * 4 + 1 and good["image_id"].nunique() == 7  # the broken image: one error row
     assert {"image_id", "prior", "grounding", "guided", "S", "delta", "selected"} <= set(scored.columns)
     assert (good.groupby("image_id")["selected"].sum() == 1).all()  # 0.25 * 4 per image
-    best = good.loc[good.groupby("image_id")["S"].idxmax()]
+    best = good.loc[good.groupby("image_id")["delta"].idxmax()]  # svp.score: delta in the recipe
     assert best["selected"].all()
     errors = [json.loads(x) for x in (tmp_path / "t" / "errors.jsonl").read_text().splitlines()]
     assert [e["image_id"] for e in errors] == [3] and "train_000003.png" in errors[0]["error"]

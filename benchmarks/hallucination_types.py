@@ -1,0 +1,58 @@
+"""Why does a captioner hallucinate in ShapesWorld? Classify every hallucinated mention of a
+captions file (from pipelines/evaluate.py or an SVP run) against the split's annotations:
+  partner       a co-occurrence partner (PRIOR_PAIRS) of an object that is present
+  wrong_colour  a present shape named with a colour no object of that shape has
+  wrong_shape   a present colour on a shape no object of that colour has
+  other         anything else
+
+    python benchmarks/hallucination_types.py --data data/shapes/test runs/svp_shapes/iter_1/metrics.captions.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from groundloop import evaluation  # noqa: E402
+from groundloop.data.coco import load_dataset  # noqa: E402
+from groundloop.worlds import shapes as world  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("captions", nargs="+", type=Path)
+    a = p.parse_args()
+    recs = {r.image_id: r for r in load_dataset(a.data)}
+    vocab = evaluation.vocabulary_for(list(recs.values()))
+    partner: dict[str, set[str]] = {}
+    for x, y in world.PRIOR_PAIRS:
+        partner.setdefault(" ".join(x), set()).add(" ".join(y))
+        partner.setdefault(" ".join(y), set()).add(" ".join(x))
+    for f in a.captions:
+        counts: Counter[str] = Counter()
+        for line in f.read_text().splitlines():
+            d = json.loads(line)
+            truth = vocab.truth_labels(recs[d["image_id"]])
+            for m in vocab.mentions(d["caption"]):
+                colour, shape = m.split()[0], m.split()[-1]
+                if m in truth:
+                    counts["correct"] += 1
+                elif any(m in partner.get(t, ()) for t in truth):
+                    counts["partner"] += 1
+                elif any(t.split()[-1] == shape for t in truth):
+                    counts["wrong_colour"] += 1
+                elif any(t.split()[0] == colour for t in truth):
+                    counts["wrong_shape"] += 1
+                else:
+                    counts["other"] += 1
+        print(json.dumps({"captions": str(f), **counts}))
+
+
+if __name__ == "__main__":
+    main()
