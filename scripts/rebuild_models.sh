@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuild the three shipped ShapesWorld models from scratch, seeded. Measured on 2 CPU cores:
-# detector ~25 s; VLM phase 1 ~27 min + phase 2 ~45 min; CLIP ~17 min (see README).
+# detector ~25 s; VLM phase 1 ~27 min + phase 2 ~45 min; CLIP ~17 + 10 min (see README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=.venv/bin/python
@@ -14,4 +14,6 @@ time $py -m groundloop.worlds.train_vlm --out /tmp/groundloop_vlm_phase1 --seed 
 time $py -m groundloop.worlds.train_vlm --out $out/vlm --resume /tmp/groundloop_vlm_phase1 --steps 2800 \
     --minutes 200 --lr 8e-4 --seed 1
 # CLIP starts from the VLM's vision tower.
-time $py -m groundloop.worlds.train_clip --out $out/clip --seed 0  # 3500 steps, ~17 min
+time $py -m groundloop.worlds.train_clip --out /tmp/groundloop_clip_phase1 --seed 0  # 3500 steps, ~17 min
+time $py -m groundloop.worlds.train_clip --init /tmp/groundloop_clip_phase1 --out $out/clip --steps 2000 --lr 3e-4 \
+    --seed 3  # ~10 min

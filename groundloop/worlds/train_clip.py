@@ -17,7 +17,11 @@ with a few hard negatives stayed near chance on the one-attribute ranking: top-1
   - the last layer attends uniformly (a mean over tokens), so the CLS embedding is a sum of
     what the patches say: a set code holding every object of the scene at once.
 
-    python -m groundloop.worlds.train_clip --out groundloop/assets/shapesworld/clip
+The shipped weights: 3500 steps as below, then 2000 more on fresh scenes at a lower rate:
+
+    python -m groundloop.worlds.train_clip --out /tmp/clip_phase1
+    python -m groundloop.worlds.train_clip --init /tmp/clip_phase1 --steps 2000 --lr 3e-4 --seed 3 \
+        --out groundloop/assets/shapesworld/clip
 """
 
 from __future__ import annotations
@@ -96,6 +100,7 @@ def main() -> None:
     p.add_argument("--position-scale", type=float, default=15.0, help="norm of the 2-D position code (0 = keep)")
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", default="", help="continue from this CLIP folder (skips the tower set-up below)")
     p.add_argument("--vision-init", default="shapesworld/vlm", help="VLM whose vision tower starts CLIP ('' = random)")
     a = p.parse_args()
     t0 = time.time()
@@ -107,6 +112,12 @@ def main() -> None:
     val_pixels = np.stack([np.asarray(img) for _, img in val])
     tok = build.build_tokenizer(add_eos=True, padding_side="right")
     model, processor = build.build_clip(tok)
+    if a.init:
+        from transformers import CLIPModel
+
+        model = CLIPModel.from_pretrained(resolve(a.init))
+        a.vision_init, a.position_scale, a.mean_pool_last = "", 0.0, 0  # already set up
+        print(f"continuing from {a.init}", flush=True)
     if a.vision_init:
         # The shipped VLM's vision tower already tells shapes apart patch by patch; starting
         # from it saves most of the slow from-scratch ViT learning. Its CLS path is untrained.
