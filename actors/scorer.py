@@ -7,9 +7,8 @@ import pandas as pd
 
 from actors import require
 from actors.images import read_rows
-from groundloop import prompts
 from groundloop.models import load_vlm
-from groundloop.scoring import caption_logprobs, delta_score, s_score
+from groundloop.scoring import score_guided
 
 
 class ScorerActor:
@@ -22,11 +21,9 @@ class ScorerActor:
         ok = [i for i, e in enumerate(errors) if not e]
         s, d = [float("nan")] * len(batch), [float("nan")] * len(batch)
         if ok:
-            ims = [images[i] for i in ok]
-            caps = [batch["guided"].iloc[i] for i in ok]
-            lq, mask = caption_logprobs(self.model, self.processor, ims,
-                                        [prompts.grounded_prompt(batch["grounding"].iloc[i]) for i in ok], caps)
-            lp, _ = caption_logprobs(self.model, self.processor, ims, [prompts.BASE_PROMPT] * len(ok), caps)
-            for i, sv, dv in zip(ok, s_score(lq, lp, mask).tolist(), delta_score(lq, lp, mask).tolist()):
+            sv_all, dv_all = score_guided(self.model, self.processor, [images[i] for i in ok],
+                                          [batch["grounding"].iloc[i] for i in ok],
+                                          [batch["guided"].iloc[i] for i in ok])
+            for i, sv, dv in zip(ok, sv_all, dv_all):
                 s[i], d[i] = sv, dv
         return batch.assign(S=s, delta=d, error=errors)

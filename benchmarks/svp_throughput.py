@@ -31,7 +31,7 @@ from groundloop.data.coco import load_dataset, load_image  # noqa: E402
 from groundloop.evaluation import ground  # noqa: E402
 from groundloop.models import load_detector, load_vlm  # noqa: E402
 from groundloop.sampling import HFSampler  # noqa: E402
-from groundloop.scoring import caption_logprobs, delta_score, s_score  # noqa: E402
+from groundloop.scoring import score_guided  # noqa: E402
 from pipelines.svp import sample_and_score  # noqa: E402
 from pipelines.svp_config import SVPConfig  # noqa: E402
 
@@ -50,16 +50,10 @@ def in_process_loop(cfg: SVPConfig, paths: list[str]) -> list[dict]:
         guided = [g[0] for g in sampler.generate([image] * len(priors),
                                                  [prompts.grounded_prompt(g) for g in groundings],
                                                  temperature=smp.temperature, top_p=smp.top_p)]
-        s, d = score(model, processor, [image] * len(guided), groundings, guided)
+        s, d = score_guided(model, processor, [image] * len(guided), groundings, guided)
         rows += [{"path": path, "prior": p, "grounding": g, "guided": q, "S": a, "delta": b}
                  for p, g, q, a, b in zip(priors, groundings, guided, s, d)]
     return rows
-
-
-def score(model, processor, images, groundings, captions) -> tuple[list[float], list[float]]:
-    lq, mask = caption_logprobs(model, processor, images, [prompts.grounded_prompt(g) for g in groundings], captions)
-    lp, _ = caption_logprobs(model, processor, images, [prompts.BASE_PROMPT] * len(images), captions)
-    return s_score(lq, lp, mask).tolist(), delta_score(lq, lp, mask).tolist()
 
 
 def scoring_speedup(cfg: SVPConfig, rows: list[dict], repeats: int) -> dict:
@@ -73,14 +67,15 @@ def scoring_speedup(cfg: SVPConfig, rows: list[dict], repeats: int) -> dict:
     batched = []
     for g in groups_list:
         img = load_image(g[0]["path"])
-        batched += score(model, processor, [img] * len(g), [r["grounding"] for r in g], [r["guided"] for r in g])[0]
+        batched += score_guided(model, processor, [img] * len(g), [r["grounding"] for r in g],
+                                [r["guided"] for r in g])[0]
     t_batched = time.perf_counter() - t
     t = time.perf_counter()
     single = []
     for g in groups_list:
         img = load_image(g[0]["path"])
         for r in g:
-            single += score(model, processor, [img], [r["grounding"]], [r["guided"]])[0]
+            single += score_guided(model, processor, [img], [r["grounding"]], [r["guided"]])[0]
     t_single = time.perf_counter() - t
     err = max(abs(a - b) for a, b in zip(batched, single))
     return {"captions": len(single), "batched_s": t_batched, "one_at_a_time_s": t_single,

@@ -97,3 +97,15 @@ def caption_logprobs(model: Any, processor: Any, images: list[Any], prompt_texts
         logp[b, :L] = logp_all[b, n - L - 1:n - 1]
         mask[b, :L] = 1
     return logp, mask
+
+
+def score_guided(model: Any, processor: Any, images: list[Any], groundings: list[str],
+                 captions: list[str]) -> tuple[list[float], list[float]]:
+    """S(q,p) and Delta(q,p) of each guided caption: one batched teacher-forced forward under
+    the grounded prompt (q) and one under the plain prompt (p)."""
+    from groundloop import prompts
+
+    logp_q, mask = caption_logprobs(model, processor, images, [prompts.grounded_prompt(g) for g in groundings],
+                                    captions)
+    logp_p, _ = caption_logprobs(model, processor, images, [prompts.BASE_PROMPT] * len(images), captions)
+    return s_score(logp_q, logp_p, mask).tolist(), delta_score(logp_q, logp_p, mask).tolist()

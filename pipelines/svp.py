@@ -113,9 +113,8 @@ def run_ablation(cfg: SVPConfig, config_path: str | None, overrides: list[str], 
         shutil.copy(run_dir / "base_metrics.json", sub_dir / "base_metrics.json")
         Stages(sub_dir).finish("eval_base", 0.0)
     print(f"[ablation] {name} -> {sub_dir}", flush=True)
-    report = main(["--config", config_path, *overrides, f"run.name={sub}", f"svp.ablation={name}",
-                   "svp.compare_ablations=[]"] if config_path else
-                  [*overrides, f"run.name={sub}", f"svp.ablation={name}", "svp.compare_ablations=[]"])
+    config = ["--config", config_path] if config_path else []
+    report = main([*config, *overrides, f"run.name={sub}", f"svp.ablation={name}", "svp.compare_ablations=[]"])
     last = report["iterations"][-1] if report["iterations"] else {"iteration": 0, "metrics": report["base"]}
     return {"iteration": last["iteration"], "run": str(sub_dir), **last["metrics"]}
 

@@ -67,11 +67,10 @@ def write(cfg: SVPConfig, run_dir: Path, timings: dict[str, float], ablations: d
     _plot(base, iters, run_dir / "chair_recall.png")
     lines = [f"# SVP run `{cfg.run.name}`", "", "| iteration | " + " | ".join(KEYS) + " |",
              "|---" * (len(KEYS) + 1) + "|"]
-    for name, m in [("base", base)] + [(str(i["iteration"]), i["metrics"]) for i in iters]:
+    rows = ([("base", base)] + [(str(i["iteration"]), i["metrics"]) for i in iters]
+            + [(f"ablation {n} (iteration {m.get('iteration')})", m) for n, m in (ablations or {}).items()])
+    for name, m in rows:
         lines.append(f"| {name} | " + " | ".join(f"{m.get(k, float('nan')):.3f}" for k in KEYS) + " |")
-    for name, m in (ablations or {}).items():
-        lines.append(f"| ablation {name} (iteration {m.get('iteration')}) | "
-                     + " | ".join(f"{m.get(k, float('nan')):.3f}" for k in KEYS) + " |")
     lines += ["", "Training-split samples per iteration (CHAIR_i / recall against the annotations):", ""]
     for i in iters:
         lines.append(f"- iteration {i['iteration']}: " + ", ".join(
