@@ -44,3 +44,27 @@ class SamplerActor:
             else:
                 out.append(row | {"guided": by_row.get(i, [""])[0]})
         return pd.DataFrame(out)
+
+
+class CaptionSetActor:
+    """Per image: the greedy caption and k captions at each temperature, in one batched pass."""
+
+    def __init__(self, model_spec: str, temperatures: tuple[float, ...], k: int, top_p: float = 0.9,
+                 max_new_tokens: int = 160, seed: int = 0, adapter: str | None = None) -> None:
+        self.temps = [0.0] + [t for t in temperatures for _ in range(k)]
+        self.top_p = top_p
+        self.sampler = HFSampler(*load_vlm(model_spec, adapter=adapter), max_new_tokens=max_new_tokens,
+                                 seed=seed)
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        require(batch, ["image_id", "path"], "CaptionSetActor")
+        images, errors = read_rows(batch)
+        ok = [i for i, e in enumerate(errors) if not e]
+        rows = [(i, t) for i in ok for t in self.temps]
+        caps = self.sampler.sample([images[i] for i, _ in rows], [prompts.BASE_PROMPT] * len(rows),
+                                   [""] * len(rows), [t for _, t in rows], self.top_p) if rows else []
+        out = [r | {"source": f"t{t}" if t else "greedy", "caption": c}
+               for (i, t), c in zip(rows, caps) for r in [batch.iloc[i].to_dict()]]
+        out += [batch.iloc[i].to_dict() | {"source": "unreadable", "caption": "", "error": errors[i]}
+                for i, e in enumerate(errors) if e]
+        return pd.DataFrame(out)

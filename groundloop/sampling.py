@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import torch
 from PIL import Image
+from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from groundloop import prompts
 
@@ -15,6 +17,58 @@ class Sampler(Protocol):
                  temperature: float = 0.0, top_p: float = 1.0) -> list[list[str]]:
         """n completions per (image, prompt text) pair; temperature 0 is greedy."""
         ...
+
+
+class StepSampler(Protocol):
+    def sample(self, images: Sequence[Image.Image], texts: Sequence[str], prefixes: Sequence[str],
+               temperatures: Sequence[float], top_p: float = 1.0,
+               one_sentence: bool = False) -> list[str]:
+        """One continuation per row of the answer `prefixes[i]` (already written) to
+        (images[i], texts[i]), sampled at temperatures[i] (0 = greedy), all rows in one
+        batched pass; with one_sentence, each row stops after its next sentence."""
+        ...
+
+
+class RowSampling(LogitsProcessor):
+    """Temperature and nucleus sampling with a temperature per row (0 = greedy row), so
+    candidates at several temperatures share one generate call."""
+
+    def __init__(self, temperatures: Sequence[float], top_p: float = 1.0) -> None:
+        self.t = torch.tensor(temperatures, dtype=torch.float32)[:, None]
+        self.top_p = top_p
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        greedy = self.t[:, 0] <= 0
+        out = scores / self.t.clamp(min=1e-5)
+        if self.top_p < 1.0:
+            probs = out.softmax(-1)
+            sorted_p, order = probs.sort(-1, descending=True)
+            # Drop a token when the mass before it already reaches top_p (the top one stays).
+            drop_sorted = (sorted_p.cumsum(-1) - sorted_p) >= self.top_p
+            drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+            out = out.masked_fill(drop, float("-inf"))
+        if greedy.any():
+            best = scores.argmax(-1, keepdim=True)
+            only_best = torch.full_like(scores, float("-inf")).scatter(-1, best, 0.0)
+            out = torch.where(greedy[:, None], only_best, out)
+        return out
+
+
+class SentenceEnd(StoppingCriteria):
+    """Done per row once its last token ends a sentence."""
+
+    def __init__(self, end_ids: Sequence[int]) -> None:
+        self.end_ids = torch.tensor(sorted(end_ids))
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+        return torch.isin(input_ids[:, -1], self.end_ids)
+
+
+def first_sentence(text: str) -> str:
+    for i, ch in enumerate(text):
+        if ch in ".!?" and (i + 1 == len(text) or text[i + 1].isspace()):
+            return text[:i + 1]
+    return text
 
 
 class HFSampler:
@@ -29,10 +83,18 @@ class HFSampler:
         # Batched generation needs left padding so every prompt ends at the same position.
         self.processor.tokenizer.padding_side = "left"
 
-    def encode(self, images: list[Image.Image], texts: list[str]) -> dict[str, torch.Tensor]:
-        chats = [self.processor.apply_chat_template(prompts.messages(t), add_generation_prompt=True)
-                 for t in texts]
-        return self.processor(images=images, text=chats, padding=True, return_tensors="pt",
+    def chat(self, text: str, prefix: str = "") -> str:
+        """The prompt string; with a prefix, the assistant's answer so far, to be continued."""
+        if not prefix:
+            return self.processor.apply_chat_template(prompts.messages(text), add_generation_prompt=True)
+        turn = {"role": "assistant", "content": [{"type": "text", "text": prefix}]}
+        return self.processor.apply_chat_template(prompts.messages(text) + [turn],
+                                                  continue_final_message=True)
+
+    def encode(self, images: Sequence[Image.Image], texts: Sequence[str],
+               prefixes: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        chats = [self.chat(t, p) for t, p in zip(texts, prefixes or [""] * len(texts))]
+        return self.processor(images=list(images), text=chats, padding=True, return_tensors="pt",
                               add_special_tokens=False)
 
     @torch.no_grad()
@@ -57,3 +119,31 @@ class HFSampler:
         if not sample:  # greedy: n identical completions
             return [[t] * n for t in texts_out]
         return [texts_out[i * n:(i + 1) * n] for i in range(len(images))]
+
+    def sentence_end_ids(self) -> list[int]:
+        if not hasattr(self, "_end_ids"):
+            tok = self.processor.tokenizer
+            self._end_ids = [i for t, i in tok.get_vocab().items()
+                             if tok.convert_tokens_to_string([t]).strip().endswith((".", "!", "?"))]
+        return self._end_ids
+
+    @torch.no_grad()
+    def sample(self, images: Sequence[Image.Image], texts: Sequence[str], prefixes: Sequence[str],
+               temperatures: Sequence[float], top_p: float = 1.0,
+               one_sentence: bool = False) -> list[str]:
+        if not len(images) == len(texts) == len(prefixes) == len(temperatures):
+            raise ValueError("images, texts, prefixes and temperatures must have one entry per row")
+        if not len(images):
+            return []
+        if self.generator_seed is not None:
+            torch.manual_seed(self.generator_seed)
+        enc = self.encode(images, texts, prefixes)
+        out = self.model.generate(
+            **enc, max_new_tokens=self.max_new_tokens, do_sample=True, temperature=1.0, top_p=1.0,
+            top_k=0, logits_processor=LogitsProcessorList([RowSampling(temperatures, top_p)]),
+            stopping_criteria=StoppingCriteriaList(
+                [SentenceEnd(self.sentence_end_ids())] if one_sentence else []),
+        )
+        texts_out = [t.strip() for t in self.processor.batch_decode(
+            out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]
+        return [first_sentence(t) for t in texts_out] if one_sentence else texts_out

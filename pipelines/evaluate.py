@@ -6,6 +6,13 @@ the same after inference-time grounding: prior caption -> detector -> `<context>
         --annotations annotations/instances_val2017.json --images val2017 \
         --captions annotations/captions_val2017.json --n 500 --out coco.json
 
+With --decoder (one or more of greedy, bon, clip_prm, visvm, vimar) it also captions with
+each decoder and adds, per decoder, its caption metrics, mean seconds per caption and the
+number of generation / value / CLIP calls (report["decoders"], and `<out stem>.decoders.json`):
+
+    python pipelines/evaluate.py --data data/shapes/test --decoder greedy visvm vimar \
+        --value shapesworld/value --clip shapesworld/clip --out runs/vimar/report.json
+
 Writes the report JSON, `<out stem>.captions.jsonl` (one row per image) and, when some
 images cannot be read, `<out stem>.errors.jsonl`; the other images are still evaluated.
 """
@@ -20,10 +27,11 @@ from pathlib import Path
 
 import torch
 
-from groundloop import evaluation, prompts
+from groundloop import decoding, evaluation, prompts
 from groundloop.data.coco import DataError, load_coco, load_dataset
-from groundloop.models import load_detector, load_vlm
+from groundloop.models import load_clip, load_detector, load_value, load_vlm
 from groundloop.sampling import HFSampler
+from groundloop.similarity import ClipScorer
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,12 +55,55 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-new-tokens", type=int, default=160)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    p.add_argument("--decoder", nargs="+", choices=decoding.DECODERS, default=[],
+                   help="also caption with these decoders and report each")
+    p.add_argument("--value", default="shapesworld/value", help="value model for visvm / vimar")
+    p.add_argument("--clip", default="shapesworld/clip", help="CLIP for bon / clip_prm")
+    p.add_argument("--temperatures", type=float, nargs="+", default=list(decoding.DecodeSettings.temperatures))
+    p.add_argument("--k", type=int, default=decoding.DecodeSettings.k, help="candidates per temperature")
+    p.add_argument("--threshold", type=float, help="vimar weak-sentence value (default: the value model's)")
+    p.add_argument("--refine", choices=["in_place", "append"], default="in_place")
+    p.add_argument("--decode-batch", type=int, default=4, help="images per decoder call")
     a = p.parse_args(argv)
     if (a.data is None) == (a.annotations is None):
         p.error("give either --data DIR or --annotations FILE --images DIR")
     if a.annotations is not None and a.images is None:
         p.error("--annotations needs --images")
     return a
+
+
+def run_decoders(a: argparse.Namespace, sampler: HFSampler, records, images, vocab, rows) -> dict:
+    """Caption with every requested decoder: metrics, seconds per caption, model calls."""
+    needs_value = any(d in ("visvm", "vimar") for d in a.decoder)
+    needs_clip = any(d in ("bon", "clip_prm") for d in a.decoder)
+    value = load_value(a.value) if needs_value else None
+    clip = ClipScorer(*load_clip(a.clip)) if needs_clip else None
+    settings = decoding.DecodeSettings(temperatures=tuple(a.temperatures), k=a.k, threshold=a.threshold,
+                                       refine=a.refine)
+    out = {}
+    for name in a.decoder:
+        eng = decoding.Engines(sampler, value=value, clip=clip)
+        t = time.time()
+        caps: list[str] = []
+        for i in range(0, len(images), a.decode_batch):
+            caps += decoding.decode(name, eng, images[i:i + a.decode_batch], settings)
+            print(f"[{name}] {len(caps)}/{len(images)} images, {time.time() - t:.0f}s", flush=True)
+        seconds = time.time() - t
+        n = max(1, len(images))
+        out[name] = evaluation.caption_metrics(records, caps, vocab) | {
+            "sec_per_caption": seconds / n, "seconds": seconds,
+            "generate_calls_per_caption": eng.stats["generate_calls"] / n,
+            "generated_sequences_per_caption": eng.stats["generated_sequences"] / n,
+            "value_calls_per_caption": eng.stats["value_calls"] / n,
+            "valued_states_per_caption": eng.stats["valued_states"] / n,
+            "clip_calls_per_caption": eng.stats["clip_calls"] / n,
+            "settings": {"temperatures": list(settings.temperatures), "k": settings.k,
+                         "threshold": settings.threshold if name == "vimar" else None,
+                         "refine": settings.refine if name == "vimar" else None}}
+        for row, c in zip(rows, caps):
+            row[f"caption_{name}"] = c
+        print(json.dumps({name: {k: out[name][k] for k in ("chair_i", "recall", "sec_per_caption")}}), flush=True)
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -104,12 +155,17 @@ def main(argv: list[str] | None = None) -> dict:
                                   "temperature": a.temperature}
         for row, gr, gc in zip(rows, groundings, guided):
             row |= {"grounding": gr, "guided_caption": gc}
+    if a.decoder:
+        report["decoders"] = run_decoders(a, sampler, records, images, vocab, rows)
+        timings["decoders_s"] = sum(d["seconds"] for d in report["decoders"].values())
     report["timings"] = timings | {"total_s": time.time() - t0}
 
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(report, indent=1))
     stem = a.out.with_suffix("")
     Path(f"{stem}.captions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if a.decoder:
+        Path(f"{stem}.decoders.json").write_text(json.dumps(report["decoders"], indent=1))
     if errors:
         Path(f"{stem}.errors.jsonl").write_text("".join(json.dumps(e) + "\n" for e in errors))
     summary = {k: report[k] for k in ("n_images", "n_errors", "chair_s", "chair_i", "recall")}

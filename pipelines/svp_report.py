@@ -19,10 +19,17 @@ KEYS = ("chair_s", "chair_i", "recall", "bleu4", "cider")
 
 def evaluate_to(cfg: SVPConfig, adapter: str | None, out: Path) -> dict:
     """Greedy captions of the held-out split with the (adapted) VLM; metrics to `out`."""
-    records = load_dataset(Path(cfg.data.eval_path))[: cfg.data.eval_n_images]
+    return evaluate_greedy(cfg.model.vlm, adapter, Path(cfg.data.eval_path), cfg.data.eval_n_images,
+                           cfg.sampling.max_new_tokens, out)
+
+
+def evaluate_greedy(vlm: str, adapter: str | None, data: Path, n_images: int, max_new_tokens: int,
+                    out: Path) -> dict:
+    """Greedy captions of `n_images` of a held-out split; metrics to `out`, captions beside it."""
+    records = load_dataset(data)[:n_images]
     loaded, errors = evaluation.load_images(records)
     recs, images = [r for r, _ in loaded], [im for _, im in loaded]
-    sampler = HFSampler(*load_vlm(cfg.model.vlm, adapter=adapter), max_new_tokens=cfg.sampling.max_new_tokens)
+    sampler = HFSampler(*load_vlm(vlm, adapter=adapter), max_new_tokens=max_new_tokens)
     caps = evaluation.caption(sampler, images, prompts.BASE_PROMPT)
     m = evaluation.caption_metrics(recs, caps, evaluation.vocabulary_for(recs)) | {"n_errors": len(errors)}
     out.write_text(json.dumps(m, indent=1))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuild the three shipped ShapesWorld models from scratch, seeded. Measured on 2 CPU cores:
-# detector ~25 s; VLM phase 1 ~27 min + phase 2 ~45 min; CLIP ~17 + 10 min (see README).
+# detector ~25 s; VLM phase 1 ~27 min + phase 2 ~45 min; CLIP ~17 + 10 + 8 + 7.5 min (see README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=.venv/bin/python
@@ -15,5 +15,10 @@ time $py -m groundloop.worlds.train_vlm --out $out/vlm --resume /tmp/groundloop_
     --minutes 200 --lr 8e-4 --seed 1
 # CLIP starts from the VLM's vision tower.
 time $py -m groundloop.worlds.train_clip --out /tmp/groundloop_clip_phase1 --seed 0  # 3500 steps, ~17 min
-time $py -m groundloop.worlds.train_clip --init /tmp/groundloop_clip_phase1 --out $out/clip --steps 2000 --lr 3e-4 \
-    --seed 3  # ~10 min
+time $py -m groundloop.worlds.train_clip --init /tmp/groundloop_clip_phase1 --out /tmp/groundloop_clip_phase2 \
+    --steps 2000 --lr 3e-4 --seed 3  # ~10 min
+# Phases 3 and 4: fresh scenes with the deployment (val) co-occurrence prior, lower rates.
+time $py -m groundloop.worlds.train_clip --init /tmp/groundloop_clip_phase2 --out /tmp/groundloop_clip_phase3 \
+    --steps 1500 --lr 2e-4 --seed 5 --split val --n-eval 150  # ~8 min
+time $py -m groundloop.worlds.train_clip --init /tmp/groundloop_clip_phase3 --out $out/clip \
+    --steps 1500 --lr 1e-4 --seed 11 --split val --n-eval 150  # ~7.5 min

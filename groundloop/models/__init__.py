@@ -2,7 +2,7 @@
 
 A spec is a hub id (`llava-hf/llava-1.5-7b-hf`, `IDEA-Research/grounding-dino-tiny`,
 `openai/clip-vit-large-patch14-336`), a local folder, or a shipped ShapesWorld model
-(`shapesworld/vlm`, `shapesworld/detector`, `shapesworld/clip`). Everything goes through
+(`shapesworld/vlm`, `shapesworld/detector`, `shapesworld/clip`, `shapesworld/value`). Everything goes through
 the ordinary transformers / peft `from_pretrained` path.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 from groundloop.models.detection import Detection, Detector, nms
 
-__all__ = ["Detection", "Detector", "nms", "resolve", "load_vlm", "load_detector", "load_clip"]
+__all__ = ["Detection", "Detector", "nms", "resolve", "load_vlm", "load_detector", "load_clip", "load_value"]
 
 SHAPESWORLD_DIR = Path(__file__).resolve().parent.parent / "assets" / "shapesworld"
 SHAPESWORLD_PREFIX = "shapesworld/"
@@ -69,3 +69,11 @@ def load_detector(spec: str, **options: Any) -> Detector:
     from groundloop.models.hf_detectors import HFDetector
 
     return HFDetector.from_pretrained(path, **options)
+
+
+def load_value(spec: str) -> Any:
+    """ViMaR's value model (`groundloop.value.ValueModel`: VLM backbone + value head, with
+    its reward and threshold calibration in `.meta`) from a folder or `shapesworld/value`."""
+    from groundloop.value import ValueModel
+
+    return ValueModel.from_pretrained(resolve(spec))

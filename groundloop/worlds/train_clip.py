@@ -17,10 +17,14 @@ with a few hard negatives stayed near chance on the one-attribute ranking: top-1
   - the last layer attends uniformly (a mean over tokens), so the CLS embedding is a sum of
     what the patches say: a set code holding every object of the scene at once.
 
-The shipped weights: 3500 steps as below, then 2000 more on fresh scenes at a lower rate:
+The shipped weights: 3500 steps as below, then three continuations on fresh scenes at lower
+rates, the last two on scenes with the deployment (val) co-occurrence prior
+(scripts/rebuild_models.sh has the exact commands):
 
     python -m groundloop.worlds.train_clip --out /tmp/clip_phase1
-    python -m groundloop.worlds.train_clip --init /tmp/clip_phase1 --steps 2000 --lr 3e-4 --seed 3 \
+    python -m groundloop.worlds.train_clip --init /tmp/clip_phase1 --steps 2000 --lr 3e-4 --seed 3 --out /tmp/clip_phase2
+    python -m groundloop.worlds.train_clip --init /tmp/clip_phase2 --steps 1500 --lr 2e-4 --seed 5 --split val ...
+    python -m groundloop.worlds.train_clip --init /tmp/clip_phase3 --steps 1500 --lr 1e-4 --seed 11 --split val \
         --out groundloop/assets/shapesworld/clip
 """
 
@@ -100,15 +104,18 @@ def main() -> None:
     p.add_argument("--position-scale", type=float, default=15.0, help="norm of the 2-D position code (0 = keep)")
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", default="train", choices=sorted(world.PAIR_PROB),
+                   help="which split's co-occurrence prior the training scenes follow")
+    p.add_argument("--n-eval", type=int, default=60, help="scenes in the in-loop ranking check")
     p.add_argument("--init", default="", help="continue from this CLIP folder (skips the tower set-up below)")
     p.add_argument("--vision-init", default="shapesworld/vlm", help="VLM whose vision tower starts CLIP ('' = random)")
     a = p.parse_args()
     t0 = time.time()
     torch.manual_seed(a.seed)
     rng = random.Random(a.seed)
-    scenes = list(world.scenes("train", a.n_scenes, a.seed + 1))
+    scenes = list(world.scenes(a.split, a.n_scenes, a.seed + 1))
     pixels = np.stack([np.asarray(img) for _, img in scenes])
-    val = list(world.scenes("val", 60, a.seed + 2))  # in-loop check only; benchmarks use fresh seeds
+    val = list(world.scenes("val", a.n_eval, a.seed + 2))  # in-loop check only; benchmarks use fresh seeds
     val_pixels = np.stack([np.asarray(img) for _, img in val])
     tok = build.build_tokenizer(add_eos=True, padding_side="right")
     model, processor = build.build_clip(tok)

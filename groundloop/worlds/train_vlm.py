@@ -121,6 +121,8 @@ def main() -> None:
     ap.add_argument("--mix", default="caption:0.4,grounded:0.45,qa:0.15")
     ap.add_argument("--lm-hidden", type=int, default=160)
     ap.add_argument("--lm-layers", type=int, default=3)
+    ap.add_argument("--vision-hidden", type=int, default=128)
+    ap.add_argument("--vision-layers", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     t0 = time.time()
@@ -139,7 +141,8 @@ def main() -> None:
         tok = processor.tokenizer
     else:
         tok = build.build_tokenizer()
-        model, processor = build.build_vlm(tok, lm_hidden=a.lm_hidden, lm_layers=a.lm_layers)
+        model, processor = build.build_vlm(tok, vision_hidden=a.vision_hidden, vision_layers=a.vision_layers,
+                                           lm_hidden=a.lm_hidden, lm_layers=a.lm_layers)
     if a.clip:
         clip = CLIPModel.from_pretrained(resolve(a.clip))
         missing = model.model.vision_tower.load_state_dict(

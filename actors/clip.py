@@ -1,0 +1,27 @@
+"""CLIP actor: the image-text similarity delta of every sentence of every caption row."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from actors import require
+from actors.images import read_rows
+from groundloop.models import load_clip
+from groundloop.similarity import ClipScorer
+from groundloop.value import split_sentences
+
+
+class ClipActor:
+    def __init__(self, clip_spec: str) -> None:
+        self.scorer = ClipScorer(*load_clip(clip_spec))
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        require(batch, ["path", "caption"], "ClipActor")
+        images, errors = read_rows(batch)
+        sentences = [split_sentences(c) for c in batch["caption"]]
+        pairs = [(i, s) for i, ss in enumerate(sentences) if not errors[i] for s in ss]
+        deltas: list[list[float]] = [[] for _ in sentences]
+        if pairs:
+            for (i, _), d in zip(pairs, self.scorer.score([images[i] for i, _ in pairs], [s for _, s in pairs])):
+                deltas[i].append(d)
+        return batch.assign(sentences=sentences, deltas=deltas, error=errors)

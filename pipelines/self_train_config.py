@@ -1,0 +1,64 @@
+"""The ViMaR self-training run config: every default in one commented place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pipelines.svp_config import Lora
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str = "self_train_shapes"
+    dir: str = "runs"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Data:
+    path: str = "data/shapes/val"  # unlabeled images captioned by the endpoint
+    n_images: int = 200
+    eval_path: str = "data/shapes/test"
+    eval_n_images: int = 200
+
+
+@dataclass(frozen=True)
+class Serving:
+    app_name: str = "self_train"
+    port: int = 8000
+    vlm: str = "shapesworld/vlm"
+    value: str = "shapesworld/value"
+    clip: str = "shapesworld/clip"
+    decoder: str = "vimar"
+    temperatures: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9)
+    k: int = 6
+    max_batch_size: int = 8
+    replica_cpus: float = 0.5  # fractional: the Train worker needs the rest of a 2-core box
+    torch_threads: int = 2
+
+
+@dataclass(frozen=True)
+class SelfTrain:
+    rounds: int = 1
+    max_new_tokens: int = 160
+
+
+@dataclass(frozen=True)
+class Train:
+    lora: Lora = field(default_factory=Lora)
+    lr: float = 2e-3
+    warmup: float = 0.03
+    epochs: int = 3
+    batch_size: int = 8
+    num_workers: int = 1
+    cpus_per_worker: float = 1.0
+    torch_threads: int = 2
+
+
+@dataclass(frozen=True)
+class SelfTrainConfig:
+    run: Run = field(default_factory=Run)
+    data: Data = field(default_factory=Data)
+    serving: Serving = field(default_factory=Serving)
+    self_train: SelfTrain = field(default_factory=SelfTrain)
+    train: Train = field(default_factory=Train)

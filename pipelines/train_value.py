@@ -1,0 +1,218 @@
+"""Train ViMaR's value model: Ray Data builds TD transitions, Ray Train fits V with TD(0).
+
+1. Ray Data streams the images through a pool of VLM sampler actors (the greedy caption and
+   k captions per temperature, one batched pass per image batch) and a pool of CLIP actors
+   (delta of every sentence). Ground-truth captions join as extra trajectories.
+2. tau = a percentile of delta over the generated sentences; every sentence gets the margin
+   reward; ground-truth sentences a fixed high percentile. Consecutive sentences of a
+   caption form TD(0) transitions (the last one is terminal).
+3. Ray Train fits V (VLM backbone + value head) on them with semi-gradient TD(0), then the
+   weak-sentence threshold is calibrated on the training sentences and saved with the model.
+
+    python pipelines/train_value.py --config configs/value_shapes.yaml --out runs/value_shapes/value
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # actors/, pipelines/ on a cluster
+
+import pandas as pd  # noqa: E402
+import ray  # noqa: E402
+import torch  # noqa: E402
+from ray.data import ActorPoolStrategy  # noqa: E402
+from ray.train import Checkpoint, RunConfig, ScalingConfig  # noqa: E402
+from ray.train.torch import TorchTrainer  # noqa: E402
+
+from actors.clip import ClipActor  # noqa: E402
+from actors.sampler import CaptionSetActor  # noqa: E402
+from groundloop import config as config_lib  # noqa: E402
+from groundloop.data.coco import load_dataset, load_image  # noqa: E402
+from groundloop.models import load_vlm  # noqa: E402
+from groundloop.value import ValueModel, calibrate, margin_reward, split_sentences, td_loss, transitions  # noqa: E402
+from pipelines.value_config import ValueConfig  # noqa: E402
+
+
+def caption_set(cfg: ValueConfig, rows: list[dict]) -> pd.DataFrame:
+    """One row per (image, caption): source, caption, sentences, CLIP deltas."""
+    res, smp = cfg.resources, cfg.sampling
+    ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 8)))
+    ds = ds.map_batches(CaptionSetActor, fn_constructor_kwargs={
+        "model_spec": cfg.model.vlm, "temperatures": smp.temperatures, "k": smp.k, "top_p": smp.top_p,
+        "max_new_tokens": smp.max_new_tokens, "seed": cfg.run.seed},
+        batch_format="pandas", batch_size=res.batch_size, compute=ActorPoolStrategy(size=res.sampler_actors),
+        num_cpus=res.sampler_cpus, num_gpus=res.gpus_per_actor or None)
+    ds = ds.map_batches(ClipActor, fn_constructor_kwargs={"clip_spec": cfg.model.clip}, batch_format="pandas",
+                        batch_size=res.batch_size * (1 + len(smp.temperatures) * smp.k),
+                        compute=ActorPoolStrategy(size=res.clip_actors), num_cpus=res.clip_cpus)
+    return ds.to_pandas()
+
+
+def build_transitions(cfg: ValueConfig, captions: pd.DataFrame, gt: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """TD rows (path, state, next_state, reward, terminal, source) and the reward calibration."""
+    deltas = [d for ds in captions["deltas"] for d in ds]
+    tau = calibrate(deltas, cfg.reward.tau_percentile)
+    gt_reward = calibrate(deltas, cfg.reward.gt_percentile)
+    rewards = [margin_reward(torch.tensor(list(d), dtype=torch.float32), tau, cfg.reward.alpha).tolist()
+               for d in captions["deltas"]]
+    sents = [list(s) for s in captions["sentences"]]
+    paths, sources = list(captions["path"]), list(captions["source"])
+    for path, cap in zip(gt["path"], gt["caption"]):
+        s = split_sentences(cap)
+        sents.append(s)
+        rewards.append([gt_reward] * len(s))
+        paths.append(path)
+        sources.append("ground_truth")
+    rows = [{"path": paths[c], "state": s, "next_state": nxt, "reward": r, "terminal": term, "source": sources[c]}
+            for c, s, nxt, r, term in transitions(sents, rewards)]
+    calib = {"tau": tau, "tau_percentile": cfg.reward.tau_percentile, "alpha": cfg.reward.alpha,
+             "gt_reward": gt_reward, "gt_percentile": cfg.reward.gt_percentile, "gamma": cfg.td.gamma,
+             "delta_mean": sum(deltas) / len(deltas), "n_sentences": len(deltas)}
+    return pd.DataFrame(rows), calib
+
+
+def train_loop(config: dict) -> None:
+    """Runs on every Ray Train worker: semi-gradient TD(0) on the transitions."""
+    torch.manual_seed(config["seed"])
+    if config["torch_threads"]:
+        torch.set_num_threads(config["torch_threads"])
+    model = ValueModel(*load_vlm(config["model"]))
+    model.train()
+    head = list(model.head.parameters())
+    backbone = [p for n, p in model.named_parameters() if not n.startswith("head.")]
+    opt = torch.optim.AdamW([{"params": backbone, "lr": config["lr"]},
+                             {"params": head, "lr": config["lr"] * 10}], weight_decay=0.0)
+    steps = max(1, math.ceil(config["n_rows"] / config["batch_size"]) * config["epochs"])
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
+    images: dict[str, object] = {}
+
+    def img(p: str):
+        if p not in images:
+            images[p] = load_image(p)
+        return images[p]
+
+    shard = ray.train.get_dataset_shard("train")
+    losses: list[float] = []
+    for _ in range(config["epochs"]):
+        for b in shard.iter_batches(batch_size=config["batch_size"], batch_format="pandas",
+                                    local_shuffle_buffer_size=4096):
+            ims = [img(p) for p in b["path"]]
+            values = model(**model.encode(ims, list(b["state"])))
+            terminal = torch.tensor(b["terminal"].to_numpy(dtype=bool))
+            nxt = torch.zeros(len(b))
+            live = [i for i, t in enumerate(terminal.tolist()) if not t]
+            if live:
+                with torch.no_grad():  # semi-gradient: no gradient through the bootstrap target
+                    nxt[live] = model(**model.encode([ims[i] for i in live], [b["next_state"].iloc[i] for i in live]))
+            loss = td_loss(values, nxt, torch.tensor(b["reward"].to_numpy(dtype="float32")), terminal, config["gamma"])
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+            if len(losses) % 25 == 0:
+                print(f"step {len(losses)}/{steps} td loss {sum(losses[-25:]) / 25:.5f}", flush=True)
+    with tempfile.TemporaryDirectory() as d:
+        if ray.train.get_context().get_world_rank() == 0:
+            model.save_pretrained(d)
+            (Path(d) / "losses.json").write_text(json.dumps(losses))
+        ray.train.report({"loss": losses[-1] if losses else float("nan"), "step": len(losses)},
+                         checkpoint=Checkpoint.from_directory(d))
+
+
+def train(cfg: ValueConfig, rows: pd.DataFrame, run_dir: Path) -> Path:
+    trainer = TorchTrainer(
+        train_loop,
+        train_loop_config={"model": cfg.model.vlm, "lr": cfg.td.lr, "epochs": cfg.td.epochs,
+                           "batch_size": cfg.td.batch_size, "gamma": cfg.td.gamma, "n_rows": len(rows),
+                           "seed": cfg.run.seed, "torch_threads": cfg.train.torch_threads},
+        scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.resources.gpus_per_actor > 0,
+                                     resources_per_worker={"CPU": cfg.train.cpus_per_worker}),
+        # A fresh name every time: re-using a name would resume that old Train run.
+        run_config=RunConfig(name=f"{cfg.run.name}-{uuid.uuid4().hex[:8]}",
+                             storage_path=str((run_dir / "ray_train").resolve())),
+        datasets={"train": ray.data.from_pandas(rows.sample(frac=1.0, random_state=cfg.run.seed))},
+    )
+    result = trainer.fit()
+    out = run_dir / "trained"
+    if out.exists():
+        shutil.rmtree(out)
+    result.checkpoint.to_directory(str(out))
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="YAML recipe, e.g. configs/value_shapes.yaml")
+    p.add_argument("--out", type=Path, help="where the value model folder goes (default run_dir/value)")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. td.epochs=3 data.n_images=100")
+    a = p.parse_args(argv)
+    try:
+        cfg = config_lib.load(ValueConfig, a.config, a.overrides)
+    except (config_lib.ConfigError, ValueError) as e:
+        sys.exit(f"config error: {e}")
+    run_dir = Path(cfg.run.dir) / cfg.run.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    out = a.out or run_dir / "value"
+    print(f"value run {run_dir}\n{json.dumps(config_lib.to_dict(cfg))}", flush=True)
+    if not ray.is_initialized():
+        ray.init() if os.environ.get("RAY_ADDRESS") else ray.init(include_dashboard=False, log_to_driver=False)
+    timings: dict[str, float] = {}
+    records = load_dataset(Path(cfg.data.path).resolve())[: cfg.data.n_images]
+    rows = [{"image_id": r.image_id, "path": str(r.path), "error": ""} for r in records]
+    t = time.time()
+    caps_file = run_dir / "captions.parquet"
+    if caps_file.exists():  # resume: the sampling stage finished earlier
+        caps = pd.read_parquet(caps_file)
+    else:
+        caps = caption_set(cfg, rows)
+        caps.to_parquet(caps_file)
+    errors = caps[caps["error"] != ""].drop_duplicates("image_id")
+    if len(errors):
+        errors[["image_id", "path", "error"]].to_json(run_dir / "errors.jsonl", orient="records", lines=True)
+    caps = caps[(caps["error"] == "") & (caps["caption"].str.len() > 0)]
+    readable = set(caps["image_id"])  # an unreadable image drops out of every trajectory
+    gt = pd.DataFrame([{"path": str(r.path), "caption": r.captions[0]} for r in records
+                       if cfg.sampling.ground_truth and r.captions and r.image_id in readable],
+                      columns=["path", "caption"])
+    timings["sample_clip_s"] = time.time() - t
+    td_rows, calib = build_transitions(cfg, caps, gt)
+    td_rows.to_parquet(run_dir / "transitions.parquet")
+    print(f"{len(td_rows)} transitions from {len(caps)} captions + {len(gt)} ground truths; "
+          f"tau={calib['tau']:.4f}", flush=True)
+    t = time.time()
+    trained = train(cfg, td_rows, run_dir)
+    timings["train_s"] = time.time() - t
+    t = time.time()
+    model = ValueModel.from_pretrained(trained)
+    own = td_rows[td_rows["source"] != "ground_truth"]
+    v = model.values([load_image(p) for p in own["path"]], list(own["state"]))
+    calib["value_threshold"] = calibrate(v, cfg.td.weak_percentile)
+    calib["weak_percentile"] = cfg.td.weak_percentile
+    calib["value_mean"] = sum(v) / len(v)
+    model.meta = calib | {"policy": cfg.model.vlm, "clip": cfg.model.clip, "n_images": len(records),
+                          "recipe": config_lib.to_dict(cfg)}
+    model.save_pretrained(out)
+    timings["calibrate_s"] = time.time() - t
+    report = {"out": str(out), "calibration": calib, "n_transitions": len(td_rows), "timings": timings,
+              "final_td_loss": json.loads((trained / "losses.json").read_text())[-25:]}
+    (run_dir / "report.json").write_text(json.dumps(report, indent=1))
+    print(json.dumps({k: report[k] for k in ("out", "n_transitions", "timings")} | {"calibration": calib}), flush=True)
+    return report
+
+
+if __name__ == "__main__":
+    random.seed(0)
+    main()

@@ -1,0 +1,87 @@
+"""The ViMaR value-model run config: every default in one commented place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str = "value_shapes"
+    dir: str = "runs"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Data:
+    path: str = "data/shapes/val"  # images whose captions become TD transitions (never test)
+    n_images: int = 200
+
+
+@dataclass(frozen=True)
+class Model:
+    vlm: str = "shapesworld/vlm"  # the policy whose captions are valued, and the backbone
+    clip: str = "shapesworld/clip"
+
+
+@dataclass(frozen=True)
+class Sampling:
+    # Per image: the greedy caption plus k captions at each temperature (paper: 0.2 to 0.8,
+    # top-p 0.9), plus the ground-truth caption when the dataset has one.
+    temperatures: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
+    k: int = 2
+    top_p: float = 0.9
+    max_new_tokens: int = 160
+    ground_truth: bool = True
+
+
+@dataclass(frozen=True)
+class Reward:
+    tau_percentile: float = 17.0  # tau = this percentile of CLIP delta over generated sentences
+    alpha: float = 1.0  # slope of the penalty below tau
+    gt_percentile: float = 90.0  # ground-truth sentences get this percentile of delta as reward
+
+
+@dataclass(frozen=True)
+class TD:
+    gamma: float = 0.9
+    epochs: int = 2
+    lr: float = 1e-4  # backbone; the head learns 10x faster
+    batch_size: int = 32
+    # Decoding calls a sentence weak below this percentile of V over the training sentences
+    weak_percentile: float = 25.0
+
+
+@dataclass(frozen=True)
+class Train:
+    num_workers: int = 1
+    cpus_per_worker: float = 1.0
+    torch_threads: int = 0  # 0: what Ray gives the worker; on a 2-core box training runs alone, so 2
+
+
+@dataclass(frozen=True)
+class Resources:
+    sampler_actors: int = 1
+    sampler_cpus: float = 0.5  # fractional: whole-CPU actors starve the read task on 2 cores
+    clip_actors: int = 1
+    clip_cpus: float = 0.25
+    gpus_per_actor: float = 0.0
+    batch_size: int = 4  # images per sampler call
+
+
+@dataclass(frozen=True)
+class ValueConfig:
+    run: Run = field(default_factory=Run)
+    data: Data = field(default_factory=Data)
+    model: Model = field(default_factory=Model)
+    sampling: Sampling = field(default_factory=Sampling)
+    reward: Reward = field(default_factory=Reward)
+    td: TD = field(default_factory=TD)
+    train: Train = field(default_factory=Train)
+    resources: Resources = field(default_factory=Resources)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.reward.tau_percentile <= 100 or not 0 <= self.reward.gt_percentile <= 100:
+            raise ValueError("reward percentiles must lie in [0, 100]")
+        if not 0 <= self.td.gamma <= 1:
+            raise ValueError(f"td.gamma must lie in [0, 1], got {self.td.gamma}")

@@ -1,0 +1,1 @@
+"""The Ray Serve captioning endpoint (OpenAI chat-completions protocol)."""
