@@ -56,7 +56,9 @@ def caption_set(cfg: ValueConfig, rows: list[dict]) -> pd.DataFrame:
     ds = ds.map_batches(ClipActor, fn_constructor_kwargs={"clip_spec": cfg.model.clip}, batch_format="pandas",
                         batch_size=res.batch_size * (1 + len(smp.temperatures) * smp.k),
                         compute=ActorPoolStrategy(size=res.clip_actors), num_cpus=res.clip_cpus)
-    return ds.to_pandas()
+    df = ds.to_pandas()
+    # Plain object columns: Arrow-typed list columns do not read back from parquet in pandas.
+    return df.assign(sentences=[list(x) for x in df["sentences"]], deltas=[list(map(float, x)) for x in df["deltas"]])
 
 
 def build_transitions(cfg: ValueConfig, captions: pd.DataFrame, gt: pd.DataFrame) -> tuple[pd.DataFrame, dict]:

@@ -190,6 +190,12 @@ class ModelEngine:
         self.sampler = HFSampler(model, processor, max_new_tokens=self.config.max_new_tokens, seed=self.config.seed)
 
 
+# The HTTP routes bound to the class once, at import: every Serve replica imports this module,
+# so the routes it serves are the class-bound ones (binding inside build_app would only change
+# the driver's copy of `app`). CaptionServer itself stays a plain class.
+CaptionServerHTTP = serve.ingress(app)(CaptionServer)
+
+
 def build_app(config: dict[str, Any] | None = None, engine: CaptionEngine | None = None) -> Any:
     """The Serve application. `config` holds the ServeConfig fields plus an optional
     `deployment` mapping (num_replicas or autoscaling_config, ray_actor_options, ...)."""
@@ -198,7 +204,7 @@ def build_app(config: dict[str, Any] | None = None, engine: CaptionEngine | None
     cfg = ServeConfig.from_dict(config)
     # The adapter travels as user_config: changing it reconfigures running replicas in place.
     deployment.setdefault("user_config", {"adapter": cfg.adapter})
-    dep = serve.deployment(name="CaptionServer", **deployment)(serve.ingress(app)(CaptionServer))
+    dep = serve.deployment(name="CaptionServer", **deployment)(CaptionServerHTTP)
     return dep.bind(replace(cfg), engine)
 
 

@@ -50,5 +50,5 @@ def test_train_value_builds_td_transitions_and_a_loadable_calibrated_value_model
     assert vm.meta["tau"] == cal["tau"] and "value_threshold" in vm.meta and vm.meta["gamma"] == 0.9
     from groundloop.data.coco import load_image
 
-    v = vm.values([load_image(data / "images" / "val_000000.png")] * 2, ["A small red circle is at the top.", "x."])
+    v = vm.values([load_image(data / "images" / "val_000001.png")] * 2, ["A small red circle is at the top.", "x."])
     assert all(math.isfinite(x) for x in v)
