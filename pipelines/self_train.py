@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> dict:
                                  "timings": {"caption_s": t_cap, "train_s": t_train}})
         print(json.dumps({"round": r, "chair_i": metrics["chair_i"], "recall": metrics["recall"]}), flush=True)
     (run_dir / "report.json").write_text(json.dumps(report, indent=1))
-    serve.delete(cfg.serving.app_name)
+    if not cfg.serving.keep_running:
+        serve.delete(cfg.serving.app_name)
     return report
 
 

@@ -35,6 +35,7 @@ class Serving:
     max_batch_size: int = 8
     replica_cpus: float = 0.5  # fractional: the Train worker needs the rest of a 2-core box
     torch_threads: int = 2
+    keep_running: bool = False  # leave the endpoint up (serving the last adapter) after the run
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,11 @@ def train_loop(config: dict) -> None:
     if config["torch_threads"]:
         torch.set_num_threads(config["torch_threads"])
     model = ValueModel(*load_vlm(config["model"]))
+    if config["vision_init"]:
+        from groundloop.models import load_clip
+
+        clip, _ = load_clip(config["vision_init"])
+        model.vlm.model.vision_tower.load_state_dict(clip.vision_model.state_dict(), strict=True)
     model.train()
     head = list(model.head.parameters())
     backbone = [p for n, p in model.named_parameters() if not n.startswith("head.")]
@@ -139,7 +144,8 @@ def train(cfg: ValueConfig, rows: pd.DataFrame, run_dir: Path) -> Path:
         train_loop,
         train_loop_config={"model": cfg.model.vlm, "lr": cfg.td.lr, "epochs": cfg.td.epochs,
                            "batch_size": cfg.td.batch_size, "gamma": cfg.td.gamma, "n_rows": len(rows),
-                           "seed": cfg.run.seed, "torch_threads": cfg.train.torch_threads},
+                           "seed": cfg.run.seed, "torch_threads": cfg.train.torch_threads,
+                           "vision_init": cfg.model.vision_init},
         scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.resources.gpus_per_actor > 0,
                                      resources_per_worker={"CPU": cfg.train.cpus_per_worker}),
         # A fresh name every time: re-using a name would resume that old Train run.

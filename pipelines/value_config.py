@@ -22,6 +22,9 @@ class Data:
 class Model:
     vlm: str = "shapesworld/vlm"  # the policy whose captions are valued, and the backbone
     clip: str = "shapesworld/clip"
+    # Start the value model's vision tower from this CLIP's ('' = keep the VLM's own). Only for
+    # a CLIP whose vision tower has the VLM tower's architecture, as ShapesWorld's does.
+    vision_init: str = ""
 
 
 @dataclass(frozen=True)
