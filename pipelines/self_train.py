@@ -11,9 +11,7 @@ TorchTrainer (LoRA on (image, base prompt, caption)) -> adapter -> deployment re
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import shutil
 import sys
 import time
@@ -34,7 +32,7 @@ from groundloop import config as config_lib  # noqa: E402
 from groundloop import evaluation, prompts  # noqa: E402
 from groundloop import metrics as metrics_lib  # noqa: E402
 from groundloop.data.coco import load_dataset  # noqa: E402
-from pipelines import svp_report, svp_train  # noqa: E402
+from pipelines import cli, svp_report, svp_train  # noqa: E402
 from pipelines.self_train_config import SelfTrainConfig  # noqa: E402
 from serve.app import build_app  # noqa: E402
 
@@ -84,20 +82,10 @@ def train_round(cfg: SelfTrainConfig, captions: pd.DataFrame, prev: str | None, 
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", help="YAML recipe, e.g. configs/self_train_shapes.yaml")
-    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. self_train.rounds=2")
-    a = p.parse_args(argv)
-    try:
-        cfg = config_lib.load(SelfTrainConfig, a.config, a.overrides)
-    except (config_lib.ConfigError, ValueError) as e:
-        sys.exit(f"config error: {e}")
-    run_dir = Path(cfg.run.dir) / cfg.run.name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(config_lib.to_dict(cfg), indent=1))
-    print(f"self-training run {run_dir}\n{json.dumps(config_lib.to_dict(cfg))}", flush=True)
-    if not ray.is_initialized():
-        ray.init() if os.environ.get("RAY_ADDRESS") else ray.init(include_dashboard=False, log_to_driver=False)
+    a = cli.parser(__doc__, "configs/self_train_shapes.yaml", "self_train.rounds=2").parse_args(argv)
+    cfg = cli.load(SelfTrainConfig, a)
+    run_dir = cli.start_run(cfg, "self-training")
+    cli.init_ray()
     serve.start(http_options={"host": "127.0.0.1", "port": cfg.serving.port})
     records = load_dataset(Path(cfg.data.path).resolve())[: cfg.data.n_images]
     rows = [{"image_id": r.image_id, "path": str(r.path)} for r in records]

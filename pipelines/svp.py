@@ -14,9 +14,7 @@ Re-running with the same run.name resumes after the last finished stage.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import random
 import shutil
 import sys
@@ -32,10 +30,9 @@ from ray.data import ActorPoolStrategy  # noqa: E402
 from actors.grounder import GroundingActor  # noqa: E402
 from actors.sampler import SamplerActor  # noqa: E402
 from actors.scorer import ScorerActor  # noqa: E402
-from groundloop import config as config_lib  # noqa: E402
 from groundloop.data.coco import load_dataset  # noqa: E402
 from groundloop.scoring import top_fraction  # noqa: E402
-from pipelines import svp_report, svp_train  # noqa: E402
+from pipelines import cli, svp_report, svp_train  # noqa: E402
 from pipelines.svp_config import SVPConfig  # noqa: E402
 
 
@@ -120,23 +117,10 @@ def run_ablation(cfg: SVPConfig, config_path: str | None, overrides: list[str], 
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", help="YAML recipe, e.g. configs/svp_shapes.yaml")
-    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. sampling.k=20 train.lora.r=64")
-    a = p.parse_args(argv)
-    try:
-        cfg = config_lib.load(SVPConfig, a.config, a.overrides)
-    except (config_lib.ConfigError, ValueError) as e:
-        sys.exit(f"config error: {e}")
-    run_dir = Path(cfg.run.dir) / cfg.run.name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(config_lib.to_dict(cfg), indent=1))
-    print(f"SVP run {run_dir}\n{json.dumps(config_lib.to_dict(cfg))}", flush=True)
-    if not ray.is_initialized():
-        if os.environ.get("RAY_ADDRESS"):
-            ray.init()
-        else:
-            ray.init(include_dashboard=False, log_to_driver=False)
+    a = cli.parser(__doc__, "configs/svp_shapes.yaml", "sampling.k=20 train.lora.r=64").parse_args(argv)
+    cfg = cli.load(SVPConfig, a)
+    run_dir = cli.start_run(cfg, "SVP")
+    cli.init_ray()
     stages = Stages(run_dir)
     # Absolute paths: Ray Train workers and actors do not run in the driver's directory.
     records = load_dataset(Path(cfg.data.path).resolve())[: cfg.data.n_images]

@@ -14,10 +14,8 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import os
 import random
 import shutil
 import sys
@@ -41,6 +39,7 @@ from groundloop import config as config_lib  # noqa: E402
 from groundloop.data.coco import load_dataset, load_image  # noqa: E402
 from groundloop.models import load_vlm  # noqa: E402
 from groundloop.value import ValueModel, calibrate, margin_reward, split_sentences, td_loss, transitions  # noqa: E402
+from pipelines import cli  # noqa: E402
 from pipelines.value_config import ValueConfig  # noqa: E402
 
 
@@ -162,21 +161,13 @@ def train(cfg: ValueConfig, rows: pd.DataFrame, run_dir: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", help="YAML recipe, e.g. configs/value_shapes.yaml")
+    p = cli.parser(__doc__, "configs/value_shapes.yaml", "td.epochs=3 data.n_images=100")
     p.add_argument("--out", type=Path, help="where the value model folder goes (default run_dir/value)")
-    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. td.epochs=3 data.n_images=100")
     a = p.parse_args(argv)
-    try:
-        cfg = config_lib.load(ValueConfig, a.config, a.overrides)
-    except (config_lib.ConfigError, ValueError) as e:
-        sys.exit(f"config error: {e}")
-    run_dir = Path(cfg.run.dir) / cfg.run.name
-    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg = cli.load(ValueConfig, a)
+    run_dir = cli.start_run(cfg, "value")
     out = a.out or run_dir / "value"
-    print(f"value run {run_dir}\n{json.dumps(config_lib.to_dict(cfg))}", flush=True)
-    if not ray.is_initialized():
-        ray.init() if os.environ.get("RAY_ADDRESS") else ray.init(include_dashboard=False, log_to_driver=False)
+    cli.init_ray()
     timings: dict[str, float] = {}
     records = load_dataset(Path(cfg.data.path).resolve())[: cfg.data.n_images]
     rows = [{"image_id": r.image_id, "path": str(r.path), "error": ""} for r in records]

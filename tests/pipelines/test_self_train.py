@@ -33,8 +33,9 @@ def test_self_training_round_switches_the_live_endpoint_without_failed_requests(
     from groundloop.data.coco import load_image
 
     load_image(next((tmp_path / "test" / "images").glob("*.png"))).save(buf, format="PNG")
+    url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
     body = {"model": "groundloop-greedy", "messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()}}]}]}
+        {"type": "image_url", "image_url": {"url": url}}]}]}
     statuses, adapters, stop = [], [], threading.Event()
 
     def client():

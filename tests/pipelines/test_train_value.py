@@ -12,14 +12,6 @@ from groundloop.worlds import shapes as world
 pytestmark = pytest.mark.ray
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 def test_train_value_builds_td_transitions_and_a_loadable_calibrated_value_model(ray_cluster, tmp_path):
     from groundloop.models import load_value
     from groundloop.value import split_sentences
