@@ -84,10 +84,12 @@ class ValueFunction(Protocol):
 
 
 class ValueModel(torch.nn.Module):
-    """A VLM backbone with a scalar head on the hidden state of the state's last token.
+    """A VLM backbone with a scalar head on the pooled hidden states of the sentence.
 
     The state (image, sentence) is written as the chat: user = image + base prompt,
     assistant = the sentence, so the backbone sees what it saw when it wrote the sentence.
+    meta["pool"]: the hidden state the head reads: the sentence's "last" token (default), or the
+    "mean" over the sentence's tokens.
     """
 
     def __init__(self, vlm: Any, processor: Any, meta: dict[str, Any] | None = None) -> None:
@@ -107,13 +109,22 @@ class ValueModel(torch.nn.Module):
             prompts.messages(prompts.BASE_PROMPT) + [
                 {"role": "assistant", "content": [{"type": "text", "text": s}]}],
             continue_final_message=True) for s in sentences]
-        return self.processor(images=list(images), text=chats, padding=True, return_tensors="pt",
-                              add_special_tokens=False)
+        enc = self.processor(images=list(images), text=chats, padding=True, return_tensors="pt",
+                             add_special_tokens=False)
+        # Left padding: a sentence is the last n tokens of its row.
+        n = torch.tensor([max(1, len(tok(s, add_special_tokens=False)["input_ids"])) for s in sentences])
+        pos = torch.arange(enc["input_ids"].shape[1])[None, :]
+        enc["sentence_mask"] = (pos >= enc["input_ids"].shape[1] - n[:, None]).float()
+        return enc
 
-    def forward(self, **enc: torch.Tensor) -> torch.Tensor:
+    def forward(self, sentence_mask: torch.Tensor | None = None, **enc: torch.Tensor) -> torch.Tensor:
         """enc: `encode`'s output. Returns (B,) values."""
-        out = self.vlm.model(**enc)
-        return self.head(out.last_hidden_state[:, -1]).squeeze(-1)
+        h = self.vlm.model(**enc).last_hidden_state
+        if self.meta.get("pool", "last") == "mean" and sentence_mask is not None:
+            pooled = (h * sentence_mask[..., None]).sum(1) / sentence_mask.sum(1, keepdim=True)
+        else:
+            pooled = h[:, -1]
+        return self.head(pooled).squeeze(-1)
 
     @torch.no_grad()
     def values(self, images: Sequence[Image.Image], sentences: Sequence[str],

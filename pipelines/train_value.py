@@ -88,7 +88,7 @@ def train_loop(config: dict) -> None:
     torch.manual_seed(config["seed"])
     if config["torch_threads"]:
         torch.set_num_threads(config["torch_threads"])
-    model = ValueModel(*load_vlm(config["model"]))
+    model = ValueModel(*load_vlm(config["model"]), meta={"pool": config["pool"]})
     if config["vision_init"]:
         from groundloop.models import load_clip
 
@@ -144,7 +144,7 @@ def train(cfg: ValueConfig, rows: pd.DataFrame, run_dir: Path) -> Path:
         train_loop_config={"model": cfg.model.vlm, "lr": cfg.td.lr, "epochs": cfg.td.epochs,
                            "batch_size": cfg.td.batch_size, "gamma": cfg.td.gamma, "n_rows": len(rows),
                            "seed": cfg.run.seed, "torch_threads": cfg.train.torch_threads,
-                           "vision_init": cfg.model.vision_init},
+                           "vision_init": cfg.model.vision_init, "pool": cfg.td.pool},
         scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.resources.gpus_per_actor > 0,
                                      resources_per_worker={"CPU": cfg.train.cpus_per_worker}),
         # A fresh name every time: re-using a name would resume that old Train run.
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> dict:
     calib["value_threshold"] = calibrate(v, cfg.td.weak_percentile)
     calib["weak_percentile"] = cfg.td.weak_percentile
     calib["value_mean"] = sum(v) / len(v)
-    model.meta = calib | {"policy": cfg.model.vlm, "clip": cfg.model.clip, "n_images": len(records),
+    model.meta = calib | {"pool": cfg.td.pool, "policy": cfg.model.vlm, "clip": cfg.model.clip, "n_images": len(records),
                           "recipe": config_lib.to_dict(cfg)}
     model.save_pretrained(out)
     timings["calibrate_s"] = time.time() - t

@@ -53,6 +53,7 @@ class TD:
     batch_size: int = 32
     # Decoding calls a sentence weak below this percentile of V over the training sentences
     weak_percentile: float = 25.0
+    pool: str = "last"  # what the value head reads: the sentence's "last" token or the "mean" over its tokens
 
 
 @dataclass(frozen=True)
