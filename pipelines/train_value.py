@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import shutil
 import sys
 import tempfile
@@ -201,8 +200,8 @@ def main(argv: list[str] | None = None) -> dict:
     calib["value_threshold"] = calibrate(v, cfg.td.weak_percentile)
     calib["weak_percentile"] = cfg.td.weak_percentile
     calib["value_mean"] = sum(v) / len(v)
-    model.meta = calib | {"pool": cfg.td.pool, "policy": cfg.model.vlm, "clip": cfg.model.clip, "n_images": len(records),
-                          "recipe": config_lib.to_dict(cfg)}
+    model.meta = calib | {"pool": cfg.td.pool, "policy": cfg.model.vlm, "clip": cfg.model.clip,
+                          "n_images": len(records), "recipe": config_lib.to_dict(cfg)}
     model.save_pretrained(out)
     timings["calibrate_s"] = time.time() - t
     report = {"out": str(out), "calibration": calib, "n_transitions": len(td_rows), "timings": timings,
@@ -213,5 +212,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    random.seed(0)
     main()

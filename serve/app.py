@@ -14,7 +14,7 @@ import asyncio
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
@@ -205,7 +205,7 @@ def build_app(config: dict[str, Any] | None = None, engine: CaptionEngine | None
     # The adapter travels as user_config: changing it reconfigures running replicas in place.
     deployment.setdefault("user_config", {"adapter": cfg.adapter})
     dep = serve.deployment(name="CaptionServer", **deployment)(CaptionServerHTTP)
-    return dep.bind(replace(cfg), engine)
+    return dep.bind(cfg, engine)
 
 
 def app_builder(args: dict[str, Any]) -> Any:
