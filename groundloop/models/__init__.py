@@ -2,7 +2,8 @@
 
 A spec is a hub id (`llava-hf/llava-1.5-7b-hf`, `IDEA-Research/grounding-dino-tiny`,
 `openai/clip-vit-large-patch14-336`), a local folder, or a shipped ShapesWorld model
-(`shapesworld/vlm`, `shapesworld/detector`, `shapesworld/clip`, `shapesworld/value`). Everything goes through
+(`shapesworld/vlm`, `shapesworld/detector`, `shapesworld/clip`, `shapesworld/value`,
+`shapesworld/genrm`). Everything goes through
 the ordinary transformers / peft `from_pretrained` path.
 """
 
@@ -14,7 +15,8 @@ from typing import Any
 
 from groundloop.models.detection import Detection, Detector, nms
 
-__all__ = ["Detection", "Detector", "nms", "resolve", "load_vlm", "load_detector", "load_clip", "load_value"]
+__all__ = ["Detection", "Detector", "nms", "resolve", "load_vlm", "load_detector", "load_clip", "load_value",
+           "load_reward_model", "REWARD_MODEL_FILE"]
 
 SHAPESWORLD_DIR = Path(__file__).resolve().parent.parent / "assets" / "shapesworld"
 SHAPESWORLD_PREFIX = "shapesworld/"
@@ -24,7 +26,7 @@ def resolve(spec: str) -> str:
     """The local folder of a ShapesWorld model; other specs pass through unchanged."""
     if spec.startswith(SHAPESWORLD_PREFIX):
         folder = SHAPESWORLD_DIR / spec[len(SHAPESWORLD_PREFIX):]
-        if not (folder / "config.json").exists():
+        if not ((folder / "config.json").exists() or (folder / "adapter_config.json").exists()):
             known = sorted(p.name for p in SHAPESWORLD_DIR.iterdir()) if SHAPESWORLD_DIR.exists() else []
             raise FileNotFoundError(f"no shipped ShapesWorld model {spec!r} (have {known})")
         return str(folder)
@@ -77,3 +79,21 @@ def load_value(spec: str) -> Any:
     from groundloop.value import ValueModel
 
     return ValueModel.from_pretrained(resolve(spec))
+
+
+REWARD_MODEL_FILE = "genrm.json"  # beside a reward model's PEFT adapter: {"base": <VLM spec>}
+
+
+def load_reward_model(spec: str, base: str | None = None, **options: Any) -> Any:
+    """VL-GenRM (`groundloop.genrm.GenRM`): the base VLM named in the folder's genrm.json (or
+    `base`) with the folder's PEFT adapter on top."""
+    from groundloop.genrm import GenRM
+
+    folder = Path(resolve(spec))
+    meta = folder / REWARD_MODEL_FILE
+    if base is None:
+        if not meta.exists():
+            raise FileNotFoundError(f"{folder} is not a reward model folder (no {REWARD_MODEL_FILE}); "
+                                    "pass base= to name its VLM")
+        base = json.loads(meta.read_text())["base"]
+    return GenRM(*load_vlm(base, adapter=str(folder)), **options)

@@ -1,0 +1,38 @@
+"""Vision-expert actor: the detector checks every claim of every response.
+
+Rows are one response each (image_id, path, response); out come the claims and, per claim,
+whether the expert confirmed it. A noisy expert (misses, false alarms) is for the noise study."""
+
+from __future__ import annotations
+
+import random
+
+import pandas as pd
+
+from actors import require
+from actors.images import read_rows
+from groundloop import reward_model as rm
+from groundloop.models import load_detector
+
+
+class ExpertActor:
+    def __init__(self, detector_spec: str, miss_rate: float = 0.0, false_alarm_rate: float = 0.0,
+                 seed: int = 0) -> None:
+        self.detector = load_detector(detector_spec)
+        self.miss, self.false_alarm = miss_rate, false_alarm_rate
+        self.rng = random.Random(seed)
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        require(batch, ["path", "response"], "ExpertActor")
+        images, errors = read_rows(batch)
+        claims, holds = [[] for _ in range(len(batch))], [[] for _ in range(len(batch))]
+        ok = [i for i, e in enumerate(errors) if not e]
+        cl = {i: rm.claims_of(batch["response"].iloc[i]) for i in ok}
+        queries = {i: rm.expert_queries(cl[i]) for i in ok}
+        found = self.detector.detect([images[i] for i in ok], [queries[i] for i in ok]) if ok else []
+        for i, dets in zip(ok, found):
+            if self.miss or self.false_alarm:
+                dets = rm.perturb(dets, queries[i], self.miss, self.false_alarm, self.rng)
+            claims[i] = [c.text for c in cl[i]]
+            holds[i] = rm.check_claims(cl[i], dets)
+        return batch.assign(claims=claims, holds=holds, error=errors)

@@ -1,0 +1,35 @@
+"""Reward-model actor: judge pairs of responses (critique, then verdict log-probabilities).
+
+Rows: path, question, a, b. With samples > 1 every pair gets that many sampled critiques
+(one output row each, column `sample`), for stage 2's rejection sampling."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from actors import require
+from actors.images import read_rows
+from groundloop.genrm import GenRM
+from groundloop.models import load_vlm
+
+
+class JudgeActor:
+    def __init__(self, model_spec: str, adapter: str | None, samples: int = 1, temperature: float = 0.0,
+                 max_new_tokens: int = 200, seed: int = 0) -> None:
+        self.rm = GenRM(*load_vlm(model_spec, adapter=adapter), max_new_tokens=max_new_tokens, seed=seed)
+        self.samples, self.temperature = samples, temperature
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        require(batch, ["path", "question", "a", "b"], "JudgeActor")
+        images, errors = read_rows(batch)
+        ok = [i for i, e in enumerate(errors) if not e for _ in range(self.samples)]
+        js = self.rm.judge([images[i] for i in ok], [batch["question"].iloc[i] for i in ok],
+                           [batch["a"].iloc[i] for i in ok], [batch["b"].iloc[i] for i in ok],
+                           temperature=self.temperature) if ok else []
+        rows = [batch.iloc[i].to_dict() | {"sample": k % self.samples, "judgement": j.text, "thought": j.thought,
+                                           "verdict": j.verdict or "", "logp_a": j.logp_a, "logp_b": j.logp_b,
+                                           "error": ""} for k, (i, j) in enumerate(zip(ok, js))]
+        rows += [batch.iloc[i].to_dict() | {"sample": 0, "judgement": "", "thought": "", "verdict": "",
+                                            "logp_a": float("nan"), "logp_b": float("nan"), "error": e}
+                 for i, e in enumerate(errors) if e]
+        return pd.DataFrame(rows)

@@ -1,0 +1,166 @@
+"""The generative reward model on a transformers VLM: training examples, the mixture-loss
+forward, and judging (critique generation + verdict log-probabilities).
+
+A judgement is the chat: user = image + `judge_prompt(question, A, B)`, assistant =
+"<critique> Verdict: <label>". The verdict label is one token after the prefix
+"<critique> Verdict: ", so both verdicts' log-probabilities come out of one forward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from PIL import Image
+
+from groundloop import prompts
+from groundloop import reward_model as rm
+
+
+def label_ids(tokenizer: Any) -> list[int]:
+    """The token id of each verdict label; the labels must be single tokens."""
+    ids = [tokenizer(label, add_special_tokens=False)["input_ids"] for label in rm.LABELS]
+    if any(len(i) != 1 for i in ids):
+        raise ValueError(f"verdict labels {rm.LABELS} are not single tokens for this tokenizer: {ids}")
+    return [i[0] for i in ids]
+
+
+def _prompt_ids(processor: Any, image: Image.Image, judge_text: str) -> list[int]:
+    chat = processor.apply_chat_template(prompts.messages(judge_text), add_generation_prompt=True)
+    return list(processor(images=[image], text=[chat], add_special_tokens=False)["input_ids"][0])
+
+
+def _thought_ids(tokenizer: Any, thought: str) -> list[int]:
+    return tokenizer(f"{thought} {rm.VERDICT} ".lstrip(), add_special_tokens=False)["input_ids"]
+
+
+def example(processor: Any, image: Image.Image, judge_text: str, thought: str, label: str,
+            weight: float = 1.0) -> dict[str, Any]:
+    """Token ids of prompt + thought + verdict + EOS; labels -100 on the prompt; `verdict_at`:
+    the index of the verdict token; `correct`: 0 for A, 1 for B."""
+    tok = processor.tokenizer
+    p = _prompt_ids(processor, image, judge_text)
+    t = _thought_ids(tok, thought)
+    v = label_ids(tok)[rm.LABELS.index(label)]
+    ids = p + t + [v, tok.eos_token_id]
+    return {"input_ids": ids, "labels": [-100] * len(p) + ids[len(p):], "image": image,
+            "verdict_at": len(p) + len(t), "correct": rm.LABELS.index(label), "weight": weight}
+
+
+def collate(examples: Sequence[dict[str, Any]], processor: Any) -> dict[str, torch.Tensor]:
+    n = max(len(e["input_ids"]) for e in examples)
+    pad = processor.tokenizer.pad_token_id
+    ids = torch.full((len(examples), n), pad)
+    labels = torch.full((len(examples), n), -100)
+    attn = torch.zeros((len(examples), n), dtype=torch.long)
+    for i, e in enumerate(examples):
+        L = len(e["input_ids"])
+        ids[i, :L] = torch.tensor(e["input_ids"])
+        labels[i, :L] = torch.tensor(e["labels"])
+        attn[i, :L] = 1
+    pixels = processor.image_processor(images=[e["image"] for e in examples], return_tensors="pt")
+    return {"input_ids": ids, "labels": labels, "attention_mask": attn, "pixel_values": pixels["pixel_values"],
+            "verdict_at": torch.tensor([e["verdict_at"] for e in examples]),
+            "correct": torch.tensor([e["correct"] for e in examples]),
+            "weight": torch.tensor([float(e["weight"]) for e in examples])}
+
+
+def loss(model: Any, batch: dict[str, torch.Tensor], verdict_ids: Sequence[int], lam: float) -> torch.Tensor:
+    """`rm.mixture_loss` of a collated batch (right padded)."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                   pixel_values=batch["pixel_values"]).logits.float()
+    logp = logits[:, :-1].log_softmax(-1)
+    target = batch["labels"][:, 1:]
+    mask = (target != -100).float()
+    token_logp = logp.gather(-1, target.clamp(min=0)[..., None]).squeeze(-1)
+    rows = torch.arange(len(target))
+    verdict = logp[rows, batch["verdict_at"] - 1][:, list(verdict_ids)]  # (B, 2)
+    right = verdict[rows, batch["correct"]]
+    wrong = verdict[rows, 1 - batch["correct"]]
+    return rm.mixture_loss(token_logp, mask, right, wrong, batch["weight"], lam)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    text: str          # what the model wrote
+    thought: str       # the critique before the verdict
+    verdict: str | None  # the written verdict, None when malformed
+    logp_a: float      # log p(verdict A | thought); the preference is sigmoid(logp_a - logp_b)
+    logp_b: float
+
+    @property
+    def p_a(self) -> float:
+        return float(rm.preference(torch.tensor(self.logp_a), torch.tensor(self.logp_b)))
+
+
+class GenRM:
+    """A VLM (with its reward-model adapter) that judges pairs of responses."""
+
+    def __init__(self, model: Any, processor: Any, max_new_tokens: int = 200, seed: int | None = None) -> None:
+        self.model = model.eval()
+        self.processor = processor
+        self.max_new_tokens = max_new_tokens
+        self.seed = seed
+        self.verdict_ids = label_ids(processor.tokenizer)
+
+    @torch.no_grad()
+    def verdict_logps(self, images: Sequence[Image.Image], judge_texts: Sequence[str],
+                      thoughts: Sequence[str]) -> torch.Tensor:
+        """(N, 2) log-probs of verdicts A and B after each thought (one forward, left padded)."""
+        tok = self.processor.tokenizer
+        seqs = [_prompt_ids(self.processor, im, jt) + _thought_ids(tok, th)
+                for im, jt, th in zip(images, judge_texts, thoughts)]
+        n = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), n), tok.pad_token_id)
+        attn = torch.zeros((len(seqs), n), dtype=torch.long)
+        for b, s in enumerate(seqs):
+            ids[b, n - len(s):] = torch.tensor(s)
+            attn[b, n - len(s):] = 1
+        pixels = self.processor.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
+        positions = (attn.cumsum(-1) - 1).clamp(min=0)
+        logits = self.model(input_ids=ids, attention_mask=attn, position_ids=positions,
+                            pixel_values=pixels).logits[:, -1].float()
+        return logits.log_softmax(-1)[:, self.verdict_ids]
+
+    @torch.no_grad()
+    def write(self, images: Sequence[Image.Image], judge_texts: Sequence[str], temperature: float = 0.0,
+              top_p: float = 1.0) -> list[str]:
+        """Generated judgements (critique and verdict), greedy at temperature 0."""
+        if self.seed is not None:
+            torch.manual_seed(self.seed)
+        tok = self.processor.tokenizer
+        tok.padding_side = "left"
+        chats = [self.processor.apply_chat_template(prompts.messages(t), add_generation_prompt=True)
+                 for t in judge_texts]
+        enc = self.processor(images=list(images), text=chats, padding=True, return_tensors="pt",
+                             add_special_tokens=False)
+        sample = temperature > 0
+        out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=sample,
+                                  temperature=temperature if sample else None, top_p=top_p if sample else None)
+        return [t.strip() for t in self.processor.batch_decode(out[:, enc["input_ids"].shape[1]:],
+                                                               skip_special_tokens=True)]
+
+    def judge(self, images: Sequence[Image.Image], questions: Sequence[str], a: Sequence[str],
+              b: Sequence[str], temperature: float = 0.0, batch_size: int = 32) -> list[Judgement]:
+        """One judgement per (image, question, A, B): the written critique, then the verdict's
+        log-probabilities after it."""
+        if not len(images) == len(questions) == len(a) == len(b):
+            raise ValueError("images, questions, a and b must have one entry per pair")
+        out: list[Judgement] = []
+        for s in range(0, len(images), batch_size):
+            ims = list(images[s:s + batch_size])
+            texts = [rm.judge_prompt(q, x, y) for q, x, y in zip(questions[s:s + batch_size],
+                                                                  a[s:s + batch_size], b[s:s + batch_size])]
+            written = self.write(ims, texts, temperature)
+            thoughts = [rm.thought_of(w) for w in written]
+            lp = self.verdict_logps(ims, texts, thoughts)
+            out += [Judgement(w, th, rm.parse_verdict(w), float(x), float(y))
+                    for w, th, (x, y) in zip(written, thoughts, lp.tolist())]
+        return out
+
+    def prefer(self, images: Sequence[Image.Image], questions: Sequence[str], a: Sequence[str],
+               b: Sequence[str]) -> list[float]:
+        """P(A better than B) per pair, from greedy critiques."""
+        return [j.p_a for j in self.judge(images, questions, a, b)]

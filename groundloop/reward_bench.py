@@ -1,0 +1,138 @@
+"""ShapesWorld-RewardBench: held-out preference pairs whose truth comes from the world's
+annotations (the scene's object list), never from a detector or a model.
+
+Every pair is (the scene's true caption, a caption of a minimally changed scene or text):
+- hallucination: the rejected caption adds an object whose colour+shape type is not in the
+  image (counts and relations are rewritten to match, so only the extra object is wrong);
+- attribute: one object's colour or size is wrong;
+- reasoning: a count or a spatial relation is wrong;
+- general: the rejected caption leaves an object out (less complete, and its counts follow).
+The chosen caption is response A or B at random.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from groundloop.worlds import shapes as world
+
+CATEGORIES = ("hallucination", "attribute", "reasoning", "general")
+MAX_OBJECTS = 6  # ShapesWorld scenes hold 1 to 6 objects; a 7th would be out of distribution
+_RELATION_SWAPS = {"to the left of": "to the right of", "to the right of": "to the left of",
+                   "above": "below", "below": "above", "on": "under", "under": "on"}
+_RELATION = re.compile(r", (to the left of|to the right of|above|below|on|under) the ")
+
+
+@dataclass(frozen=True)
+class BenchPair:
+    image_id: int
+    category: str
+    chosen: str
+    rejected: str
+
+
+def _free_box(objects: Sequence[world.SceneObject], side: int, rng: random.Random) -> tuple[int, int, int, int] | None:
+    for _ in range(50):
+        x, y = rng.randrange(0, world.IMAGE_SIZE - side), rng.randrange(0, world.IMAGE_SIZE - side)
+        box = (x, y, x + side, y + side)
+        if all(world._overlap(box, o.box) == 0 for o in objects):
+            return box
+    return None
+
+
+def hallucinated(objects: list[world.SceneObject], rng: random.Random) -> str | None:
+    present = {(o.color, o.shape) for o in objects}
+    absent = [t for t in world.object_types() if t not in present]
+    size = rng.choice(world.SIZES)
+    box = _free_box(objects, world.SIZE_RANGE[size][0], rng)
+    if not absent or box is None or len(objects) >= MAX_OBJECTS:
+        return None
+    color, shape = rng.choice(absent)
+    return world.caption(objects + [world.SceneObject(shape, color, size, box)])
+
+
+def wrong_attribute(objects: list[world.SceneObject], rng: random.Random) -> str | None:
+    i = rng.randrange(len(objects))
+    o = objects[i]
+    if rng.random() < 0.5:
+        other = {(x.color, x.shape) for x in objects}
+        colors = [c for c in world.COLORS if c != o.color and (c, o.shape) not in other]
+        if not colors:
+            return None
+        changed = replace(o, color=rng.choice(colors))
+    else:
+        changed = replace(o, size="small" if o.size == "large" else "large")
+    return world.caption(objects[:i] + [changed] + objects[i + 1:])
+
+
+def wrong_reasoning(objects: list[world.SceneObject], rng: random.Random) -> str | None:
+    true = world.caption(objects)
+    relations = list(_RELATION.finditer(true))
+    if relations and rng.random() < 0.5:
+        m = rng.choice(relations)
+        rel = m.group(1)
+        return true[:m.start(1)] + _RELATION_SWAPS[rel] + true[m.end(1):]
+    counts = {s: sum(o.shape == s for o in objects) for s in world.SHAPES}
+    shape = rng.choice([s for s, k in counts.items() if k])
+    k = counts[shape]
+    new_k = k + 1 if k == 1 or rng.random() < 0.5 else k - 1
+    old = "one " + shape if k == 1 else f"{world.NUMBER_WORDS[k]} {'crosses' if shape == 'cross' else shape + 's'}"
+    new = "one " + shape if new_k == 1 else f"{world.NUMBER_WORDS[new_k]} {'crosses' if shape == 'cross' else shape + 's'}"
+    first_sentence, rest = true.split(". ", 1) if ". " in true else (true, "")
+    changed = re.sub(rf"\b{old}\b", new, first_sentence, count=1)
+    return changed + (". " + rest if rest else "") if changed != first_sentence else None
+
+
+def omission(objects: list[world.SceneObject], rng: random.Random) -> str | None:
+    if len(objects) < 2:
+        return None
+    i = rng.randrange(len(objects))
+    return world.caption(objects[:i] + objects[i + 1:])
+
+
+_MAKERS = {"hallucination": hallucinated, "attribute": wrong_attribute, "reasoning": wrong_reasoning,
+           "general": omission}
+
+
+def build(scenes: Sequence[tuple[int, list[world.SceneObject]]], per_category: int, seed: int) -> list[BenchPair]:
+    """Up to per_category pairs per category, each from a different scene where possible."""
+    rng = random.Random(seed)
+    out: list[BenchPair] = []
+    for cat in CATEGORIES:
+        order = list(scenes)
+        rng.shuffle(order)
+        n = 0
+        for image_id, objects in order:
+            if n == per_category:
+                break
+            rejected = _MAKERS[cat](objects, rng)
+            true = world.caption(objects)
+            if rejected and rejected != true:
+                out.append(BenchPair(image_id, cat, true, rejected))
+                n += 1
+    return out
+
+
+def accuracy(categories: Sequence[str], correct: Sequence[bool]) -> dict[str, float]:
+    """Accuracy per category and overall (the mean over pairs)."""
+    res: dict[str, float] = {}
+    for cat in sorted(set(categories)):
+        hits = [c for k, c in zip(categories, correct) if k == cat]
+        res[cat] = sum(hits) / len(hits)
+    res["overall"] = sum(correct) / len(correct) if correct else 0.0
+    return res
+
+
+def scene_of(objects: Sequence[object]) -> list[world.SceneObject]:
+    """ShapesWorld scene objects back from COCO annotations (`ObjectAnn`: category, xywh
+    bbox, colour and size attributes)."""
+    out = []
+    for o in objects:
+        x, y, w, h = o.bbox  # type: ignore[attr-defined]
+        attrs = o.attributes  # type: ignore[attr-defined]
+        out.append(world.SceneObject(o.category, attrs["color"], attrs["size"],  # type: ignore[attr-defined]
+                                     (int(x), int(y), int(x + w), int(y + h))))
+    return out

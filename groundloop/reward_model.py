@@ -1,0 +1,270 @@
+"""VL-GenRM's pure parts: expert-verified preference pairs, critiques, the mixture loss,
+margin-based rejection, verdict parsing and Best-of-N by pairwise judging.
+
+The reward model is a VLM that reads (image, question, response A, response B), writes a
+critique that checks the responses' claims against the image, and ends with
+"Verdict: A" or "Verdict: B". Its preference is read from the verdict's log-probabilities.
+Everything here works on strings, detections and tensors; the model code is in
+`groundloop.genrm`.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from groundloop.grounding import extract_phrases
+from groundloop.models.detection import Detection
+from groundloop.worlds import shapes as world
+
+LABELS = ("A", "B")
+VERDICT = "Verdict:"
+JUDGE_TEMPLATE = "Question: {prompt} Response A: {a} Response B: {b} Which response is faithful to the image?"
+
+_NUMBERS = {w: i for i, w in enumerate(world.NUMBER_WORDS)}
+_PLURALS = {("crosses" if s == "cross" else s + "s"): s for s in world.SHAPES} | {s: s for s in world.SHAPES}
+COUNT_CLAIM = re.compile(r"\b(" + "|".join(world.NUMBER_WORDS[1:]) + r")\s+(" + "|".join(_PLURALS) + r")\b")
+
+
+def judge_prompt(prompt: str, a: str, b: str) -> str:
+    return JUDGE_TEMPLATE.format(prompt=prompt, a=a, b=b)
+
+
+# ---------------------------------------------------------------------------------------------
+# The vision expert's verification of a response
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Claim:
+    """One checkable statement: an object phrase ("small red circle"), or a count of a shape."""
+
+    phrase: str
+    count: int | None = None
+
+    @property
+    def text(self) -> str:
+        if self.count is None:
+            return self.phrase
+        noun = self.phrase if self.count == 1 else ("crosses" if self.phrase == "cross" else self.phrase + "s")
+        return f"{world.NUMBER_WORDS[self.count]} {noun}"
+
+
+def claims_of(response: str) -> list[Claim]:
+    """The response's object phrases (with size when it gives one) and its shape counts."""
+    claims = [Claim(p) for p in extract_phrases(response, sizes=True)]
+    seen: set[str] = set()
+    for m in COUNT_CLAIM.finditer(response.lower()):
+        shape = _PLURALS[m.group(2)]
+        if shape not in seen:  # the first count of a shape is the caption's count sentence
+            seen.add(shape)
+            claims.append(Claim(shape, _NUMBERS[m.group(1)]))
+    return claims
+
+
+def expert_queries(claims: Sequence[Claim]) -> list[str]:
+    """Phrases to ask the detector: each object phrase, and the bare shape of each count."""
+    return list(dict.fromkeys(c.phrase for c in claims))
+
+
+def check_claims(claims: Sequence[Claim], detections: Sequence[Detection]) -> list[bool]:
+    """Each claim against the detector's answer to `expert_queries(claims)`: an object claim
+    holds when its phrase was detected, a count claim when the shape was detected that often."""
+    found: dict[str, int] = {}
+    for d in detections:
+        found[d.phrase] = found.get(d.phrase, 0) + 1
+    return [found.get(c.phrase, 0) == c.count if c.count is not None else found.get(c.phrase, 0) > 0
+            for c in claims]
+
+
+def perturb(detections: Sequence[Detection], queries: Sequence[str], miss_rate: float,
+            false_alarm_rate: float, rng: random.Random) -> list[Detection]:
+    """A noisier expert: each detection is dropped with probability miss_rate, and each
+    queried phrase gains a spurious detection with probability false_alarm_rate."""
+    kept = [d for d in detections if rng.random() >= miss_rate]
+    extra = [Detection(q, (0.0, 0.0, 0.1, 0.1), 1.0) for q in queries if rng.random() < false_alarm_rate]
+    return kept + extra
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A response with its claims and the expert's verdict on each."""
+
+    response: str
+    claims: tuple[Claim, ...]
+    holds: tuple[bool, ...]
+
+    @property
+    def refuted(self) -> int:
+        return sum(not h for h in self.holds)
+
+    @property
+    def verified(self) -> bool:
+        """Every claim checked out (and there was at least one)."""
+        return bool(self.claims) and self.refuted == 0
+
+
+def self_checks(responses: Sequence[str], quorum: float = 0.5) -> list[Checked]:
+    """The baseline without a vision expert: the VLM's own belief labels the claims. A claim
+    holds when at least `quorum` of the image's responses make it too (for a count: the same
+    count of that shape), so what the model habitually says (its priors included) counts as true."""
+    all_claims = [claims_of(r) for r in responses]
+    votes: dict[Claim, int] = {}
+    for cs in all_claims:
+        for c in set(cs):
+            votes[c] = votes.get(c, 0) + 1
+    need = quorum * len(responses)
+    return [Checked(r, tuple(cs), tuple(votes[c] >= need for c in cs)) for r, cs in zip(responses, all_claims)]
+
+
+def build_pairs(checked: Sequence[Checked], max_pairs: int, rng: random.Random) -> list[tuple[int, int]]:
+    """(chosen, rejected) index pairs among one prompt's responses: a fully verified response
+    over one with a refuted claim. Two verified or two refuted responses cannot be separated
+    by the expert, so no such pair is made; identical texts are never paired."""
+    good = [i for i, c in enumerate(checked) if c.verified]
+    bad = [i for i, c in enumerate(checked) if c.refuted > 0]
+    pairs = [(g, b) for g in good for b in bad if checked[g].response != checked[b].response]
+    rng.shuffle(pairs)
+    return pairs[:max_pairs]
+
+
+# ---------------------------------------------------------------------------------------------
+# Critiques and verdicts
+# ---------------------------------------------------------------------------------------------
+
+def critique(a: Checked, b: Checked) -> str:
+    """Critique-style chain of thought: every claim of each response checked against the image."""
+    def part(label: str, c: Checked) -> str:
+        body = "; ".join(f"{cl.text} {'yes' if h else 'no'}" for cl, h in zip(c.claims, c.holds))
+        return f"{label}: {body or 'nothing to check'}."
+
+    return f"{part('A', a)} {part('B', b)}"
+
+
+def description(seen: Sequence[str]) -> str:
+    """Description-style chain of thought (the baseline): what the image shows, no checking."""
+    if not seen:
+        return "The image shows nothing."
+    return "The image shows " + ", ".join(seen) + "."
+
+
+def thought(a: Checked, b: Checked, style: str) -> str:
+    """The chain of thought a training judgement starts with: a `critique` of both responses'
+    claims, or (the baseline) a `description` of the objects the expert confirmed."""
+    if style == "critique":
+        return critique(a, b)
+    if style == "description":
+        seen = [c.text for x in (a, b) for c, h in zip(x.claims, x.holds) if h and c.count is None]
+        return description(list(dict.fromkeys(seen)))
+    raise ValueError(f"thought style must be 'critique' or 'description', got {style!r}")
+
+
+def with_verdict(thought: str, label: str) -> str:
+    if label not in LABELS:
+        raise ValueError(f"verdict must be one of {LABELS}, got {label!r}")
+    return f"{thought} {VERDICT} {label}"
+
+
+_VERDICT_RE = re.compile(re.escape(VERDICT) + r"\s*(?:response\s+)?\(?([AB])\b", re.IGNORECASE)
+
+
+def parse_verdict(text: str) -> str | None:
+    """The label of the last "Verdict: X" in a generated judgement, or None when there is no
+    well-formed verdict (missing, truncated, or naming something other than A or B)."""
+    found = _VERDICT_RE.findall(text or "")
+    return found[-1].upper() if found else None
+
+
+def thought_of(text: str) -> str:
+    """A judgement's chain of thought: everything before its first verdict marker."""
+    i = text.find(VERDICT)
+    return (text if i < 0 else text[:i]).strip()
+
+
+# ---------------------------------------------------------------------------------------------
+# Losses, margins and rejection
+# ---------------------------------------------------------------------------------------------
+
+def preference(logp_a: torch.Tensor, logp_b: torch.Tensor) -> torch.Tensor:
+    """P(A is better) from the log-probabilities of the two verdicts, renormalised over them."""
+    return torch.sigmoid(logp_a - logp_b)
+
+
+def margin(logp_correct: torch.Tensor, logp_wrong: torch.Tensor) -> torch.Tensor:
+    """log p(correct verdict) - log p(wrong verdict): > 0 means the judge gets it right."""
+    return logp_correct - logp_wrong
+
+
+def mixture_loss(token_logp: torch.Tensor, loss_mask: torch.Tensor, logp_correct: torch.Tensor,
+                 logp_wrong: torch.Tensor, weight: torch.Tensor, lam: float) -> torch.Tensor:
+    """Fine-tuning loss on the critique and verdict plus lam x a correctness-weighted
+    Bradley-Terry term on the verdict.
+
+    token_logp: (B, T) log-prob of each target token; loss_mask: (B, T) 1 on critique and
+    verdict tokens; logp_correct / logp_wrong: (B,) log-probs of the right and wrong verdict
+    after the critique; weight: (B,) per-example weight of the BT term (1 for a verified-correct
+    label, 0 to switch it off for an example).
+    """
+    sft = -(token_logp * loss_mask).sum() / loss_mask.sum().clamp(min=1)
+    bt = -(F.logsigmoid(margin(logp_correct, logp_wrong)) * weight).sum() / weight.sum().clamp(min=1e-8)
+    return sft + lam * bt
+
+
+def margin_threshold(margins: Sequence[float], correct: Sequence[bool], retention: float) -> float:
+    """The margin above which a `retention` fraction of all sampled critiques is kept, counting
+    only correct ones (so the threshold is never below 0 when enough critiques are correct)."""
+    ok = sorted((m for m, c in zip(margins, correct) if c), reverse=True)
+    n_keep = int(round(retention * len(margins)))
+    if not ok or n_keep <= 0:
+        return float("inf")
+    return ok[min(n_keep, len(ok)) - 1]
+
+
+def reject(margins: Sequence[float], correct: Sequence[bool], threshold: float) -> list[bool]:
+    """Rejection sampling: keep a critique when its verdict is correct and its margin is at
+    least the threshold."""
+    if len(margins) != len(correct):
+        raise ValueError(f"{len(margins)} margins but {len(correct)} correctness flags")
+    return [bool(c) and m >= threshold for m, c in zip(margins, correct)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Best-of-N by pairwise judging
+# ---------------------------------------------------------------------------------------------
+
+Judge = Callable[[Sequence[tuple[int, int]]], Sequence[float]]
+"""Given (i, j) index pairs, P(response i is better than response j) for each pair."""
+
+
+def knockout(n: int, judge: Judge, rng: random.Random | None = None) -> int:
+    """The winner of a single-elimination tournament among n responses (n - 1 comparisons,
+    each round judged in one call); an odd one out gets a bye."""
+    if n <= 0:
+        raise ValueError("knockout needs at least one response")
+    alive = list(range(n))
+    if rng is not None:
+        rng.shuffle(alive)
+    while len(alive) > 1:
+        pairs = [(alive[k], alive[k + 1]) for k in range(0, len(alive) - 1, 2)]
+        probs = judge(pairs)
+        nxt = [i if p >= 0.5 else j for (i, j), p in zip(pairs, probs)]
+        if len(alive) % 2:
+            nxt.append(alive[-1])
+        alive = nxt
+    return alive[0]
+
+
+def round_robin(n: int, judge: Judge) -> int:
+    """The response with the highest summed win probability over all n(n-1)/2 pairs."""
+    if n <= 0:
+        raise ValueError("round robin needs at least one response")
+    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    wins = [0.0] * n
+    for (i, j), p in zip(pairs, judge(pairs)):
+        wins[i] += p
+        wins[j] += 1 - p
+    return max(range(n), key=lambda i: wins[i])

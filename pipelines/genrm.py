@@ -1,0 +1,276 @@
+"""Train VL-GenRM, the generative reward model, on vision-expert-verified preference pairs.
+
+1. Ray Data streams the images through a pool of VLM sampler actors (k responses each) and a
+   pool of vision-expert actors (the detector checks every object, size and count claim).
+2. Pairs: per image, a fully verified response over one with a refuted claim (pairs the
+   expert cannot separate are dropped); the training judgement is a critique composed from
+   the expert's evidence, then the verdict. A/B order is random.
+3. Stage 1: Ray Train LoRA-fine-tunes the VLM on the judgements with the mixture loss.
+4. Stage 2, each round: Ray Data judge actors sample critiques for training pairs with the
+   current adapter; critiques with the right verdict and a margin above the calibrated
+   threshold are kept; Ray Train continues the LoRA on them.
+5. Every round's adapter is judged on ShapesWorld-RewardBench (accuracy per category).
+
+    python pipelines/genrm.py --config configs/genrm_shapes.yaml [pairs.labeler=self ...]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # actors/, pipelines/ on a cluster
+
+import pandas as pd  # noqa: E402
+import ray  # noqa: E402
+import torch  # noqa: E402
+from ray.data import ActorPoolStrategy  # noqa: E402
+from ray.train import Checkpoint, RunConfig, ScalingConfig  # noqa: E402
+from ray.train.torch import TorchTrainer  # noqa: E402
+
+from actors.expert import ExpertActor  # noqa: E402
+from actors.judge import JudgeActor  # noqa: E402
+from actors.sampler import SamplerActor  # noqa: E402
+from groundloop import genrm, prompts  # noqa: E402
+from groundloop import reward_bench as rb  # noqa: E402
+from groundloop import reward_model as rm  # noqa: E402
+from groundloop.data.coco import load_dataset, load_image  # noqa: E402
+from groundloop.finetune import add_lora  # noqa: E402
+from groundloop import config as config_lib  # noqa: E402
+from groundloop.models import REWARD_MODEL_FILE, load_vlm  # noqa: E402
+from pipelines import cli  # noqa: E402
+from pipelines.genrm_config import GenRMConfig  # noqa: E402
+
+
+def sample_and_check(cfg: GenRMConfig, rows: list[dict]) -> pd.DataFrame:
+    """One row per (image, response): claims and the expert's verdict on each."""
+    res, smp = cfg.resources, cfg.sampling
+    ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 8)))
+    ds = ds.map_batches(SamplerActor, fn_constructor_kwargs={
+        "model_spec": cfg.model.vlm, "mode": "prior", "k": smp.k, "temperature": smp.temperature,
+        "top_p": smp.top_p, "max_new_tokens": smp.max_new_tokens, "seed": cfg.run.seed},
+        batch_format="pandas", batch_size=res.batch_size, compute=ActorPoolStrategy(size=res.sampler_actors),
+        num_cpus=res.sampler_cpus, num_gpus=res.gpus_per_actor or None)
+    ds = ds.map_batches(lambda b: b.rename(columns={"prior": "response"}).drop(columns=["image_priors"]),
+                        batch_format="pandas")
+    ds = ds.map_batches(ExpertActor, fn_constructor_kwargs={
+        "detector_spec": cfg.model.detector, "miss_rate": cfg.pairs.miss_rate,
+        "false_alarm_rate": cfg.pairs.false_alarm_rate, "seed": cfg.run.seed},
+        batch_format="pandas", batch_size=res.batch_size * smp.k,
+        compute=ActorPoolStrategy(size=res.expert_actors), num_cpus=res.expert_cpus)
+    df = ds.to_pandas()
+    return df.assign(claims=[list(x) for x in df["claims"]], holds=[list(map(bool, x)) for x in df["holds"]])
+
+
+def make_pairs(cfg: GenRMConfig, samples: pd.DataFrame) -> pd.DataFrame:
+    """Training judgements: (path, question, a, b, label, thought) per separable pair."""
+    rng = random.Random(cfg.run.seed)
+    rows = []
+    for image_id, g in samples.groupby("image_id", sort=True):
+        responses = list(g["response"])
+        if cfg.pairs.labeler == "expert":
+            checked = [rm.Checked(r, tuple(rm.claims_of(r)), tuple(h)) for r, h in zip(responses, g["holds"])]
+        else:
+            checked = rm.self_checks(responses)
+        for good, bad in rm.build_pairs(checked, cfg.pairs.max_per_image, rng):
+            a, b, label = ((checked[good], checked[bad], "A") if rng.random() < 0.5
+                           else (checked[bad], checked[good], "B"))
+            rows.append({"image_id": int(image_id), "path": g["path"].iloc[0], "question": prompts.BASE_PROMPT,
+                         "a": a.response, "b": b.response, "label": label,
+                         "thought": rm.thought(a, b, cfg.pairs.thought)})
+    return pd.DataFrame(rows, columns=["image_id", "path", "question", "a", "b", "label", "thought"])
+
+
+def train_loop(config: dict) -> None:
+    """Runs on every Ray Train worker: LoRA with the mixture loss, cosine schedule with warmup."""
+    torch.manual_seed(config["seed"])
+    if config["torch_threads"]:
+        torch.set_num_threads(config["torch_threads"])
+    model, processor = load_vlm(config["model"])
+    model = add_lora(model, config["r"], config["alpha"], config["dropout"], config["target_modules"],
+                     adapter=config["adapter"])
+    model.train()
+    verdict_ids = genrm.label_ids(processor.tokenizer)
+    steps = max(1, math.ceil(config["n_rows"] / config["batch_size"]) * config["epochs"])
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config["lr"])
+    warm = max(1, int(config["warmup"] * steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
+    images: dict[str, object] = {}
+
+    def img(p: str):
+        if p not in images:
+            images[p] = load_image(p)
+        return images[p]
+
+    shard = ray.train.get_dataset_shard("train")
+    losses: list[float] = []
+    for _ in range(config["epochs"]):
+        for b in shard.iter_batches(batch_size=config["batch_size"], batch_format="pandas",
+                                    local_shuffle_buffer_size=4096):
+            ex = [genrm.example(processor, img(r.path), rm.judge_prompt(r.question, r.a, r.b), r.thought, r.label)
+                  for r in b.itertuples()]
+            loss = genrm.loss(model, genrm.collate(ex, processor), verdict_ids, config["lam"])
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+            if len(losses) % 25 == 0:
+                print(f"step {len(losses)}/{steps} loss {sum(losses[-25:]) / 25:.4f}", flush=True)
+    with tempfile.TemporaryDirectory() as d:
+        if ray.train.get_context().get_world_rank() == 0:
+            model.save_pretrained(d)
+            (Path(d) / "losses.json").write_text(json.dumps(losses))
+        ray.train.report({"loss": losses[-1] if losses else float("nan"), "step": len(losses)},
+                         checkpoint=Checkpoint.from_directory(d))
+
+
+def train(cfg: GenRMConfig, rows: pd.DataFrame, out: Path, adapter: str | None, lr: float, epochs: int) -> Path:
+    tr, lora = cfg.train, cfg.train.lora
+    trainer = TorchTrainer(
+        train_loop,
+        train_loop_config={"model": cfg.model.vlm, "adapter": adapter, "r": lora.r, "alpha": lora.alpha,
+                           "dropout": lora.dropout, "target_modules": lora.target_modules, "lr": lr,
+                           "warmup": tr.warmup, "epochs": epochs, "batch_size": tr.batch_size, "lam": tr.lam,
+                           "n_rows": len(rows), "seed": cfg.run.seed, "torch_threads": tr.torch_threads},
+        scaling_config=ScalingConfig(num_workers=tr.num_workers, use_gpu=cfg.resources.gpus_per_actor > 0,
+                                     resources_per_worker={"CPU": tr.cpus_per_worker}),
+        # A fresh name every time: re-using a name would resume that old Train run.
+        run_config=RunConfig(name=f"{cfg.run.name}-{out.parent.name}-{uuid.uuid4().hex[:8]}",
+                             storage_path=str((out.parent / "ray_train").resolve())),
+        datasets={"train": ray.data.from_pandas(rows.sample(frac=1.0, random_state=cfg.run.seed))},
+    )
+    result = trainer.fit()
+    if out.exists():
+        shutil.rmtree(out)
+    result.checkpoint.to_directory(str(out))
+    (out / REWARD_MODEL_FILE).write_text(json.dumps({"base": cfg.model.vlm, "recipe": config_lib.to_dict(cfg)}))
+    return out
+
+
+def judge(cfg: GenRMConfig, pairs: pd.DataFrame, adapter: str, samples: int = 1, temperature: float = 0.0) -> pd.DataFrame:
+    """Judgements of `pairs` (path, question, a, b, ...) by the reward model with `adapter`."""
+    res = cfg.resources
+    ds = ray.data.from_pandas(pairs).repartition(max(1, min(len(pairs) // res.batch_size, 16)))
+    ds = ds.map_batches(JudgeActor, fn_constructor_kwargs={
+        "model_spec": cfg.model.vlm, "adapter": adapter, "samples": samples, "temperature": temperature,
+        "max_new_tokens": cfg.sampling.judge_max_new_tokens, "seed": cfg.run.seed}, batch_format="pandas", batch_size=res.batch_size,
+        compute=ActorPoolStrategy(size=res.judge_actors), num_cpus=res.judge_cpus,
+        num_gpus=res.gpus_per_actor or None)
+    return ds.to_pandas()
+
+
+def bench_pairs(cfg: GenRMConfig) -> pd.DataFrame:
+    """ShapesWorld-RewardBench from the bench split's annotations, chosen as A or B at random."""
+    records = load_dataset(Path(cfg.data.bench_path).resolve())
+    by_id = {r.image_id: r for r in records}
+    pairs = rb.build([(r.image_id, rb.scene_of(r.objects)) for r in records], cfg.data.bench_per_category,
+                     seed=1000 + cfg.run.seed)
+    rng = random.Random(cfg.run.seed)
+    rows = []
+    for p in pairs:
+        a_is_chosen = rng.random() < 0.5
+        rows.append({"image_id": p.image_id, "path": str(by_id[p.image_id].path), "category": p.category,
+                     "question": prompts.BASE_PROMPT, "a": p.chosen if a_is_chosen else p.rejected,
+                     "b": p.rejected if a_is_chosen else p.chosen, "label": "A" if a_is_chosen else "B"})
+    return pd.DataFrame(rows)
+
+
+def evaluate(cfg: GenRMConfig, adapter: str, out: Path) -> dict[str, float]:
+    """Accuracy per RewardBench category: the verdict's preference (P(A) >= 0.5) against the truth."""
+    judged = judge(cfg, bench_pairs(cfg), adapter)
+    judged["correct"] = [(pa >= pb) == (lab == "A") for pa, pb, lab in zip(judged["logp_a"], judged["logp_b"], judged["label"])]
+    judged["written_correct"] = judged["verdict"] == judged["label"]
+    judged.to_parquet(out)
+    acc = rb.accuracy(list(judged["category"]), list(judged["correct"]))
+    acc["written_verdict_overall"] = float(judged["written_correct"].mean())
+    return acc
+
+
+def stage2_rows(cfg: GenRMConfig, pairs: pd.DataFrame, adapter: str, round_dir: Path) -> tuple[pd.DataFrame, dict]:
+    """Sampled critiques of training pairs that pass margin-based rejection, as training rows."""
+    s2 = cfg.stage2
+    subset = pairs.sample(n=min(s2.n_pairs, len(pairs)), random_state=cfg.run.seed + int(round_dir.name[-1]))
+    judged = judge(cfg, subset, adapter, samples=s2.samples, temperature=s2.temperature)
+    judged = judged[judged["error"] == ""]
+    right = [lp_a if lab == "A" else lp_b for lp_a, lp_b, lab in zip(judged["logp_a"], judged["logp_b"], judged["label"])]
+    wrong = [lp_b if lab == "A" else lp_a for lp_a, lp_b, lab in zip(judged["logp_a"], judged["logp_b"], judged["label"])]
+    margins = rm.margin(torch.tensor(right), torch.tensor(wrong)).tolist()
+    correct = [m > 0 and v == lab for m, v, lab in zip(margins, judged["verdict"], judged["label"])]
+    threshold = rm.margin_threshold(margins, correct, s2.retention)
+    keep = rm.reject(margins, correct, threshold)
+    judged = judged.assign(margin=margins, correct=correct, kept=keep)
+    judged.to_parquet(round_dir / "critiques.parquet")
+    kept = judged[judged["kept"]].drop_duplicates(["image_id", "a", "b", "thought"])
+    stats = {"sampled": len(judged), "correct": int(sum(correct)), "kept": int(sum(keep)),
+             "kept_unique": len(kept), "retention": sum(keep) / max(1, len(judged)), "threshold": threshold}
+    return kept[["image_id", "path", "question", "a", "b", "label", "thought"]].reset_index(drop=True), stats
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = cli.parser(__doc__, "configs/genrm_shapes.yaml", "stage2.rounds=1 pairs.labeler=self")
+    a = p.parse_args(argv)
+    cfg = cli.load(GenRMConfig, a)
+    run_dir = cli.start_run(cfg, "genrm")
+    cli.init_ray()
+    timings: dict[str, float] = {}
+    t = time.time()
+    samples_file = run_dir / "samples.parquet"
+    if samples_file.exists():  # resume: sampling and checking finished earlier
+        samples = pd.read_parquet(samples_file)
+    else:
+        records = load_dataset(Path(cfg.data.path).resolve())[: cfg.data.n_images]
+        rows = [{"image_id": r.image_id, "path": str(r.path), "error": ""} for r in records]
+        samples = sample_and_check(cfg, rows)
+        samples.to_parquet(samples_file)
+    errors = samples[samples["error"] != ""].drop_duplicates("image_id")
+    if len(errors):
+        errors[["image_id", "path", "error"]].to_json(run_dir / "errors.jsonl", orient="records", lines=True)
+    samples = samples[(samples["error"] == "") & (samples["response"].str.len() > 0)]
+    timings["sample_check_s"] = time.time() - t
+    pairs = make_pairs(cfg, samples)
+    pairs.to_parquet(run_dir / "pairs.parquet")
+    n_verified = sum(bool(h) and all(h) for h in samples["holds"])
+    print(f"{len(pairs)} pairs from {len(samples)} responses ({n_verified} verified by the expert)", flush=True)
+    rounds = []
+    adapter: Path | None = None
+    for r in range(cfg.stage2.rounds + 1):
+        round_dir = run_dir / f"round{r}"
+        round_dir.mkdir(exist_ok=True)
+        t = time.time()
+        if (round_dir / "adapter" / "adapter_config.json").exists():  # resume
+            new = round_dir / "adapter"
+            stats: dict = json.loads((round_dir / "stats.json").read_text())
+        elif r == 0:
+            new = train(cfg, pairs, round_dir / "adapter", None, cfg.train.lr, cfg.train.epochs)
+            stats = {"rows": len(pairs)}
+        else:
+            rows, stats = stage2_rows(cfg, pairs, str(adapter), round_dir)
+            stats["rows"] = len(rows)
+            new = train(cfg, rows, round_dir / "adapter", str(adapter), cfg.stage2.lr, cfg.stage2.epochs)
+        (round_dir / "stats.json").write_text(json.dumps(stats))
+        adapter = new
+        train_s = time.time() - t
+        t = time.time()
+        acc = evaluate(cfg, str(adapter), round_dir / "bench.parquet")
+        rounds.append({"round": r, "adapter": str(adapter), "bench": acc, "stats": stats,
+                       "train_s": train_s, "eval_s": time.time() - t})
+        print(f"round {r}: {json.dumps(acc)}", flush=True)
+    report = {"config": a.config, "n_pairs": len(pairs), "n_responses": len(samples),
+              "n_verified": n_verified, "rounds": rounds, "timings": timings,
+              "final_adapter": str(adapter)}
+    (run_dir / "report.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""The VL-GenRM run config: every default in one commented place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+FINETUNE_MODULES = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str = "genrm_shapes"
+    dir: str = "runs"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Data:
+    path: str = "data/genrm_train"  # images whose sampled captions become preference pairs (never test)
+    n_images: int = 2500
+    bench_path: str = "data/shapes/test"  # ShapesWorld-RewardBench is built from these annotations
+    bench_per_category: int = 100
+
+
+@dataclass(frozen=True)
+class Model:
+    vlm: str = "shapesworld/vlm"  # the policy whose responses are judged, and the reward model's base
+    detector: str = "shapesworld/detector"  # the vision expert
+
+
+@dataclass(frozen=True)
+class Sampling:
+    k: int = 6  # responses per image
+    temperature: float = 0.9
+    top_p: float = 0.95
+    max_new_tokens: int = 128
+    judge_max_new_tokens: int = 200  # a critique of two 6-object captions is ~140 tokens
+
+
+@dataclass(frozen=True)
+class Pairs:
+    labeler: str = "expert"  # expert | self (the VLM's own belief: the baseline without the expert)
+    thought: str = "critique"  # critique (check every claim) | description (say what the image shows)
+    max_per_image: int = 4
+    # Expert-noise study: the detector misses a true object / reports an absent one this often.
+    miss_rate: float = 0.0
+    false_alarm_rate: float = 0.0
+
+
+@dataclass(frozen=True)
+class Lora:
+    r: int = 64
+    alpha: int = 128
+    dropout: float = 0.0
+    target_modules: str = FINETUNE_MODULES
+
+
+@dataclass(frozen=True)
+class Train:
+    lora: Lora = field(default_factory=Lora)
+    lr: float = 2e-3
+    warmup: float = 0.03
+    epochs: int = 3
+    batch_size: int = 8
+    lam: float = 1.0  # weight of the correctness-weighted Bradley-Terry term in the mixture loss
+    num_workers: int = 1
+    cpus_per_worker: float = 1.0
+    torch_threads: int = 2  # training runs alone on the 2 cores
+
+
+@dataclass(frozen=True)
+class Stage2:
+    rounds: int = 2  # margin-based rejection sampling + LoRA rounds after stage 1
+    n_pairs: int = 800  # training pairs re-judged per round
+    samples: int = 4  # critiques sampled per pair
+    temperature: float = 0.8
+    retention: float = 0.4  # keep this fraction of sampled critiques (correct ones, highest margin)
+    epochs: int = 1
+    lr: float = 5e-4
+
+
+@dataclass(frozen=True)
+class Resources:
+    sampler_actors: int = 1
+    sampler_cpus: float = 0.5  # fractional: whole-CPU actors starve the read task on 2 cores
+    expert_actors: int = 1
+    expert_cpus: float = 0.25
+    judge_actors: int = 1
+    judge_cpus: float = 0.5
+    gpus_per_actor: float = 0.0
+    batch_size: int = 8  # images (or pairs) per actor call
+
+
+@dataclass(frozen=True)
+class GenRMConfig:
+    run: Run = field(default_factory=Run)
+    data: Data = field(default_factory=Data)
+    model: Model = field(default_factory=Model)
+    sampling: Sampling = field(default_factory=Sampling)
+    pairs: Pairs = field(default_factory=Pairs)
+    train: Train = field(default_factory=Train)
+    stage2: Stage2 = field(default_factory=Stage2)
+    resources: Resources = field(default_factory=Resources)
+
+    def __post_init__(self) -> None:
+        if self.pairs.labeler not in ("expert", "self"):
+            raise ValueError(f"pairs.labeler must be 'expert' or 'self', got {self.pairs.labeler!r}")
+        if self.pairs.thought not in ("critique", "description"):
+            raise ValueError(f"pairs.thought must be 'critique' or 'description', got {self.pairs.thought!r}")
+        for name in ("miss_rate", "false_alarm_rate"):
+            if not 0 <= getattr(self.pairs, name) <= 1:
+                raise ValueError(f"pairs.{name} must lie in [0, 1]")
+        if not 0 < self.stage2.retention <= 1:
+            raise ValueError(f"stage2.retention must lie in (0, 1], got {self.stage2.retention}")

@@ -1,0 +1,188 @@
+"""VL-GenRM's pure parts on hand-made cases and hand-computed tensors."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+from groundloop import reward_bench as rb
+from groundloop import reward_model as rm
+from groundloop.models.detection import Detection
+from groundloop.worlds import shapes as world
+
+
+def det(phrase: str) -> Detection:
+    return Detection(phrase, (0.1, 0.1, 0.2, 0.2), 0.9)
+
+
+def checked(response: str, detections: list[Detection]) -> rm.Checked:
+    claims = rm.claims_of(response)
+    return rm.Checked(response, tuple(claims), tuple(rm.check_claims(claims, detections)))
+
+
+TRUE = "In the image, there are two objects, one circle and one square. A small red circle is at the left. A large blue square is at the right."
+HALLU = "In the image, there are two objects, two circles. A small red circle is at the left. A large green circle is at the right."
+# What the expert sees in the image: the small red circle and the large blue square.
+SEEN = [det("small red circle"), det("large blue square"), det("circle"), det("square")]
+
+
+def test_claims_cover_objects_with_size_and_the_count_sentence():
+    claims = rm.claims_of(TRUE)
+    assert [c.text for c in claims] == ["small red circle", "large blue square", "one circle", "one square"]
+    assert rm.expert_queries(claims) == ["small red circle", "large blue square", "circle", "square"]
+
+
+def test_verified_response_beats_hallucinated_one():
+    good, bad = checked(TRUE, SEEN), checked(HALLU, SEEN)
+    assert good.verified and good.refuted == 0
+    # "large green circle" is not seen, and "two circles" is a wrong count
+    assert dict(zip((c.text for c in bad.claims), bad.holds)) == {
+        "small red circle": True, "large green circle": False, "two circles": False}
+    assert rm.build_pairs([bad, good], max_pairs=5, rng=random.Random(0)) == [(1, 0)]
+
+
+def test_unseparable_pairs_are_dropped():
+    good = checked(TRUE, SEEN)
+    bad = checked(HALLU, SEEN)
+    also_bad = checked("In the image, there is one object, one cross. A small red cross is at the top.", SEEN)
+    # two verified (identical texts) and two refuted responses: only verified-vs-refuted pairs
+    pairs = rm.build_pairs([good, bad, good, also_bad], max_pairs=10, rng=random.Random(0))
+    assert sorted(pairs) == [(0, 1), (0, 3), (2, 1), (2, 3)]
+    assert rm.build_pairs([bad, also_bad], 10, random.Random(0)) == []
+    # a response with nothing checkable is neither verified nor refuted
+    empty = checked("A nice picture.", SEEN)
+    assert not empty.verified and empty.refuted == 0
+    assert rm.build_pairs([empty, bad], 10, random.Random(0)) == []
+
+
+def test_critique_checks_claims_and_verdict_round_trips():
+    text = rm.with_verdict(rm.critique(checked(HALLU, SEEN), checked(TRUE, SEEN)), "B")
+    assert text.startswith("A: small red circle yes; large green circle no; two circles no. B: small red circle yes;")
+    assert rm.parse_verdict(text) == "B"
+    assert rm.thought_of(text).endswith("one square yes.")
+    with pytest.raises(ValueError):
+        rm.with_verdict("x", "C")
+
+
+@pytest.mark.parametrize("text,want", [
+    ("A: red circle yes. Verdict: A", "A"),
+    ("verdict: b", "B"),
+    ("Verdict: Response B", "B"),
+    ("Verdict: (A)", "A"),
+    ("Verdict: A ... on second thought Verdict: B", "B"),
+    ("A: red circle yes. Verdict:", None),  # truncated
+    ("A: red circle yes; B: blue", None),  # no verdict at all
+    ("Verdict: C", None),
+    ("Verdict: Alpha", None),
+    ("", None),
+])
+def test_parse_verdict_of_malformed_outputs(text, want):
+    assert rm.parse_verdict(text) == want
+
+
+def test_mixture_loss_on_hand_computed_tensors():
+    token_logp = torch.tensor([[-1.0, -2.0, -5.0], [-0.5, -0.5, -9.0]])
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+    right, wrong = torch.tensor([-0.1, -2.0]), torch.tensor([-2.3, -0.2])
+    weight = torch.tensor([1.0, 1.0])
+    sft = (1 + 2 + 0.5 + 0.5 + 9) / 5
+    bt = (-math.log(1 / (1 + math.exp(-2.2))) - math.log(1 / (1 + math.exp(1.8)))) / 2
+    assert_close(rm.mixture_loss(token_logp, mask, right, wrong, weight, 0.5), torch.tensor(sft + 0.5 * bt))
+    # lam = 0 is plain fine-tuning; a zero weight switches the BT term off for that example
+    assert_close(rm.mixture_loss(token_logp, mask, right, wrong, weight, 0.0), torch.tensor(sft))
+    only_first = torch.tensor([1.0, 0.0])
+    bt1 = -math.log(1 / (1 + math.exp(-2.2)))
+    assert_close(rm.mixture_loss(token_logp, mask, right, wrong, only_first, 1.0), torch.tensor(sft + bt1))
+
+
+def test_margin_and_preference():
+    assert_close(rm.margin(torch.tensor([-0.1]), torch.tensor([-2.3])), torch.tensor([2.2]))
+    assert_close(rm.preference(torch.tensor(math.log(0.75)), torch.tensor(math.log(0.25))), torch.tensor(0.75))
+
+
+def test_rejection_keeps_exactly_correct_critiques_at_or_above_threshold():
+    margins = [2.0, 0.5, -1.0, 1.0, 3.0, 0.9]
+    correct = [True, True, False, True, False, True]  # a wrong verdict never passes, whatever its margin
+    assert rm.reject(margins, correct, 0.9) == [True, False, False, True, False, True]
+    # retention 0.5 of 6 critiques: keep 3, the 3 best correct ones
+    t = rm.margin_threshold(margins, correct, 0.5)
+    assert t == 0.9 and sum(rm.reject(margins, correct, t)) == 3
+    assert rm.margin_threshold(margins, [False] * 6, 0.5) == math.inf
+    with pytest.raises(ValueError):
+        rm.reject([1.0], [True, False], 0.0)
+
+
+def scripted_judge(quality: list[float]):
+    calls: list[tuple[int, int]] = []
+
+    def judge(pairs):
+        calls.extend(pairs)
+        return [1.0 if quality[i] > quality[j] else 0.0 for i, j in pairs]
+    return judge, calls
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 16])
+def test_best_of_n_finds_the_best_under_a_consistent_judge(n):
+    rng = random.Random(n)
+    quality = [rng.random() for _ in range(n)]
+    best = max(range(n), key=quality.__getitem__)
+    judge, calls = scripted_judge(quality)
+    assert rm.knockout(n, judge, random.Random(0)) == best
+    assert len(calls) == n - 1  # a knockout makes n - 1 comparisons
+    judge, calls = scripted_judge(quality)
+    assert rm.round_robin(n, judge) == best
+    assert len(calls) == n * (n - 1) // 2
+
+
+def test_perturbed_expert_misses_and_false_alarms():
+    rng = random.Random(0)
+    dets = [det("red circle")] * 1000
+    kept = rm.perturb(dets, [], miss_rate=0.3, false_alarm_rate=0.0, rng=rng)
+    assert 620 < len(kept) < 780
+    extra = rm.perturb([], ["green cross"] * 1000, miss_rate=0.0, false_alarm_rate=0.2, rng=rng)
+    assert 140 < len(extra) < 260 and all(d.phrase == "green cross" for d in extra)
+    assert rm.perturb(dets[:5], ["a"], 0.0, 0.0, rng) == dets[:5]
+
+
+def test_reward_bench_pairs_are_true_by_the_annotations():
+    scenes = [(i, objs) for i, (objs, _) in enumerate(world.scenes("test", 60, seed=3))]
+    pairs = rb.build(scenes, per_category=20, seed=0)
+    by_id = dict(scenes)
+    assert {p.category for p in pairs} == set(rb.CATEGORIES)
+    for p in pairs:
+        assert p.chosen == world.caption(by_id[p.image_id]) and p.rejected != p.chosen
+        truth = {o.name for o in by_id[p.image_id]}
+        named = {f"{c} {s}" for c, s in (x.split()[-2:] for x in rm.expert_queries(rm.claims_of(p.rejected))
+                                         if len(x.split()) >= 2)}
+        if p.category == "hallucination":
+            assert named - truth  # an object type that is not in the image
+        if p.category == "general":  # an object left out, nothing made up
+            assert named <= truth and p.rejected.count(" is at the ") == len(by_id[p.image_id]) - 1
+    assert rb.accuracy(["a", "a", "b"], [True, False, True]) == {"a": 0.5, "b": 1.0, "overall": 2 / 3}
+
+
+def test_self_labels_trust_what_the_model_says_most():
+    # the model says "blue square" in 3 of 4 samples (its prior), the image has a green one
+    samples = [
+        "In the image, there is one object, one square. A large blue square is at the left.",
+        "In the image, there is one object, one square. A large blue square is at the left.",
+        "In the image, there is one object, one square. A large blue square is at the top.",
+        "In the image, there is one object, one square. A large green square is at the left.",
+    ]
+    checks = rm.self_checks(samples)
+    assert [c.verified for c in checks] == [True, True, True, False]
+    # the expert disagrees: with the truth in view the green one wins
+    expert = [checked(s, [det("large green square"), det("square")]) for s in samples]
+    assert [c.verified for c in expert] == [False, False, False, True]
+
+
+def test_description_thought_lists_confirmed_objects_only():
+    a, b = checked(HALLU, SEEN), checked(TRUE, SEEN)
+    assert rm.thought(a, b, "description") == "The image shows small red circle, large blue square."
+    assert rm.thought(a, b, "critique") == rm.critique(a, b)
+    with pytest.raises(ValueError):
+        rm.thought(a, b, "essay")

@@ -1,0 +1,55 @@
+"""VL-GenRM end to end at toy size on a real local Ray cluster: Ray Data sampler and expert
+pools build verified pairs, Ray Train runs stage 1 and a stage-2 rejection-sampling round,
+each round's adapter loads with load_reward_model and is judged on the RewardBench."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from groundloop import reward_model as rm
+from groundloop.worlds import shapes as world
+
+pytestmark = pytest.mark.ray
+
+
+def test_genrm_pairs_rounds_and_bench(ray_cluster, tmp_path):
+    from groundloop.data.coco import load_image
+    from groundloop.models import load_reward_model
+    from pipelines import genrm
+
+    data, bench = tmp_path / "val", tmp_path / "test"
+    world.generate(data, "val", 8, seed=31)
+    world.generate(bench, "test", 12, seed=32)
+    (data / "images" / "val_000003.png").write_bytes(b"not a png")
+    report = genrm.main(["--config", "configs/genrm_shapes.yaml", "run.name=g", f"run.dir={tmp_path}",
+                         f"data.path={data}", "data.n_images=8", f"data.bench_path={bench}",
+                         "data.bench_per_category=2", "sampling.k=4", "sampling.judge_max_new_tokens=24",
+                         "train.epochs=1", "stage2.rounds=1", "stage2.n_pairs=4", "stage2.samples=2",
+                         "stage2.retention=1.0"])
+    run = tmp_path / "g"
+    samples = pd.read_parquet(run / "samples.parquet")
+    ok = samples[samples["error"] == ""]
+    assert ok["image_id"].nunique() == 7 and len(ok) == 7 * 4
+    assert [json.loads(x)["image_id"] for x in (run / "errors.jsonl").read_text().splitlines()] == [3]
+    # every pair puts an expert-verified response over one with a refuted claim, in the labelled slot
+    pairs = pd.read_parquet(run / "pairs.parquet")
+    holds = {(r.image_id, r.response): list(r.holds) for r in ok.itertuples()}
+    for p in pairs.itertuples():
+        good, bad = (p.a, p.b) if p.label == "A" else (p.b, p.a)
+        assert all(holds[(p.image_id, good)]) and not all(holds[(p.image_id, bad)])
+        assert p.thought == rm.critique(
+            *(rm.Checked(x, tuple(rm.claims_of(x)), tuple(holds[(p.image_id, x)])) for x in (p.a, p.b)))
+    assert len(report["rounds"]) == 2
+    for r in report["rounds"]:
+        assert set(r["bench"]) >= {"hallucination", "attribute", "reasoning", "general", "overall"}
+    # stage 2 trains only on sampled critiques whose verdict was right with a margin over the threshold
+    crit = pd.read_parquet(run / "round1" / "critiques.parquet")
+    kept = crit[crit["kept"]]
+    assert (kept["verdict"] == kept["label"]).all() and (kept["margin"] > 0).all()
+    assert report["rounds"][1]["stats"]["kept"] == len(kept)
+    judge = load_reward_model(report["final_adapter"], max_new_tokens=8)
+    assert len(pairs) > 0
+    p = pairs.iloc[0]
+    (j,) = judge.judge([load_image(p.path)], [p.question], [p.a], [p.b])
+    assert 0.0 <= j.p_a <= 1.0
