@@ -2,6 +2,8 @@
 
     greedy      the model's own greedy caption
     bon         best of N full captions by mean CLIP sentence similarity
+    genrm_bon   best of N full captions by a knockout tournament judged by the generative
+                reward model (VL-GenRM): N - 1 pairwise critiques per image
     clip_prm    sentence-by-sentence search, candidates scored by CLIP (a process reward)
     visvm       sentence-by-sentence search, candidates scored by the value model V
     vimar       stage 1: N temperatures x K full captions in one batched pass, keep the one
@@ -21,15 +23,24 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from PIL import Image
 
 from groundloop import prompts
+from groundloop import reward_model as rm
 from groundloop.sampling import StepSampler
 from groundloop.similarity import ImageTextScorer
 from groundloop.value import ValueFunction, split_sentences
 
-DECODERS = ("greedy", "bon", "clip_prm", "visvm", "vimar")
+DECODERS = ("greedy", "bon", "genrm_bon", "clip_prm", "visvm", "vimar")
+
+
+class PairwiseJudge(Protocol):
+    def prefer(self, images: Sequence[Image.Image], questions: Sequence[str], a: Sequence[str],
+               b: Sequence[str]) -> list[float]:
+        """P(response a_i is better than b_i) for each (image, question) pair."""
+        ...
 
 
 @dataclass
@@ -39,6 +50,7 @@ class Engines:
     sampler: StepSampler
     value: ValueFunction | None = None
     clip: ImageTextScorer | None = None
+    judge: PairwiseJudge | None = None
     prompt: str = prompts.BASE_PROMPT
     top_p: float = 1.0
     stats: Counter[str] = field(default_factory=Counter)
@@ -69,6 +81,16 @@ class Engines:
         self.stats["clip_calls"] += 1
         self.stats["clip_pairs"] += len(sentences)
         return self.clip.score(images, sentences)
+
+
+    def prefer(self, images: Sequence[Image.Image], a: Sequence[str], b: Sequence[str]) -> list[float]:
+        if self.judge is None:
+            raise ValueError("this decoder needs a reward model")
+        if not a:
+            return []
+        self.stats["judge_calls"] += 1
+        self.stats["judged_pairs"] += len(a)
+        return self.judge.prefer(images, [self.prompt] * len(a), a, b)
 
 
 def join(prefix: str, sentence: str) -> str:
@@ -109,6 +131,21 @@ def best_of_n(eng: Engines, images: Sequence[Image.Image], temperatures: Sequenc
     scores = mean_scores(eng.clip_scores, [images[b] for b, _ in rows], caps)
     best = [max(range(b * n, (b + 1) * n), key=lambda r: scores[r]) for b in range(len(images))]
     return [caps[r] for r in best]
+
+
+def reward_model_best_of_n(eng: Engines, images: Sequence[Image.Image], temperatures: Sequence[float],
+                           k: int) -> list[str]:
+    """len(temperatures) * k full captions per image, the knockout winner under the reward
+    model; every round of every image's tournament is judged in one batched call."""
+    rows, n = _expand(images, temperatures, k)
+    caps = eng.sample([images[b] for b, _ in rows], [""] * len(rows), [t for _, t in rows], False)
+    owner = [b for b, _ in rows]
+
+    def judge(pairs: Sequence[tuple[int, int]]) -> list[float]:
+        return eng.prefer([images[owner[i]] for i, _ in pairs], [caps[i] for i, _ in pairs],
+                          [caps[j] for _, j in pairs])
+
+    return [caps[w] for w in rm.knockouts([range(b * n, (b + 1) * n) for b in range(len(images))], judge)]
 
 
 def _best_next(eng: Engines, images: Sequence[Image.Image], prefixes: Sequence[str],
@@ -217,6 +254,8 @@ def decode(name: str, eng: Engines, images: Sequence[Image.Image], s: DecodeSett
         return greedy(eng, images)
     if name == "bon":
         return best_of_n(eng, images, s.temperatures, s.k)
+    if name == "genrm_bon":
+        return reward_model_best_of_n(eng, images, s.temperatures, s.k)
     if name in ("clip_prm", "visvm"):
         return sentence_search(eng, images, s.temperatures, s.k, "clip" if name == "clip_prm" else "value",
                                s.max_sentences)

@@ -79,8 +79,7 @@ def wrong_reasoning(objects: list[world.SceneObject], rng: random.Random) -> str
     shape = rng.choice([s for s, k in counts.items() if k])
     k = counts[shape]
     new_k = k + 1 if k == 1 or rng.random() < 0.5 else k - 1
-    old = "one " + shape if k == 1 else f"{world.NUMBER_WORDS[k]} {'crosses' if shape == 'cross' else shape + 's'}"
-    new = "one " + shape if new_k == 1 else f"{world.NUMBER_WORDS[new_k]} {'crosses' if shape == 'cross' else shape + 's'}"
+    old, new = world._plural(shape, k), world._plural(shape, new_k)
     first_sentence, rest = true.split(". ", 1) if ". " in true else (true, "")
     changed = re.sub(rf"\b{old}\b", new, first_sentence, count=1)
     return changed + (". " + rest if rest else "") if changed != first_sentence else None

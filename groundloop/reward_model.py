@@ -240,22 +240,26 @@ Judge = Callable[[Sequence[tuple[int, int]]], Sequence[float]]
 """Given (i, j) index pairs, P(response i is better than response j) for each pair."""
 
 
+def knockouts(groups: Sequence[Sequence[int]], judge: Judge) -> list[int]:
+    """The winner of a single-elimination tournament within each group of response indices
+    (len - 1 comparisons per group; an odd one out gets a bye). Each round of every group is
+    judged in one call, so many tournaments batch together."""
+    if any(not g for g in groups):
+        raise ValueError("a knockout needs at least one response")
+    alive = [list(g) for g in groups]
+    while any(len(a) > 1 for a in alive):
+        pairs = [(a[k], a[k + 1]) for a in alive for k in range(0, len(a) - 1, 2)]
+        wins = iter(i if p >= 0.5 else j for (i, j), p in zip(pairs, judge(pairs)))
+        alive = [[next(wins) for _ in range(len(a) // 2)] + ([a[-1]] if len(a) % 2 else []) for a in alive]
+    return [a[0] for a in alive]
+
+
 def knockout(n: int, judge: Judge, rng: random.Random | None = None) -> int:
-    """The winner of a single-elimination tournament among n responses (n - 1 comparisons,
-    each round judged in one call); an odd one out gets a bye."""
-    if n <= 0:
-        raise ValueError("knockout needs at least one response")
-    alive = list(range(n))
+    """The knockout winner among n responses, in a random bracket when rng is given."""
+    order = list(range(n))
     if rng is not None:
-        rng.shuffle(alive)
-    while len(alive) > 1:
-        pairs = [(alive[k], alive[k + 1]) for k in range(0, len(alive) - 1, 2)]
-        probs = judge(pairs)
-        nxt = [i if p >= 0.5 else j for (i, j), p in zip(pairs, probs)]
-        if len(alive) % 2:
-            nxt.append(alive[-1])
-        alive = nxt
-    return alive[0]
+        rng.shuffle(order)
+    return knockouts([order], judge)[0]
 
 
 def round_robin(n: int, judge: Judge) -> int:

@@ -29,7 +29,7 @@ import torch
 
 from groundloop import decoding, evaluation, prompts
 from groundloop.data.coco import DataError, load_coco, load_dataset
-from groundloop.models import load_clip, load_detector, load_value, load_vlm
+from groundloop.models import load_clip, load_detector, load_reward_model, load_value, load_vlm
 from groundloop.sampling import HFSampler
 from groundloop.similarity import ClipScorer
 
@@ -59,6 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="also caption with these decoders and report each")
     p.add_argument("--value", default="shapesworld/value", help="value model for visvm / vimar")
     p.add_argument("--clip", default="shapesworld/clip", help="CLIP for bon / clip_prm")
+    p.add_argument("--reward-model", default="shapesworld/genrm", help="VL-GenRM folder for genrm_bon")
     p.add_argument("--temperatures", type=float, nargs="+", default=list(decoding.DecodeSettings.temperatures))
     p.add_argument("--k", type=int, default=decoding.DecodeSettings.k, help="candidates per temperature")
     p.add_argument("--threshold", type=float, help="vimar weak-sentence value (default: the value model's)")
@@ -78,11 +79,12 @@ def run_decoders(a: argparse.Namespace, sampler: HFSampler, records, images, voc
     needs_clip = any(d in ("bon", "clip_prm") for d in a.decoder)
     value = load_value(a.value) if needs_value else None
     clip = ClipScorer(*load_clip(a.clip)) if needs_clip else None
+    judge = load_reward_model(a.reward_model, max_new_tokens=a.max_new_tokens) if "genrm_bon" in a.decoder else None
     settings = decoding.DecodeSettings(temperatures=tuple(a.temperatures), k=a.k, threshold=a.threshold,
                                        refine=a.refine)
     out = {}
     for name in a.decoder:
-        eng = decoding.Engines(sampler, value=value, clip=clip)
+        eng = decoding.Engines(sampler, value=value, clip=clip, judge=judge)
         t = time.time()
         caps: list[str] = []
         for i in range(0, len(images), a.decode_batch):
@@ -97,6 +99,7 @@ def run_decoders(a: argparse.Namespace, sampler: HFSampler, records, images, voc
             "value_calls_per_caption": eng.stats["value_calls"] / n,
             "valued_states_per_caption": eng.stats["valued_states"] / n,
             "clip_calls_per_caption": eng.stats["clip_calls"] / n,
+            "judged_pairs_per_caption": eng.stats["judged_pairs"] / n,
             "settings": {"temperatures": list(settings.temperatures), "k": settings.k,
                          "threshold": settings.threshold if name == "vimar" else None,
                          "refine": settings.refine if name == "vimar" else None}}

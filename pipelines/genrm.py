@@ -38,28 +38,33 @@ from ray.train.torch import TorchTrainer  # noqa: E402
 from actors.expert import ExpertActor  # noqa: E402
 from actors.judge import JudgeActor  # noqa: E402
 from actors.sampler import SamplerActor  # noqa: E402
+from groundloop import config as config_lib  # noqa: E402
 from groundloop import genrm, prompts  # noqa: E402
 from groundloop import reward_bench as rb  # noqa: E402
 from groundloop import reward_model as rm  # noqa: E402
 from groundloop.data.coco import load_dataset, load_image  # noqa: E402
 from groundloop.finetune import add_lora  # noqa: E402
-from groundloop import config as config_lib  # noqa: E402
 from groundloop.models import REWARD_MODEL_FILE, load_vlm  # noqa: E402
 from pipelines import cli  # noqa: E402
 from pipelines.genrm_config import GenRMConfig  # noqa: E402
 
 
-def sample_and_check(cfg: GenRMConfig, rows: list[dict]) -> pd.DataFrame:
-    """One row per (image, response): claims and the expert's verdict on each."""
+def sample_and_check(cfg: GenRMConfig, rows: list[dict], responses: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per (image, response): claims and the expert's verdict on each. With
+    `responses` (image_id, path, response, error rows of an earlier run) only the expert runs,
+    so expert variants (the noise study) judge the very same responses."""
     res, smp = cfg.resources, cfg.sampling
-    ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 8)))
-    ds = ds.map_batches(SamplerActor, fn_constructor_kwargs={
-        "model_spec": cfg.model.vlm, "mode": "prior", "k": smp.k, "temperature": smp.temperature,
-        "top_p": smp.top_p, "max_new_tokens": smp.max_new_tokens, "seed": cfg.run.seed},
-        batch_format="pandas", batch_size=res.batch_size, compute=ActorPoolStrategy(size=res.sampler_actors),
-        num_cpus=res.sampler_cpus, num_gpus=res.gpus_per_actor or None)
-    ds = ds.map_batches(lambda b: b.rename(columns={"prior": "response"}).drop(columns=["image_priors"]),
-                        batch_format="pandas")
+    if responses is None:
+        ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 8)))
+        ds = ds.map_batches(SamplerActor, fn_constructor_kwargs={
+            "model_spec": cfg.model.vlm, "mode": "prior", "k": smp.k, "temperature": smp.temperature,
+            "top_p": smp.top_p, "max_new_tokens": smp.max_new_tokens, "seed": cfg.run.seed},
+            batch_format="pandas", batch_size=res.batch_size, compute=ActorPoolStrategy(size=res.sampler_actors),
+            num_cpus=res.sampler_cpus, num_gpus=res.gpus_per_actor or None)
+        ds = ds.map_batches(lambda b: b.rename(columns={"prior": "response"}).drop(columns=["image_priors"]),
+                            batch_format="pandas")
+    else:
+        ds = ray.data.from_pandas(responses[["image_id", "path", "error", "sample", "response"]])
     ds = ds.map_batches(ExpertActor, fn_constructor_kwargs={
         "detector_spec": cfg.model.detector, "miss_rate": cfg.pairs.miss_rate,
         "false_alarm_rate": cfg.pairs.false_alarm_rate, "seed": cfg.run.seed},
@@ -157,13 +162,15 @@ def train(cfg: GenRMConfig, rows: pd.DataFrame, out: Path, adapter: str | None, 
     return out
 
 
-def judge(cfg: GenRMConfig, pairs: pd.DataFrame, adapter: str, samples: int = 1, temperature: float = 0.0) -> pd.DataFrame:
+def judge(cfg: GenRMConfig, pairs: pd.DataFrame, adapter: str, samples: int = 1,
+          temperature: float = 0.0) -> pd.DataFrame:
     """Judgements of `pairs` (path, question, a, b, ...) by the reward model with `adapter`."""
     res = cfg.resources
     ds = ray.data.from_pandas(pairs).repartition(max(1, min(len(pairs) // res.batch_size, 16)))
     ds = ds.map_batches(JudgeActor, fn_constructor_kwargs={
         "model_spec": cfg.model.vlm, "adapter": adapter, "samples": samples, "temperature": temperature,
-        "max_new_tokens": cfg.sampling.judge_max_new_tokens, "seed": cfg.run.seed}, batch_format="pandas", batch_size=res.batch_size,
+        "max_new_tokens": cfg.sampling.judge_max_new_tokens, "seed": cfg.run.seed},
+        batch_format="pandas", batch_size=res.batch_size,
         compute=ActorPoolStrategy(size=res.judge_actors), num_cpus=res.judge_cpus,
         num_gpus=res.gpus_per_actor or None)
     return ds.to_pandas()
@@ -188,7 +195,8 @@ def bench_pairs(cfg: GenRMConfig) -> pd.DataFrame:
 def evaluate(cfg: GenRMConfig, adapter: str, out: Path) -> dict[str, float]:
     """Accuracy per RewardBench category: the verdict's preference (P(A) >= 0.5) against the truth."""
     judged = judge(cfg, bench_pairs(cfg), adapter)
-    judged["correct"] = [(pa >= pb) == (lab == "A") for pa, pb, lab in zip(judged["logp_a"], judged["logp_b"], judged["label"])]
+    judged["correct"] = [(pa >= pb) == (lab == "A")
+                         for pa, pb, lab in zip(judged["logp_a"], judged["logp_b"], judged["label"])]
     judged["written_correct"] = judged["verdict"] == judged["label"]
     judged.to_parquet(out)
     acc = rb.accuracy(list(judged["category"]), list(judged["correct"]))
@@ -202,8 +210,9 @@ def stage2_rows(cfg: GenRMConfig, pairs: pd.DataFrame, adapter: str, round_dir: 
     subset = pairs.sample(n=min(s2.n_pairs, len(pairs)), random_state=cfg.run.seed + int(round_dir.name[-1]))
     judged = judge(cfg, subset, adapter, samples=s2.samples, temperature=s2.temperature)
     judged = judged[judged["error"] == ""]
-    right = [lp_a if lab == "A" else lp_b for lp_a, lp_b, lab in zip(judged["logp_a"], judged["logp_b"], judged["label"])]
-    wrong = [lp_b if lab == "A" else lp_a for lp_a, lp_b, lab in zip(judged["logp_a"], judged["logp_b"], judged["label"])]
+    lp = list(zip(judged["logp_a"], judged["logp_b"], judged["label"]))
+    right = [a if lab == "A" else b for a, b, lab in lp]
+    wrong = [b if lab == "A" else a for a, b, lab in lp]
     margins = rm.margin(torch.tensor(right), torch.tensor(wrong)).tolist()
     correct = [m > 0 and v == lab for m, v, lab in zip(margins, judged["verdict"], judged["label"])]
     threshold = rm.margin_threshold(margins, correct, s2.retention)
@@ -230,7 +239,8 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         records = load_dataset(Path(cfg.data.path).resolve())[: cfg.data.n_images]
         rows = [{"image_id": r.image_id, "path": str(r.path), "error": ""} for r in records]
-        samples = sample_and_check(cfg, rows)
+        earlier = pd.read_parquet(cfg.data.responses_from) if cfg.data.responses_from else None
+        samples = sample_and_check(cfg, rows, earlier)
         samples.to_parquet(samples_file)
     errors = samples[samples["error"] != ""].drop_duplicates("image_id")
     if len(errors):

@@ -18,6 +18,9 @@ class Run:
 class Data:
     path: str = "data/genrm_train"  # images whose sampled captions become preference pairs (never test)
     n_images: int = 2500
+    # samples.parquet of an earlier run: judge its responses again instead of sampling new ones
+    # (expert variants such as the noise study then see the very same responses)
+    responses_from: str = ""
     bench_path: str = "data/shapes/test"  # ShapesWorld-RewardBench is built from these annotations
     bench_per_category: int = 100
 
@@ -60,7 +63,7 @@ class Train:
     lora: Lora = field(default_factory=Lora)
     lr: float = 2e-3
     warmup: float = 0.03
-    epochs: int = 3
+    epochs: int = 2
     batch_size: int = 8
     lam: float = 1.0  # weight of the correctness-weighted Bradley-Terry term in the mixture loss
     num_workers: int = 1
@@ -71,7 +74,7 @@ class Train:
 @dataclass(frozen=True)
 class Stage2:
     rounds: int = 2  # margin-based rejection sampling + LoRA rounds after stage 1
-    n_pairs: int = 800  # training pairs re-judged per round
+    n_pairs: int = 300  # training pairs re-judged per round
     samples: int = 4  # critiques sampled per pair
     temperature: float = 0.8
     retention: float = 0.4  # keep this fraction of sampled critiques (correct ones, highest margin)

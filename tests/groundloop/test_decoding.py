@@ -90,3 +90,26 @@ def test_best_of_n_picks_the_highest_mean_clip_caption():
     full = {0.2: "Intro. A fake circle.", 0.8: "Intro. A fine circle."}
     eng = Engines(ScriptedSampler(full, {}), clip=Clip())
     assert decoding.best_of_n(eng, [IMG, IMG], [0.2, 0.8], k=1) == ["Intro. A fine circle."] * 2
+
+
+class ScriptedJudge:
+    """Prefers the caption with more "fine" words; counts the pairs it was asked about."""
+
+    def __init__(self) -> None:
+        self.pairs = 0
+
+    def prefer(self, images, questions, a, b):
+        self.pairs += len(a)
+        return [1.0 if x.count("fine") > y.count("fine") else 0.0 for x, y in zip(a, b)]
+
+
+def test_genrm_best_of_n_keeps_the_knockout_winner_for_every_image():
+    full = {0.1: "A fake circle.", 0.3: "A fine circle. A fine square.", 0.5: "A fine circle.",
+            0.7: "A fake blob. A fake cross."}
+    judge = ScriptedJudge()
+    eng = Engines(ScriptedSampler(full, {}), judge=judge)
+    out = decoding.decode("genrm_bon", eng, [IMG, IMG, IMG],
+                          decoding.DecodeSettings(temperatures=(0.1, 0.3, 0.5, 0.7), k=1))
+    assert out == ["A fine circle. A fine square."] * 3
+    # 4 candidates per image: 3 comparisons each, every tournament round batched across images
+    assert judge.pairs == 9 and eng.stats["judge_calls"] == 2

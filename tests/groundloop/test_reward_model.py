@@ -24,8 +24,10 @@ def checked(response: str, detections: list[Detection]) -> rm.Checked:
     return rm.Checked(response, tuple(claims), tuple(rm.check_claims(claims, detections)))
 
 
-TRUE = "In the image, there are two objects, one circle and one square. A small red circle is at the left. A large blue square is at the right."
-HALLU = "In the image, there are two objects, two circles. A small red circle is at the left. A large green circle is at the right."
+TRUE = ("In the image, there are two objects, one circle and one square. A small red circle is at the left. "
+        "A large blue square is at the right.")
+HALLU = ("In the image, there are two objects, two circles. A small red circle is at the left. "
+         "A large green circle is at the right.")
 # What the expert sees in the image: the small red circle and the large blue square.
 SEEN = [det("small red circle"), det("large blue square"), det("circle"), det("square")]
 
@@ -186,3 +188,17 @@ def test_description_thought_lists_confirmed_objects_only():
     assert rm.thought(a, b, "critique") == rm.critique(a, b)
     with pytest.raises(ValueError):
         rm.thought(a, b, "essay")
+
+
+def test_knockouts_run_many_tournaments_in_batched_rounds():
+    quality = [0.1, 0.9, 0.5, 0.3, 0.7, 0.2, 0.8]
+    calls = []
+
+    def judge(pairs):
+        calls.append(len(pairs))
+        return [1.0 if quality[i] > quality[j] else 0.0 for i, j in pairs]
+    # groups of 4, 2 and 1 responses: winners 1, 4 and 6; rounds judged in 2 calls
+    assert rm.knockouts([[0, 1, 2, 3], [4, 5], [6]], judge) == [1, 4, 6]
+    assert calls == [3, 1]
+    with pytest.raises(ValueError):
+        rm.knockouts([[]], judge)

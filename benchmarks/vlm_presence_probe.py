@@ -1,0 +1,111 @@
+"""Can the VLM learn to verify an object against the image? A fine-tuning probe.
+
+Balanced yes/no questions ("Is there a red circle in the image?"), half about an object
+type in the image and half about one that is not, with the truth from the annotations. The
+whole VLM is fine-tuned on them; held-out accuracy is read from the Yes/No logits. This is
+the skill a value model (ViMaR) and a critique-writing reward model (VL-GenRM) need: judging
+a given phrase against the image, not describing the image.
+
+    python benchmarks/vlm_presence_probe.py --steps 1500 --lr 1e-4 \
+        --out benchmarks/results/vlm_presence_probe.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from groundloop import finetune, prompts  # noqa: E402
+from groundloop.data.coco import load_dataset, load_image  # noqa: E402
+from groundloop.models import load_vlm  # noqa: E402
+from groundloop.worlds import shapes as world  # noqa: E402
+
+
+def items(paths: list[Path], rng: random.Random) -> list[tuple[str, str, str]]:
+    out = []
+    for path in paths:
+        for r in load_dataset(path.resolve()):
+            present = sorted({f"{o.attributes['color']} {o.category}" for o in r.objects})
+            absent = [f"{c} {s}" for c, s in world.object_types() if f"{c} {s}" not in present]
+            out.append((str(r.path), rng.choice(present), "Yes."))
+            out.append((str(r.path), rng.choice(absent), "No."))
+    return out
+
+
+@torch.no_grad()
+def accuracy(model, processor, data, images) -> float:
+    model.eval()
+    tok = processor.tokenizer
+    yes, no = (tok(w, add_special_tokens=False)["input_ids"][0] for w in ("Yes", "No"))
+    correct = 0
+    for i in range(0, len(data), 32):
+        batch = data[i:i + 32]
+        ex = [finetune.build_example(processor, images(p), prompts.yes_no_question(q), "") for p, q, _ in batch]
+        for e in ex:  # the prompt alone: drop the EOS target
+            e["input_ids"], e["labels"] = e["input_ids"][:-1], e["labels"][:-1]
+        enc = finetune.collate(ex, processor)
+        last = enc["attention_mask"].sum(1) - 1
+        logits = model(**{k: v for k, v in enc.items() if k != "labels"}).logits
+        for j, (_, _, ans) in enumerate(batch):
+            pred = "Yes." if logits[j, last[j], yes] > logits[j, last[j], no] else "No."
+            correct += pred == ans
+    model.train()
+    return correct / len(data)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--vlm", default="shapesworld/vlm")
+    p.add_argument("--train", type=Path, nargs="+", default=[Path("data/genrm_train")])
+    p.add_argument("--test", type=Path, default=Path("data/shapes/test"))
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True)
+    a = p.parse_args()
+    torch.manual_seed(a.seed)
+    rng = random.Random(a.seed)
+    train, test = items(a.train, rng), items([a.test], rng)
+    rng.shuffle(train)
+    model, processor = load_vlm(a.vlm)
+    model.train()
+    cache: dict[str, object] = {}
+
+    def images(path: str):
+        if path not in cache:
+            cache[path] = load_image(path)
+        return cache[path]
+
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr)
+    curve = [{"step": 0, "test_accuracy": accuracy(model, processor, test, images)}]
+    t = time.time()
+    for step in range(1, a.steps + 1):
+        batch = [train[(step * a.batch_size + i) % len(train)] for i in range(a.batch_size)]
+        ex = [finetune.build_example(processor, images(p), prompts.yes_no_question(q), ans) for p, q, ans in batch]
+        loss = model(**finetune.collate(ex, processor)).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 250 == 0 or step == a.steps:
+            curve.append({"step": step, "loss": loss.item(), "test_accuracy": accuracy(model, processor, test, images)})
+            print(json.dumps(curve[-1]), flush=True)
+    report = {"settings": {k: str(v) for k, v in vars(a).items()}, "n_train": len(train), "n_test": len(test),
+              "curve": curve, "final_test_accuracy": curve[-1]["test_accuracy"],
+              "final_train_accuracy": accuracy(model, processor, train[:len(test)], images),
+              "train_s": time.time() - t}
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(report, indent=1))
+    print(json.dumps({k: report[k] for k in ("final_test_accuracy", "final_train_accuracy", "train_s")}))
+
+
+if __name__ == "__main__":
+    main()
