@@ -262,13 +262,20 @@ def knockout(n: int, judge: Judge, rng: random.Random | None = None) -> int:
     return knockouts([order], judge)[0]
 
 
-def round_robin(n: int, judge: Judge) -> int:
-    """The response with the highest summed win probability over all n(n-1)/2 pairs."""
-    if n <= 0:
-        raise ValueError("round robin needs at least one response")
+def pairwise_scores(n: int, judge: Judge) -> list[float]:
+    """Each response's summed win probability over all n(n-1)/2 pairs (round robin): a score
+    to rank responses by, as S(q,p) or a value would."""
     pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
     wins = [0.0] * n
     for (i, j), p in zip(pairs, judge(pairs)):
         wins[i] += p
         wins[j] += 1 - p
+    return wins
+
+
+def round_robin(n: int, judge: Judge) -> int:
+    """The response with the highest round-robin score."""
+    if n <= 0:
+        raise ValueError("round robin needs at least one response")
+    wins = pairwise_scores(n, judge)
     return max(range(n), key=lambda i: wins[i])

@@ -28,6 +28,7 @@ import ray  # noqa: E402
 from ray.data import ActorPoolStrategy  # noqa: E402
 
 from actors.grounder import GroundingActor  # noqa: E402
+from actors.ranker import RewardRankActor  # noqa: E402
 from actors.sampler import SamplerActor  # noqa: E402
 from actors.scorer import ScorerActor  # noqa: E402
 from groundloop.data.coco import load_dataset  # noqa: E402
@@ -81,6 +82,11 @@ def sample_and_score(cfg: SVPConfig, rows: list[dict], adapter: str | None) -> p
         return ds.to_pandas().assign(S=float("nan"), delta=float("nan"))
     ds = actor_stage(ds, ScorerActor, {"model_spec": cfg.model.vlm, "adapter": adapter}, res.scorer_actors,
                      res.scorer_cpus, res.gpus_per_actor, res.batch_size * smp.k)
+    if cfg.svp.score == "genrm":  # the reward model ranks each image's K guided captions pairwise
+        ds = ds.groupby("image_id").map_groups(
+            RewardRankActor, fn_constructor_kwargs={"reward_model_spec": cfg.model.reward_model},
+            batch_format="pandas", compute=ActorPoolStrategy(size=res.scorer_actors), num_cpus=res.scorer_cpus,
+            num_gpus=res.gpus_per_actor or None)
     return ds.to_pandas()
 
 

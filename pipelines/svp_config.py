@@ -24,6 +24,7 @@ class Data:
 class Model:
     vlm: str = "shapesworld/vlm"
     detector: str = "shapesworld/detector"
+    reward_model: str = "shapesworld/genrm"  # VL-GenRM folder, for svp.score=genrm
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class Sampling:
 @dataclass(frozen=True)
 class SVP:
     top_fraction: float = 0.2
-    score: str = "S"  # "S" (log-ratio) or "delta" (weighted difference)
+    score: str = "S"  # "S" (log-ratio), "delta" (weighted difference) or "genrm" (VL-GenRM, round robin)
     variant: str = "C"  # "C" captions only, "CVQ" adds as many yes/no and counting QA pairs
     # Phrases the detector grounds for a guided sample: "sample" = its own prior's (the paper),
     # "image" = the union over the image's K priors (fuller context, cleaner guided samples)
@@ -93,8 +94,8 @@ class SVPConfig:
     resources: Resources = field(default_factory=Resources)
 
     def __post_init__(self) -> None:
-        if self.svp.score not in ("S", "delta"):
-            raise ValueError(f"svp.score must be 'S' or 'delta', got {self.svp.score!r}")
+        if self.svp.score not in ("S", "delta", "genrm"):
+            raise ValueError(f"svp.score must be 'S', 'delta' or 'genrm', got {self.svp.score!r}")
         if self.svp.variant not in ("C", "CVQ"):
             raise ValueError(f"svp.variant must be 'C' or 'CVQ', got {self.svp.variant!r}")
         if self.svp.ablation not in ("none", "no_feedback", "no_scoring"):

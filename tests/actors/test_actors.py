@@ -59,3 +59,44 @@ def test_grounding_from_the_union_of_an_images_priors():
     assert all("red circle" in g and "blue square" in g for g in union)  # both: the image's phrases
     with pytest.raises(ValueError, match="phrases_from"):
         GroundingActor("shapesworld/detector", phrases_from="both")
+
+
+@pytest.fixture(scope="module")
+def reward_model_folder(tmp_path_factory):
+    """A reward-model folder: a fresh LoRA adapter on the shipped VLM (plumbing, untrained)."""
+    import json
+
+    from groundloop.finetune import add_lora
+    from groundloop.models import REWARD_MODEL_FILE, load_vlm
+
+    folder = tmp_path_factory.mktemp("rm")
+    model, _ = load_vlm("shapesworld/vlm")
+    add_lora(model, 4, 8, 0.0, r".*language_model.*\.(q_proj|v_proj)").save_pretrained(folder)
+    (folder / REWARD_MODEL_FILE).write_text(json.dumps({"base": "shapesworld/vlm"}))
+    return str(folder)
+
+
+def test_expert_checks_claims_and_keeps_unreadable_rows(rows):
+    from actors.expert import ExpertActor
+
+    batch = rows.assign(response=["In the image, there is one object, one circle. A small red circle is at the top.",
+                                  "Nothing to see.", "A large blue square."])
+    out = ExpertActor("shapesworld/detector")(batch)
+    assert list(out["claims"].iloc[0]) == ["small red circle", "one circle"]
+    assert len(out["holds"].iloc[0]) == 2 and list(out["claims"].iloc[1]) == []
+    assert "bad.png" in out["error"].iloc[2] and list(out["holds"].iloc[2]) == []
+
+
+def test_judge_and_rank_actors(rows, reward_model_folder):
+    from actors.judge import JudgeActor
+    from actors.ranker import RewardRankActor
+    from groundloop import prompts
+
+    caps = ["A small red circle is at the top.", "A large blue square is at the left.", "A green cross."]
+    pairs = rows.assign(question=prompts.BASE_PROMPT, a=caps, b=caps[::-1])
+    judged = JudgeActor("shapesworld/vlm", reward_model_folder, samples=2, temperature=1.0, max_new_tokens=6)(pairs)
+    assert len(judged) == 2 * 2 + 1 and (judged[judged["error"] == ""]["logp_a"] < 0).all()
+    group = pd.DataFrame({"path": [rows["path"].iloc[0]] * 3, "guided": caps})
+    ranked = RewardRankActor(reward_model_folder, max_new_tokens=6)(group)
+    # round robin over 3 captions: each pair's two win probabilities add up to 1
+    assert ranked["genrm"].sum() == pytest.approx(3.0)
