@@ -135,3 +135,15 @@ def scene_of(objects: Sequence[object]) -> list[world.SceneObject]:
         out.append(world.SceneObject(o.category, attrs["color"], attrs["size"],  # type: ignore[attr-defined]
                                      (int(x), int(y), int(x + w), int(y + h))))
     return out
+
+
+def judge_rows(pairs: Sequence[tuple[str, str, str, str]], seed: int) -> list[dict[str, str]]:
+    """(id, category, chosen, rejected) pairs as judging rows: the chosen response is A or B
+    at random (seeded), `label` says which."""
+    rng = random.Random(seed)
+    rows = []
+    for pid, cat, chosen, rejected in pairs:
+        a_first = rng.random() < 0.5
+        rows.append({"id": pid, "category": cat, "a": chosen if a_first else rejected,
+                     "b": rejected if a_first else chosen, "label": "A" if a_first else "B"})
+    return rows

@@ -182,14 +182,9 @@ def bench_pairs(cfg: GenRMConfig) -> pd.DataFrame:
     by_id = {r.image_id: r for r in records}
     pairs = rb.build([(r.image_id, rb.scene_of(r.objects)) for r in records], cfg.data.bench_per_category,
                      seed=1000 + cfg.run.seed)
-    rng = random.Random(cfg.run.seed)
-    rows = []
-    for p in pairs:
-        a_is_chosen = rng.random() < 0.5
-        rows.append({"image_id": p.image_id, "path": str(by_id[p.image_id].path), "category": p.category,
-                     "question": prompts.BASE_PROMPT, "a": p.chosen if a_is_chosen else p.rejected,
-                     "b": p.rejected if a_is_chosen else p.chosen, "label": "A" if a_is_chosen else "B"})
-    return pd.DataFrame(rows)
+    rows = rb.judge_rows([(str(p.image_id), p.category, p.chosen, p.rejected) for p in pairs], cfg.run.seed)
+    return pd.DataFrame([r | {"image_id": int(r["id"]), "path": str(by_id[int(r["id"])].path),
+                              "question": prompts.BASE_PROMPT} for r in rows])
 
 
 def evaluate(cfg: GenRMConfig, adapter: str, out: Path) -> dict[str, float]:

@@ -1,0 +1,79 @@
+"""Judge a VL-GenRM reward model on ShapesWorld-RewardBench or on VL-RewardBench from a local file.
+
+    python pipelines/evaluate_rm.py --reward-model shapesworld/genrm --out runs/rm_eval.json
+    python pipelines/evaluate_rm.py --reward-model shapesworld/genrm --bench vlrewardbench \\
+        --data /data/vl_rewardbench.parquet --out runs/vlrb.json
+
+A pair counts as correct when the verdict's preference (P(A) from the verdict log-probabilities
+after the model's own critique) favours the chosen response; the written verdict's accuracy is
+reported too. The report has accuracy per category and overall, and every judgement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from groundloop import prompts  # noqa: E402
+from groundloop import reward_bench as rb  # noqa: E402
+from groundloop.data.coco import DataError, load_dataset, load_image  # noqa: E402
+from groundloop.data.vlrewardbench import load_vlrewardbench  # noqa: E402
+from groundloop.models import load_reward_model  # noqa: E402
+
+
+def shapes_bench(data: Path, per_category: int, seed: int):
+    records = load_dataset(data.resolve())
+    by_id = {r.image_id: r for r in records}
+    pairs = rb.build([(r.image_id, rb.scene_of(r.objects)) for r in records], per_category, seed=1000 + seed)
+    rows = rb.judge_rows([(str(p.image_id), p.category, p.chosen, p.rejected) for p in pairs], seed)
+    return rows, [load_image(by_id[int(r["id"])].path) for r in rows], [prompts.BASE_PROMPT] * len(rows)
+
+
+def vl_rewardbench(data: Path, seed: int):
+    items = load_vlrewardbench(data)
+    rows = rb.judge_rows([(p.id, p.category, p.chosen, p.rejected) for p in items], seed)
+    return rows, [p.image for p in items], [p.prompt for p in items]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--reward-model", default="shapesworld/genrm", help="reward-model folder (adapter + genrm.json)")
+    p.add_argument("--base", help="the base VLM, when the folder has no genrm.json")
+    p.add_argument("--bench", choices=["shapes", "vlrewardbench"], default="shapes")
+    p.add_argument("--data", type=Path, default=Path("data/shapes/test"),
+                   help="ShapesWorld split folder, or a VL-RewardBench .parquet/.jsonl file")
+    p.add_argument("--per-category", type=int, default=100, help="ShapesWorld-RewardBench pairs per category")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-new-tokens", type=int, default=200)
+    p.add_argument("--out", type=Path, required=True)
+    a = p.parse_args(argv)
+    try:
+        rows, images, questions = (shapes_bench(a.data, a.per_category, a.seed) if a.bench == "shapes"
+                                   else vl_rewardbench(a.data, a.seed))
+    except (DataError, FileNotFoundError) as e:
+        sys.exit(f"evaluate_rm: {e}")
+    judge = load_reward_model(a.reward_model, base=a.base, max_new_tokens=a.max_new_tokens)
+    t = time.time()
+    js = judge.judge(images, questions, [r["a"] for r in rows], [r["b"] for r in rows], batch_size=a.batch_size)
+    seconds = time.time() - t
+    correct = [(j.p_a >= 0.5) == (r["label"] == "A") for j, r in zip(js, rows)]
+    report = {"reward_model": a.reward_model, "bench": a.bench, "data": str(a.data), "n_pairs": len(rows),
+              "accuracy": rb.accuracy([r["category"] for r in rows], correct),
+              "written_verdict_accuracy": sum(j.verdict == r["label"] for j, r in zip(js, rows)) / max(1, len(rows)),
+              "malformed_verdicts": sum(j.verdict is None for j in js), "sec_per_pair": seconds / max(1, len(rows)),
+              "judgements": [r | {"judgement": j.text, "p_a": j.p_a, "correct": c}
+                             for r, j, c in zip(rows, js, correct)]}
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(report, indent=1))
+    print(json.dumps({k: report[k] for k in ("n_pairs", "accuracy", "written_verdict_accuracy", "malformed_verdicts")}))
+    return report
+
+
+if __name__ == "__main__":
+    main()

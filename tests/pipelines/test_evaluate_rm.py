@@ -1,0 +1,44 @@
+"""evaluate_rm.py end to end on both benchmark formats, with a real (untrained) reward model."""
+
+import json
+
+import pytest
+
+from groundloop.worlds import shapes as world
+
+
+@pytest.fixture(scope="module")
+def reward_model_folder(tmp_path_factory):
+    from groundloop.finetune import add_lora
+    from groundloop.models import REWARD_MODEL_FILE, load_vlm
+
+    folder = tmp_path_factory.mktemp("rm")
+    model, _ = load_vlm("shapesworld/vlm")
+    add_lora(model, 4, 8, 0.0, r".*language_model.*\.(q_proj|v_proj)").save_pretrained(folder)
+    (folder / REWARD_MODEL_FILE).write_text(json.dumps({"base": "shapesworld/vlm"}))
+    return str(folder)
+
+
+def test_shapes_rewardbench_report(reward_model_folder, tmp_path):
+    from pipelines import evaluate_rm
+
+    world.generate(tmp_path / "test", "test", 10, seed=41)
+    rep = evaluate_rm.main(["--reward-model", reward_model_folder, "--data", str(tmp_path / "test"),
+                            "--per-category", "2", "--max-new-tokens", "4", "--out", str(tmp_path / "r.json")])
+    assert rep["n_pairs"] == 8 and set(rep["accuracy"]) == {"hallucination", "attribute", "reasoning",
+                                                            "general", "overall"}
+    assert json.loads((tmp_path / "r.json").read_text())["judgements"][0]["label"] in ("A", "B")
+
+
+def test_vl_rewardbench_file_and_a_clear_error_for_a_bad_one(reward_model_folder, tmp_path):
+    from pipelines import evaluate_rm
+
+    rep = evaluate_rm.main(["--reward-model", reward_model_folder, "--bench", "vlrewardbench", "--data",
+                            "tests/fixtures/vlrewardbench/bench.jsonl", "--max-new-tokens", "4",
+                            "--out", str(tmp_path / "v.json")])
+    assert rep["n_pairs"] == 6 and set(rep["accuracy"]) == {"general", "hallucination", "reasoning", "overall"}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": "RLAIF-V-9", "query": "q", "response": ["a"], "human_ranking": [0, 1]}) + "\n")
+    with pytest.raises(SystemExit, match="response"):
+        evaluate_rm.main(["--reward-model", reward_model_folder, "--bench", "vlrewardbench", "--data", str(bad),
+                          "--out", str(tmp_path / "x.json")])
