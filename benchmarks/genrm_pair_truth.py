@@ -1,0 +1,55 @@
+"""How right are the expert's pair labels? Every claim of every response in a VL-GenRM run is
+checked again against the image annotations (the truth, which the pipeline never reads).
+
+    python benchmarks/genrm_pair_truth.py --run runs/genrm_shapes --data data/genrm_train
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pandas as pd  # noqa: E402
+
+from groundloop import reward_model as rm  # noqa: E402
+from groundloop.data.coco import load_dataset  # noqa: E402
+
+
+def truth_holds(objects, response: str) -> list[bool]:
+    out = []
+    for c in rm.claims_of(response):
+        if c.count is not None:
+            out.append(sum(o.category == c.phrase for o in objects) == c.count)
+            continue
+        words = c.phrase.split()
+        want = dict(zip(("size", "color", "shape")[-len(words):], words))
+        out.append(any(all({"size": o.attributes["size"], "color": o.attributes["color"], "shape": o.category}[k] == v
+                           for k, v in want.items()) for o in objects))
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--run", type=Path, required=True)
+    p.add_argument("--data", type=Path, required=True)
+    a = p.parse_args()
+    objects = {r.image_id: r.objects for r in load_dataset(a.data.resolve())}
+    s = pd.read_parquet(a.run / "samples.parquet")
+    s = s[s["error"] == ""]
+    agree = [list(h) == truth_holds(objects[i], r) for i, r, h in zip(s["image_id"], s["response"], s["holds"])]
+    pairs = pd.read_parquet(a.run / "pairs.parquet")
+    right = []
+    for r in pairs.itertuples():
+        good, bad = (r.a, r.b) if r.label == "A" else (r.b, r.a)
+        right.append(all(truth_holds(objects[r.image_id], good)) and not all(truth_holds(objects[r.image_id], bad)))
+    rep = {"run": str(a.run), "responses": len(s), "expert_matches_annotations": sum(agree) / len(s),
+           "pairs": len(pairs), "pair_labels_confirmed": sum(right) / max(1, len(pairs))}
+    print(json.dumps(rep))
+
+
+if __name__ == "__main__":
+    main()

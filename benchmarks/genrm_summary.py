@@ -1,0 +1,62 @@
+"""Collect the VL-GenRM runs into one table (JSON + Markdown) and the expert-noise plot.
+
+    python benchmarks/genrm_summary.py --runs runs --out benchmarks/results/genrm
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+CATS = ("hallucination", "attribute", "reasoning", "general", "overall")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--runs", type=Path, default=Path("runs"))
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/genrm"))
+    a = p.parse_args()
+    rows = []
+    for rep_file in sorted(a.runs.glob("genrm_*/report.json")):
+        rep = json.loads(rep_file.read_text())
+        cfg = json.loads((rep_file.parent / "config.json").read_text())
+        for r in rep["rounds"]:
+            rows.append({"run": rep_file.parent.name, "round": r["round"], "labeler": cfg["pairs"]["labeler"],
+                         "thought": cfg["pairs"]["thought"], "noise": cfg["pairs"]["miss_rate"],
+                         "n_pairs": rep["n_pairs"], **{c: r["bench"].get(c) for c in CATS},
+                         "written_verdict": r["bench"].get("written_verdict_overall"), "stats": r["stats"]})
+    a.out.mkdir(parents=True, exist_ok=True)
+    summary = {"rows": rows}
+    bon = a.out / "best_of_16.json"
+    if bon.exists():
+        summary["best_of_16"] = json.loads(bon.read_text())
+    (a.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    lines = ["| run | round | labeler | thought | expert noise | pairs | " + " | ".join(CATS) + " |",
+             "|" + "---|" * (6 + len(CATS))]
+    for r in rows:
+        lines.append(f"| {r['run']} | {r['round']} | {r['labeler']} | {r['thought']} | {r['noise']} | {r['n_pairs']} | "
+                     + " | ".join(f"{r[c]:.3f}" if r[c] is not None else "-" for c in CATS) + " |")
+    (a.out / "summary.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    noise = sorted((r["noise"], r["hallucination"], r["overall"]) for r in rows
+                   if r["round"] == 0 and r["labeler"] == "expert" and r["thought"] == "critique")
+    if len(noise) > 1:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ax.plot([n[0] for n in noise], [n[1] for n in noise], "o-", label="hallucination")
+        ax.plot([n[0] for n in noise], [n[2] for n in noise], "s--", label="overall")
+        ax.axhline(0.5, color="grey", lw=0.8, ls=":", label="chance")
+        ax.set_xlabel("expert miss = false-alarm rate")
+        ax.set_ylabel("RewardBench accuracy (stage 1)")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(a.out / "noise.png", dpi=120)
+
+
+if __name__ == "__main__":
+    main()
