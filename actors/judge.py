@@ -6,6 +6,7 @@ Rows: path, question, a, b. With samples > 1 every pair gets that many sampled c
 from __future__ import annotations
 
 import pandas as pd
+import torch
 
 from actors import require
 from actors.images import read_rows
@@ -15,7 +16,9 @@ from groundloop.models import load_vlm
 
 class JudgeActor:
     def __init__(self, model_spec: str, adapter: str | None, samples: int = 1, temperature: float = 0.0,
-                 max_new_tokens: int = 200, seed: int = 0) -> None:
+                 max_new_tokens: int = 200, seed: int = 0, torch_threads: int = 0) -> None:
+        if torch_threads:  # Ray pins a fractional-CPU actor to one thread; judging may run alone
+            torch.set_num_threads(torch_threads)
         self.rm = GenRM(*load_vlm(model_spec, adapter=adapter), max_new_tokens=max_new_tokens, seed=seed)
         self.samples, self.temperature = samples, temperature
 

@@ -33,8 +33,9 @@ def load(cls: type[T], args: argparse.Namespace) -> T:
 
 
 def start_run(cfg: Any, label: str) -> Path:
-    """run.dir/run.name, created, with the resolved config written to config.json."""
-    run_dir = Path(cfg.run.dir) / cfg.run.name
+    """run.dir/run.name as an absolute path (Ray Train workers run in another folder, so a
+    relative adapter path would not be found there), created, with the resolved config in it."""
+    run_dir = (Path(cfg.run.dir) / cfg.run.name).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = config_lib.to_dict(cfg)
     (run_dir / "config.json").write_text(json.dumps(resolved, indent=1))

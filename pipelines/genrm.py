@@ -166,11 +166,12 @@ def judge(cfg: GenRMConfig, pairs: pd.DataFrame, adapter: str, samples: int = 1,
           temperature: float = 0.0) -> pd.DataFrame:
     """Judgements of `pairs` (path, question, a, b, ...) by the reward model with `adapter`."""
     res = cfg.resources
-    ds = ray.data.from_pandas(pairs).repartition(max(1, min(len(pairs) // res.batch_size, 16)))
+    ds = ray.data.from_pandas(pairs).repartition(max(1, min(len(pairs) // res.judge_batch, 16)))
     ds = ds.map_batches(JudgeActor, fn_constructor_kwargs={
         "model_spec": cfg.model.vlm, "adapter": adapter, "samples": samples, "temperature": temperature,
-        "max_new_tokens": cfg.sampling.judge_max_new_tokens, "seed": cfg.run.seed},
-        batch_format="pandas", batch_size=res.batch_size,
+        "max_new_tokens": cfg.sampling.judge_max_new_tokens, "seed": cfg.run.seed,
+        "torch_threads": res.judge_threads},
+        batch_format="pandas", batch_size=res.judge_batch,
         compute=ActorPoolStrategy(size=res.judge_actors), num_cpus=res.judge_cpus,
         num_gpus=res.gpus_per_actor or None)
     return ds.to_pandas()
@@ -209,14 +210,18 @@ def stage2_rows(cfg: GenRMConfig, pairs: pd.DataFrame, adapter: str, round_dir: 
     right = [a if lab == "A" else b for a, b, lab in lp]
     wrong = [b if lab == "A" else a for a, b, lab in lp]
     margins = rm.margin(torch.tensor(right), torch.tensor(wrong)).tolist()
-    correct = [m > 0 and v == lab for m, v, lab in zip(margins, judged["verdict"], judged["label"])]
+    # The verdict is read from its log-probabilities after the critique (as in judging), so a
+    # critique is correct when they favour the right response; the training row then writes the
+    # right verdict after it whatever the sample wrote there.
+    correct = [m > 0 for m in margins]
     threshold = rm.margin_threshold(margins, correct, s2.retention)
     keep = rm.reject(margins, correct, threshold)
     judged = judged.assign(margin=margins, correct=correct, kept=keep)
     judged.to_parquet(round_dir / "critiques.parquet")
     kept = judged[judged["kept"]].drop_duplicates(["image_id", "a", "b", "thought"])
     stats = {"sampled": len(judged), "correct": int(sum(correct)), "kept": int(sum(keep)),
-             "kept_unique": len(kept), "retention": sum(keep) / max(1, len(judged)), "threshold": threshold}
+             "kept_unique": len(kept), "retention": sum(keep) / max(1, len(judged)),
+             "threshold": threshold if math.isfinite(threshold) else None}
     return kept[["image_id", "path", "question", "a", "b", "label", "thought"]].reset_index(drop=True), stats
 
 
@@ -244,7 +249,7 @@ def main(argv: list[str] | None = None) -> dict:
     timings["sample_check_s"] = time.time() - t
     pairs = make_pairs(cfg, samples)
     pairs.to_parquet(run_dir / "pairs.parquet")
-    n_verified = sum(bool(h) and all(h) for h in samples["holds"])
+    n_verified = sum(len(h) > 0 and all(h) for h in samples["holds"])
     print(f"{len(pairs)} pairs from {len(samples)} responses ({n_verified} verified by the expert)", flush=True)
     rounds = []
     adapter: Path | None = None
@@ -261,7 +266,10 @@ def main(argv: list[str] | None = None) -> dict:
         else:
             rows, stats = stage2_rows(cfg, pairs, str(adapter), round_dir)
             stats["rows"] = len(rows)
-            new = train(cfg, rows, round_dir / "adapter", str(adapter), cfg.stage2.lr, cfg.stage2.epochs)
+            if len(rows):
+                new = train(cfg, rows, round_dir / "adapter", str(adapter), cfg.stage2.lr, cfg.stage2.epochs)
+            else:  # nothing passed rejection: the round keeps the previous adapter
+                new = Path(shutil.copytree(str(adapter), round_dir / "adapter", dirs_exist_ok=True))
         (round_dir / "stats.json").write_text(json.dumps(stats))
         adapter = new
         train_s = time.time() - t

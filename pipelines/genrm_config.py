@@ -90,6 +90,8 @@ class Resources:
     expert_cpus: float = 0.25
     judge_actors: int = 1
     judge_cpus: float = 0.5
+    judge_batch: int = 32  # pairs per judge call (one batched generate)
+    judge_threads: int = 2  # judging runs alone (no sampler or trainer beside it): use both cores
     gpus_per_actor: float = 0.0
     batch_size: int = 8  # images (or pairs) per actor call
 

@@ -47,6 +47,7 @@ class ServeConfig:
     adapter: str | None = None
     value: str = "shapesworld/value"
     clip: str = "shapesworld/clip"
+    reward_model: str = ""  # a VL-GenRM folder: serves the genrm_bon decoder ("" = not served)
     max_new_tokens: int = 160
     seed: int = 0
     torch_threads: int = 0
@@ -114,6 +115,10 @@ class CaptionServer:
             except (json.JSONDecodeError, UnicodeDecodeError) as e:
                 raise ProtocolError(400, f"request body is not valid JSON: {e}") from None
             req = parse_chat_request(body, self.config.decode, self.config.limits)
+            served = getattr(self.engine, "decoders", None)
+            if served is not None and req.decoder not in served:
+                raise ProtocolError(404, f"model {body['model']!r} is not served by this deployment "
+                                    f"(serving: {', '.join(served)})", "model")
         except ProtocolError as e:
             return error_response(e)
         caption = await self.caption_batch(req)
@@ -157,7 +162,8 @@ class ModelEngine:
     def __init__(self, config: ServeConfig) -> None:
         import torch
 
-        from groundloop.models import load_clip, load_value, load_vlm
+        from groundloop.decoding import DECODERS
+        from groundloop.models import load_clip, load_reward_model, load_value, load_vlm
         from groundloop.sampling import HFSampler
         from groundloop.similarity import ClipScorer
 
@@ -169,12 +175,14 @@ class ModelEngine:
         self.sampler = HFSampler(model, processor, max_new_tokens=config.max_new_tokens, seed=config.seed)
         self.value = load_value(config.value) if config.value else None
         self.clip = ClipScorer(*load_clip(config.clip)) if config.clip else None
+        self.judge = load_reward_model(config.reward_model) if config.reward_model else None
+        self.decoders = tuple(d for d in DECODERS if d != "genrm_bon" or self.judge is not None)
 
     def caption(self, decoder: str, images: Sequence[Image.Image], text: str,
                 settings: DecodeSettings) -> list[str]:
         from groundloop import decoding
 
-        eng = decoding.Engines(self.sampler, value=self.value, clip=self.clip, prompt=text)
+        eng = decoding.Engines(self.sampler, value=self.value, clip=self.clip, judge=self.judge, prompt=text)
         return decoding.decode(decoder, eng, images, settings)
 
     def count_tokens(self, text: str) -> int:

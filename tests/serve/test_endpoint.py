@@ -81,6 +81,10 @@ def test_malformed_requests_get_4xx_and_the_replica_keeps_serving(endpoint):
     r = requests.post(chat, json={"model": "groundloop-greedy", "messages": [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": huge}}]}]}, timeout=120)
     assert r.status_code == 413
+    # a decoder this deployment has no model for (no reward model configured): 404, not a 500
+    r = requests.post(chat, json={"model": "groundloop-genrm_bon", "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": data_url(load_image(images[0]))}}]}]}, timeout=60)
+    assert r.status_code == 404 and "not served" in r.json()["error"]["message"]
     client = OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
     with pytest.raises(BadRequestError):
         client.chat.completions.create(model="groundloop-greedy", messages=[{"role": "user", "content": "hi"}])
