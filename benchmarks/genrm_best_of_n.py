@@ -42,7 +42,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args()
     torch.manual_seed(a.seed)
-    records, images = evaluation.load_images(load_dataset(a.data.resolve())[: a.n_images])
+    ok, _ = evaluation.load_images(load_dataset(a.data.resolve())[: a.n_images])
+    records, images = [r for r, _ in ok], [im for _, im in ok]
     vocab = evaluation.vocabulary_for(records)
     truths = [vocab.truth_labels(r) for r in records]
     sampler = HFSampler(*load_vlm(a.vlm), max_new_tokens=128, seed=a.seed)

@@ -43,8 +43,9 @@ from groundloop import genrm, prompts  # noqa: E402
 from groundloop import reward_bench as rb  # noqa: E402
 from groundloop import reward_model as rm  # noqa: E402
 from groundloop.data.coco import load_dataset, load_image  # noqa: E402
-from groundloop.finetune import add_lora  # noqa: E402
+from groundloop.finetune import add_lora, build_example, collate  # noqa: E402
 from groundloop.models import REWARD_MODEL_FILE, load_vlm  # noqa: E402
+from groundloop.worlds import shapes as world  # noqa: E402
 from pipelines import cli  # noqa: E402
 from pipelines.genrm_config import GenRMConfig  # noqa: E402
 
@@ -93,12 +94,83 @@ def make_pairs(cfg: GenRMConfig, samples: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["image_id", "path", "question", "a", "b", "label", "thought"])
 
 
+def verify_rows(samples: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Stage 0's examples: every object claim the expert checked, as a yes/no question, with
+    as many "No." as "Yes." rows (the expert's evidence, no critique)."""
+    rows = {True: [], False: []}
+    for path, claims, holds in zip(samples["path"], samples["claims"], samples["holds"]):
+        for c, h in zip(claims, holds):
+            if c.split()[0] not in world.NUMBER_WORDS:  # object claims only, not counts
+                rows[bool(h)].append({"path": path, "question": prompts.yes_no_question(c),
+                                      "answer": "Yes." if h else "No."})
+    n = min(len(rows[True]), len(rows[False]))
+    rng = random.Random(seed)
+    out = rng.sample(rows[True], n) + rng.sample(rows[False], n)
+    rng.shuffle(out)
+    return pd.DataFrame(out, columns=["path", "question", "answer"])
+
+
+def verify_loop(config: dict) -> None:
+    """Runs on the Ray Train worker: stage 0, full fine-tuning on the yes/no claim questions."""
+    torch.manual_seed(config["seed"])
+    if config["torch_threads"]:
+        torch.set_num_threads(config["torch_threads"])
+    model, processor = load_vlm(config["model"])
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=config["lr"])
+    rows = ray.train.get_dataset_shard("train")
+    images: dict[str, object] = {}
+    losses: list[float] = []
+    while len(losses) < config["steps"]:
+        for b in rows.iter_batches(batch_size=config["batch_size"], batch_format="pandas",
+                                   local_shuffle_buffer_size=4096):
+            for p in b["path"]:
+                if p not in images:
+                    images[p] = load_image(p)
+            ex = [build_example(processor, images[p], q, ans)
+                  for p, q, ans in zip(b["path"], b["question"], b["answer"])]
+            loss = model(**collate(ex, processor)).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            if len(losses) % 100 == 0:
+                print(f"stage 0 step {len(losses)}/{config['steps']} loss {sum(losses[-100:]) / 100:.4f}", flush=True)
+            if len(losses) >= config["steps"]:
+                break
+    with tempfile.TemporaryDirectory() as d:
+        if ray.train.get_context().get_world_rank() == 0:
+            model.save_pretrained(d)
+            processor.save_pretrained(d)
+            (Path(d) / "losses.json").write_text(json.dumps(losses))
+        ray.train.report({"loss": losses[-1], "step": len(losses)}, checkpoint=Checkpoint.from_directory(d))
+
+
+def train_verify(cfg: GenRMConfig, rows: pd.DataFrame, out: Path) -> Path:
+    s0, tr = cfg.stage0, cfg.train
+    trainer = TorchTrainer(
+        verify_loop,
+        train_loop_config={"model": cfg.model.vlm, "lr": s0.lr, "steps": s0.steps, "batch_size": s0.batch_size,
+                           "seed": cfg.run.seed, "torch_threads": tr.torch_threads},
+        scaling_config=ScalingConfig(num_workers=1, use_gpu=cfg.resources.gpus_per_actor > 0,
+                                     resources_per_worker={"CPU": tr.cpus_per_worker}),
+        run_config=RunConfig(name=f"{cfg.run.name}-stage0-{uuid.uuid4().hex[:8]}",
+                             storage_path=str((out.parent / "ray_train").resolve())),
+        datasets={"train": ray.data.from_pandas(rows)},
+    )
+    result = trainer.fit()
+    if out.exists():
+        shutil.rmtree(out)
+    result.checkpoint.to_directory(str(out))
+    return out
+
+
 def train_loop(config: dict) -> None:
     """Runs on every Ray Train worker: LoRA with the mixture loss, cosine schedule with warmup."""
     torch.manual_seed(config["seed"])
     if config["torch_threads"]:
         torch.set_num_threads(config["torch_threads"])
-    model, processor = load_vlm(config["model"])
+    model, processor = load_vlm(config["base"])
     model = add_lora(model, config["r"], config["alpha"], config["dropout"], config["target_modules"],
                      adapter=config["adapter"])
     model.train()
@@ -139,11 +211,12 @@ def train_loop(config: dict) -> None:
                          checkpoint=Checkpoint.from_directory(d))
 
 
-def train(cfg: GenRMConfig, rows: pd.DataFrame, out: Path, adapter: str | None, lr: float, epochs: int) -> Path:
+def train(cfg: GenRMConfig, base: str, rows: pd.DataFrame, out: Path, adapter: str | None, lr: float,
+          epochs: int) -> Path:
     tr, lora = cfg.train, cfg.train.lora
     trainer = TorchTrainer(
         train_loop,
-        train_loop_config={"model": cfg.model.vlm, "adapter": adapter, "r": lora.r, "alpha": lora.alpha,
+        train_loop_config={"base": base, "adapter": adapter, "r": lora.r, "alpha": lora.alpha,
                            "dropout": lora.dropout, "target_modules": lora.target_modules, "lr": lr,
                            "warmup": tr.warmup, "epochs": epochs, "batch_size": tr.batch_size, "lam": tr.lam,
                            "n_rows": len(rows), "seed": cfg.run.seed, "torch_threads": tr.torch_threads},
@@ -158,17 +231,17 @@ def train(cfg: GenRMConfig, rows: pd.DataFrame, out: Path, adapter: str | None, 
     if out.exists():
         shutil.rmtree(out)
     result.checkpoint.to_directory(str(out))
-    (out / REWARD_MODEL_FILE).write_text(json.dumps({"base": cfg.model.vlm, "recipe": config_lib.to_dict(cfg)}))
+    (out / REWARD_MODEL_FILE).write_text(json.dumps({"base": base, "recipe": config_lib.to_dict(cfg)}))
     return out
 
 
-def judge(cfg: GenRMConfig, pairs: pd.DataFrame, adapter: str, samples: int = 1,
+def judge(cfg: GenRMConfig, base: str, pairs: pd.DataFrame, adapter: str, samples: int = 1,
           temperature: float = 0.0) -> pd.DataFrame:
     """Judgements of `pairs` (path, question, a, b, ...) by the reward model with `adapter`."""
     res = cfg.resources
     ds = ray.data.from_pandas(pairs).repartition(max(1, min(len(pairs) // res.judge_batch, 16)))
     ds = ds.map_batches(JudgeActor, fn_constructor_kwargs={
-        "model_spec": cfg.model.vlm, "adapter": adapter, "samples": samples, "temperature": temperature,
+        "model_spec": base, "adapter": adapter, "samples": samples, "temperature": temperature,
         "max_new_tokens": cfg.sampling.judge_max_new_tokens, "seed": cfg.run.seed,
         "torch_threads": res.judge_threads},
         batch_format="pandas", batch_size=res.judge_batch,
@@ -188,9 +261,9 @@ def bench_pairs(cfg: GenRMConfig) -> pd.DataFrame:
                               "question": prompts.BASE_PROMPT} for r in rows])
 
 
-def evaluate(cfg: GenRMConfig, adapter: str, out: Path) -> dict[str, float]:
+def evaluate(cfg: GenRMConfig, base: str, adapter: str, out: Path) -> dict[str, float]:
     """Accuracy per RewardBench category: the verdict's preference (P(A) >= 0.5) against the truth."""
-    judged = judge(cfg, bench_pairs(cfg), adapter)
+    judged = judge(cfg, base, bench_pairs(cfg), adapter)
     judged["correct"] = [(pa >= pb) == (lab == "A")
                          for pa, pb, lab in zip(judged["logp_a"], judged["logp_b"], judged["label"])]
     judged["written_correct"] = judged["verdict"] == judged["label"]
@@ -200,11 +273,12 @@ def evaluate(cfg: GenRMConfig, adapter: str, out: Path) -> dict[str, float]:
     return acc
 
 
-def stage2_rows(cfg: GenRMConfig, pairs: pd.DataFrame, adapter: str, round_dir: Path) -> tuple[pd.DataFrame, dict]:
+def stage2_rows(cfg: GenRMConfig, base: str, pairs: pd.DataFrame, adapter: str,
+                round_dir: Path) -> tuple[pd.DataFrame, dict]:
     """Sampled critiques of training pairs that pass margin-based rejection, as training rows."""
     s2 = cfg.stage2
     subset = pairs.sample(n=min(s2.n_pairs, len(pairs)), random_state=cfg.run.seed + int(round_dir.name[-1]))
-    judged = judge(cfg, subset, adapter, samples=s2.samples, temperature=s2.temperature)
+    judged = judge(cfg, base, subset, adapter, samples=s2.samples, temperature=s2.temperature)
     judged = judged[judged["error"] == ""]
     lp = list(zip(judged["logp_a"], judged["logp_b"], judged["label"]))
     right = [a if lab == "A" else b for a, b, lab in lp]
@@ -251,6 +325,16 @@ def main(argv: list[str] | None = None) -> dict:
     pairs.to_parquet(run_dir / "pairs.parquet")
     n_verified = sum(len(h) > 0 and all(h) for h in samples["holds"])
     print(f"{len(pairs)} pairs from {len(samples)} responses ({n_verified} verified by the expert)", flush=True)
+    base = cfg.model.vlm
+    if cfg.stage0.steps > 0:
+        t = time.time()
+        stage0 = run_dir / "stage0" / "vlm"
+        if not (stage0 / "config.json").exists():  # else resume
+            rows0 = verify_rows(samples, cfg.run.seed)
+            print(f"stage 0: {len(rows0)} yes/no claim questions", flush=True)
+            train_verify(cfg, rows0, stage0)
+        base = str(stage0)
+        timings["stage0_s"] = time.time() - t
     rounds = []
     adapter: Path | None = None
     for r in range(cfg.stage2.rounds + 1):
@@ -261,20 +345,20 @@ def main(argv: list[str] | None = None) -> dict:
             new = round_dir / "adapter"
             stats: dict = json.loads((round_dir / "stats.json").read_text())
         elif r == 0:
-            new = train(cfg, pairs, round_dir / "adapter", None, cfg.train.lr, cfg.train.epochs)
+            new = train(cfg, base, pairs, round_dir / "adapter", None, cfg.train.lr, cfg.train.epochs)
             stats = {"rows": len(pairs)}
         else:
-            rows, stats = stage2_rows(cfg, pairs, str(adapter), round_dir)
+            rows, stats = stage2_rows(cfg, base, pairs, str(adapter), round_dir)
             stats["rows"] = len(rows)
             if len(rows):
-                new = train(cfg, rows, round_dir / "adapter", str(adapter), cfg.stage2.lr, cfg.stage2.epochs)
+                new = train(cfg, base, rows, round_dir / "adapter", str(adapter), cfg.stage2.lr, cfg.stage2.epochs)
             else:  # nothing passed rejection: the round keeps the previous adapter
                 new = Path(shutil.copytree(str(adapter), round_dir / "adapter", dirs_exist_ok=True))
         (round_dir / "stats.json").write_text(json.dumps(stats))
         adapter = new
         train_s = time.time() - t
         t = time.time()
-        acc = evaluate(cfg, str(adapter), round_dir / "bench.parquet")
+        acc = evaluate(cfg, base, str(adapter), round_dir / "bench.parquet")
         rounds.append({"round": r, "adapter": str(adapter), "bench": acc, "stats": stats,
                        "train_s": train_s, "eval_s": time.time() - t})
         print(f"round {r}: {json.dumps(acc)}", flush=True)

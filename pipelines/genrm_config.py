@@ -72,6 +72,17 @@ class Train:
 
 
 @dataclass(frozen=True)
+class Stage0:
+    # Before stage 1, the whole VLM is fine-tuned on the expert's per-claim evidence as yes/no
+    # questions ("Is there a small red circle in the image?"), balanced. Without it the
+    # ShapesWorld VLM never learns to check a phrase against the image (RewardBench at chance;
+    # benchmarks/vlm_presence_probe.py: the skill appears only after ~1000 focused steps).
+    steps: int = 2000  # 0 = skip: stage 1 starts from model.vlm
+    lr: float = 1e-4
+    batch_size: int = 16
+
+
+@dataclass(frozen=True)
 class Stage2:
     rounds: int = 2  # margin-based rejection sampling + LoRA rounds after stage 1
     n_pairs: int = 300  # training pairs re-judged per round
@@ -104,6 +115,7 @@ class GenRMConfig:
     sampling: Sampling = field(default_factory=Sampling)
     pairs: Pairs = field(default_factory=Pairs)
     train: Train = field(default_factory=Train)
+    stage0: Stage0 = field(default_factory=Stage0)
     stage2: Stage2 = field(default_factory=Stage2)
     resources: Resources = field(default_factory=Resources)
 
