@@ -299,8 +299,21 @@ def stage2_rows(cfg: GenRMConfig, base: str, pairs: pd.DataFrame, adapter: str,
     return kept[["image_id", "path", "question", "a", "b", "label", "thought"]].reset_index(drop=True), stats
 
 
+def ship(adapter: Path, base: str, out: Path, cfg: GenRMConfig) -> None:
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(adapter, out, ignore=shutil.ignore_patterns("losses.json"))
+    spec = base
+    if base != cfg.model.vlm:  # the stage-0 VLM travels with the adapter
+        shutil.copytree(base, out / "base", ignore=shutil.ignore_patterns("losses.json"))
+        spec = "base"
+    (out / REWARD_MODEL_FILE).write_text(json.dumps({"base": spec, "recipe": config_lib.to_dict(cfg)}, indent=1))
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = cli.parser(__doc__, "configs/genrm_shapes.yaml", "stage2.rounds=1 pairs.labeler=self")
+    p.add_argument("--out", type=Path, help="also write the final reward model here as one relocatable folder "
+                   "(adapter + genrm.json, and the stage-0 VLM under base/)")
     a = p.parse_args(argv)
     cfg = cli.load(GenRMConfig, a)
     run_dir = cli.start_run(cfg, "genrm")
@@ -362,6 +375,8 @@ def main(argv: list[str] | None = None) -> dict:
         rounds.append({"round": r, "adapter": str(adapter), "bench": acc, "stats": stats,
                        "train_s": train_s, "eval_s": time.time() - t})
         print(f"round {r}: {json.dumps(acc)}", flush=True)
+    if a.out:
+        ship(Path(adapter), base, a.out, cfg)
     report = {"config": a.config, "n_pairs": len(pairs), "n_responses": len(samples),
               "n_verified": n_verified, "rounds": rounds, "timings": timings,
               "final_adapter": str(adapter)}

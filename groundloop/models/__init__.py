@@ -85,8 +85,8 @@ REWARD_MODEL_FILE = "genrm.json"  # beside a reward model's PEFT adapter: {"base
 
 
 def load_reward_model(spec: str, base: str | None = None, **options: Any) -> Any:
-    """VL-GenRM (`groundloop.genrm.GenRM`): the base VLM named in the folder's genrm.json (or
-    `base`) with the folder's PEFT adapter on top."""
+    """VL-GenRM (`groundloop.genrm.GenRM`): the base VLM named in the folder's genrm.json (a
+    spec, or a sub-folder of it), or `base`, with the folder's PEFT adapter on top."""
     from groundloop.genrm import GenRM
 
     folder = Path(resolve(spec))
@@ -96,4 +96,6 @@ def load_reward_model(spec: str, base: str | None = None, **options: Any) -> Any
             raise FileNotFoundError(f"{folder} is not a reward model folder (no {REWARD_MODEL_FILE}); "
                                     "pass base= to name its VLM")
         base = json.loads(meta.read_text())["base"]
+        if (folder / base / "config.json").exists():  # a base shipped inside the folder
+            base = str(folder / base)
     return GenRM(*load_vlm(base, adapter=str(folder)), **options)

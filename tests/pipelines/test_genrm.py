@@ -22,11 +22,12 @@ def test_genrm_pairs_rounds_and_bench(ray_cluster, tmp_path):
     world.generate(data, "val", 8, seed=31)
     world.generate(bench, "test", 12, seed=32)
     (data / "images" / "val_000003.png").write_bytes(b"not a png")
-    args = ["--config", "configs/genrm_shapes.yaml", "run.name=g", f"run.dir={tmp_path}",
+    args = ["--config", "configs/genrm_shapes.yaml", "--out", str(tmp_path / "shipped"), "run.name=g",
+            f"run.dir={tmp_path}",
             f"data.path={data}", "data.n_images=8", f"data.bench_path={bench}",
             "data.bench_per_category=2", "sampling.k=4", "sampling.judge_max_new_tokens=24",
             "train.epochs=1", "stage2.rounds=1", "stage2.n_pairs=4", "stage2.samples=2",
-            "stage2.retention=1.0"]
+            "stage2.retention=1.0", "stage0.steps=2", "stage0.batch_size=4"]
     report = genrm.main(args)
     run = tmp_path / "g"
     samples = pd.read_parquet(run / "samples.parquet")
@@ -41,6 +42,9 @@ def test_genrm_pairs_rounds_and_bench(ray_cluster, tmp_path):
         assert all(holds[(p.image_id, good)]) and not all(holds[(p.image_id, bad)])
         assert p.thought == rm.critique(
             *(rm.Checked(x, tuple(rm.claims_of(x)), tuple(holds[(p.image_id, x)])) for x in (p.a, p.b)))
+    # stage 0 fine-tuned the VLM on the expert's claims; every round's adapter sits on it
+    assert (run / "stage0" / "vlm" / "config.json").exists()
+    assert json.loads((run / "round0" / "adapter" / "genrm.json").read_text())["base"] == str(run / "stage0" / "vlm")
     assert len(report["rounds"]) == 2
     for r in report["rounds"]:
         assert set(r["bench"]) >= {"hallucination", "attribute", "reasoning", "general", "overall"}
@@ -49,7 +53,7 @@ def test_genrm_pairs_rounds_and_bench(ray_cluster, tmp_path):
     kept = crit[crit["kept"]]
     assert (kept["margin"] > 0).all() and (crit[crit["margin"] > 0]["kept"]).all()  # retention 1.0
     assert report["rounds"][1]["stats"]["kept"] == len(kept)
-    judge = load_reward_model(report["final_adapter"], max_new_tokens=8)
+    judge = load_reward_model(str(tmp_path / "shipped"), max_new_tokens=8)  # relocatable: base inside
     assert len(pairs) > 0
     p = pairs.iloc[0]
     (j,) = judge.judge([load_image(p.path)], [p.question], [p.a], [p.b])
