@@ -24,6 +24,7 @@ def main() -> None:
         for r in rep["rounds"]:
             rows.append({"run": rep_file.parent.name, "round": r["round"], "labeler": cfg["pairs"]["labeler"],
                          "thought": cfg["pairs"]["thought"], "noise": cfg["pairs"]["miss_rate"],
+                         "stage0": cfg.get("stage0", {}).get("steps", 0),
                          "n_pairs": rep["n_pairs"], **{c: r["bench"].get(c) for c in CATS},
                          "written_verdict": r["bench"].get("written_verdict_overall"), "stats": r["stats"]})
     a.out.mkdir(parents=True, exist_ok=True)
@@ -32,15 +33,16 @@ def main() -> None:
     if bon.exists():
         summary["best_of_16"] = json.loads(bon.read_text())
     (a.out / "summary.json").write_text(json.dumps(summary, indent=1))
-    lines = ["| run | round | labeler | thought | expert noise | pairs | " + " | ".join(CATS) + " |",
-             "|" + "---|" * (6 + len(CATS))]
+    lines = ["| run | stage-0 steps | round | labeler | thought | expert noise | pairs | " + " | ".join(CATS) + " |",
+             "|" + "---|" * (7 + len(CATS))]
     for r in rows:
-        lines.append(f"| {r['run']} | {r['round']} | {r['labeler']} | {r['thought']} | {r['noise']} | {r['n_pairs']} | "
+        lines.append(f"| {r['run']} | {r['stage0']} | {r['round']} | {r['labeler']} | {r['thought']} | {r['noise']} "
+                     f"| {r['n_pairs']} | "
                      + " | ".join(f"{r[c]:.3f}" if r[c] is not None else "-" for c in CATS) + " |")
     (a.out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     noise = sorted((r["noise"], r["hallucination"], r["overall"]) for r in rows
-                   if r["round"] == 0 and r["labeler"] == "expert" and r["thought"] == "critique")
+                   if r["round"] == 0 and r["stage0"] == 0 and r["labeler"] == "expert" and r["thought"] == "critique")
     if len(noise) > 1:
         import matplotlib
 

@@ -310,18 +310,11 @@ def ship(adapter: Path, base: str, out: Path, cfg: GenRMConfig) -> None:
     (out / REWARD_MODEL_FILE).write_text(json.dumps({"base": spec, "recipe": config_lib.to_dict(cfg)}, indent=1))
 
 
-def main(argv: list[str] | None = None) -> dict:
-    p = cli.parser(__doc__, "configs/genrm_shapes.yaml", "stage2.rounds=1 pairs.labeler=self")
-    p.add_argument("--out", type=Path, help="also write the final reward model here as one relocatable folder "
-                   "(adapter + genrm.json, and the stage-0 VLM under base/)")
-    a = p.parse_args(argv)
-    cfg = cli.load(GenRMConfig, a)
-    run_dir = cli.start_run(cfg, "genrm")
-    cli.init_ray()
-    timings: dict[str, float] = {}
-    t = time.time()
+def load_samples(cfg: GenRMConfig, run_dir: Path) -> pd.DataFrame:
+    """Stage A: responses with the expert's checks (resumed from samples.parquet); unreadable
+    images go to errors.jsonl."""
     samples_file = run_dir / "samples.parquet"
-    if samples_file.exists():  # resume: sampling and checking finished earlier
+    if samples_file.exists():
         samples = pd.read_parquet(samples_file)
     else:
         records = load_dataset(Path(cfg.data.path).resolve())[: cfg.data.n_images]
@@ -332,8 +325,40 @@ def main(argv: list[str] | None = None) -> dict:
     errors = samples[samples["error"] != ""].drop_duplicates("image_id")
     if len(errors):
         errors[["image_id", "path", "error"]].to_json(run_dir / "errors.jsonl", orient="records", lines=True)
-    samples = samples[(samples["error"] == "") & (samples["response"].str.len() > 0)]
-    timings["sample_check_s"] = time.time() - t
+    return samples[(samples["error"] == "") & (samples["response"].str.len() > 0)]
+
+
+def run_round(cfg: GenRMConfig, base: str, pairs: pd.DataFrame, r: int, adapter: Path | None,
+              round_dir: Path) -> tuple[Path, dict]:
+    """Stage 1 (r = 0) or stage-2 round r: the new adapter and the round's stats (resumed when
+    the round's adapter exists)."""
+    if (round_dir / "adapter" / "adapter_config.json").exists():
+        return round_dir / "adapter", json.loads((round_dir / "stats.json").read_text())
+    if r == 0:
+        new, stats = train(cfg, base, pairs, round_dir / "adapter", None, cfg.train.lr, cfg.train.epochs), {}
+        stats["rows"] = len(pairs)
+    else:
+        rows, stats = stage2_rows(cfg, base, pairs, str(adapter), round_dir)
+        stats["rows"] = len(rows)
+        if len(rows):
+            new = train(cfg, base, rows, round_dir / "adapter", str(adapter), cfg.stage2.lr, cfg.stage2.epochs)
+        else:  # nothing passed rejection: the round keeps the previous adapter
+            new = Path(shutil.copytree(str(adapter), round_dir / "adapter", dirs_exist_ok=True))
+    (round_dir / "stats.json").write_text(json.dumps(stats))
+    return new, stats
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = cli.parser(__doc__, "configs/genrm_shapes.yaml", "stage2.rounds=1 pairs.labeler=self")
+    p.add_argument("--out", type=Path, help="also write the final reward model here as one relocatable folder "
+                   "(adapter + genrm.json, and the stage-0 VLM under base/)")
+    a = p.parse_args(argv)
+    cfg = cli.load(GenRMConfig, a)
+    run_dir = cli.start_run(cfg, "genrm")
+    cli.init_ray()
+    t = time.time()
+    samples = load_samples(cfg, run_dir)
+    timings = {"sample_check_s": time.time() - t}
     pairs = make_pairs(cfg, samples)
     pairs.to_parquet(run_dir / "pairs.parquet")
     n_verified = sum(len(h) > 0 and all(h) for h in samples["holds"])
@@ -354,29 +379,14 @@ def main(argv: list[str] | None = None) -> dict:
         round_dir = run_dir / f"round{r}"
         round_dir.mkdir(exist_ok=True)
         t = time.time()
-        if (round_dir / "adapter" / "adapter_config.json").exists():  # resume
-            new = round_dir / "adapter"
-            stats: dict = json.loads((round_dir / "stats.json").read_text())
-        elif r == 0:
-            new = train(cfg, base, pairs, round_dir / "adapter", None, cfg.train.lr, cfg.train.epochs)
-            stats = {"rows": len(pairs)}
-        else:
-            rows, stats = stage2_rows(cfg, base, pairs, str(adapter), round_dir)
-            stats["rows"] = len(rows)
-            if len(rows):
-                new = train(cfg, base, rows, round_dir / "adapter", str(adapter), cfg.stage2.lr, cfg.stage2.epochs)
-            else:  # nothing passed rejection: the round keeps the previous adapter
-                new = Path(shutil.copytree(str(adapter), round_dir / "adapter", dirs_exist_ok=True))
-        (round_dir / "stats.json").write_text(json.dumps(stats))
-        adapter = new
-        train_s = time.time() - t
-        t = time.time()
+        adapter, stats = run_round(cfg, base, pairs, r, adapter, round_dir)
+        train_s, t = time.time() - t, time.time()
         acc = evaluate(cfg, base, str(adapter), round_dir / "bench.parquet")
         rounds.append({"round": r, "adapter": str(adapter), "bench": acc, "stats": stats,
                        "train_s": train_s, "eval_s": time.time() - t})
         print(f"round {r}: {json.dumps(acc)}", flush=True)
-    if a.out:
-        ship(Path(adapter), base, a.out, cfg)
+    if a.out and adapter is not None:
+        ship(adapter, base, a.out, cfg)
     report = {"config": a.config, "n_pairs": len(pairs), "n_responses": len(samples),
               "n_verified": n_verified, "rounds": rounds, "timings": timings,
               "final_adapter": str(adapter)}
