@@ -22,3 +22,8 @@ time $py -m groundloop.worlds.train_clip --init /tmp/groundloop_clip_phase2 --ou
     --steps 1500 --lr 2e-4 --seed 5 --split val --n-eval 150  # ~8 min
 time $py -m groundloop.worlds.train_clip --init /tmp/groundloop_clip_phase3 --out $out/clip \
     --steps 1500 --lr 1e-4 --seed 11 --split val --n-eval 150  # ~7.5 min
+# VL-GenRM: responses of the shipped VLM on fresh val-prior scenes, checked by the shipped
+# detector; stage 0 + stage 1 + 2 stage-2 rounds (~35 min), shipped with its stage-0 VLM.
+[ -d data/genrm_train ] || $py -m groundloop.worlds.shapes generate --out data/genrm_train --split val --n 2500 --seed 13
+[ -d data/shapes/test ] || $py -m groundloop.worlds.shapes generate --out data/shapes/test --split test --n 200 --seed 0
+time $py pipelines/genrm.py --config configs/genrm_shapes.yaml --out $out/genrm

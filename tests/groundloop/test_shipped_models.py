@@ -91,3 +91,19 @@ def test_clip_ranks_true_sentences_above_one_attribute_variants_on_fresh_scenes(
             hits += int(torch.argmax(scorer.similarity([image], cands)[0])) == 0
             n += 1
     assert hits / n >= 0.5, f"top-1 {hits}/{n}"
+
+
+def test_shipped_reward_model_loads_relocatably_and_judges():
+    import json
+
+    from groundloop import prompts
+    from groundloop.models import load_reward_model
+
+    folder = Path(resolve("shapesworld/genrm"))
+    meta = json.loads((folder / "genrm.json").read_text())
+    assert meta["base"] == "base" and meta["recipe"]["run"]["seed"] == 0  # its stage-0 VLM ships inside
+    judge = load_reward_model("shapesworld/genrm", max_new_tokens=40)
+    objects = [world.SceneObject("square", "green", "large", (30, 30, 60, 60))]
+    (j,) = judge.judge([world.render(objects, seed=0)], [prompts.BASE_PROMPT], [world.caption(objects)],
+                       ["In the image, there is one object, one circle. A small red circle is at the top."])
+    assert 0.0 <= j.p_a <= 1.0 and j.text
