@@ -60,3 +60,21 @@ def test_svp_runs_selects_per_image_trains_a_peft_adapter_and_resumes(ray_cluste
     assert json.loads(out.read_text())["chair_i"] == rep["chair_i"]
     samples = report["iterations"][0]["samples"]
     assert samples["selected"]["n"] == 7 and samples["prior"]["n"] == 28
+
+
+def test_svp_score_genrm_ranks_each_images_guided_captions_with_the_reward_model(ray_cluster, data):
+    from groundloop import config as config_lib
+    from pipelines import svp
+    from pipelines.svp_config import SVPConfig
+
+    cfg = config_lib.load(SVPConfig, "configs/svp_shapes.yaml",
+                          [f"data.path={data / 'train'}", "sampling.k=3", "sampling.max_new_tokens=40",
+                           "svp.score=genrm", "svp.top_fraction=0.3", "model.reward_model=shapesworld/genrm"])
+    rows = [{"image_id": i, "path": str(data / "train" / "images" / f"train_{i:06d}.png"), "error": ""}
+            for i in (1, 2)]
+    df = svp.select(cfg, svp.sample_and_score(cfg, rows, None), 1)
+    assert len(df) == 2 * 3 and df["genrm"].notna().all()
+    # round robin over an image's 3 guided captions: their win probabilities add up to 3 pairs
+    assert df.groupby("image_id")["genrm"].sum().round(4).tolist() == [3.0, 3.0]
+    best = df.loc[df.groupby("image_id")["genrm"].idxmax()]
+    assert best["selected"].all() and df.groupby("image_id")["selected"].sum().tolist() == [1, 1]
