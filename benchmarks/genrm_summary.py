@@ -12,6 +12,18 @@ from pathlib import Path
 CATS = ("hallucination", "attribute", "reasoning", "general", "overall")
 
 
+def picks_a(round_dir: Path) -> float | None:
+    """How often the judge preferred response A on the bench (for reports written before the
+    pipeline recorded it)."""
+    f = round_dir / "bench.parquet"
+    if not f.exists():
+        return None
+    import pandas as pd
+
+    b = pd.read_parquet(f)
+    return float((b["logp_a"] >= b["logp_b"]).mean())
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--runs", type=Path, default=Path("runs"))
@@ -26,19 +38,22 @@ def main() -> None:
                          "thought": cfg["pairs"]["thought"], "noise": cfg["pairs"]["miss_rate"],
                          "stage0": cfg.get("stage0", {}).get("steps", 0),
                          "n_pairs": rep["n_pairs"], **{c: r["bench"].get(c) for c in CATS},
-                         "written_verdict": r["bench"].get("written_verdict_overall"), "stats": r["stats"]})
+                         "written_verdict": r["bench"].get("written_verdict_overall"),
+                         "picks_a": r["bench"].get("picks_a", picks_a(rep_file.parent / f"round{r['round']}")),
+                         "stats": r["stats"]})
     a.out.mkdir(parents=True, exist_ok=True)
     summary = {"rows": rows}
     bon = a.out / "best_of_16.json"
     if bon.exists():
         summary["best_of_16"] = json.loads(bon.read_text())
     (a.out / "summary.json").write_text(json.dumps(summary, indent=1))
-    lines = ["| run | stage-0 steps | round | labeler | thought | expert noise | pairs | " + " | ".join(CATS) + " |",
-             "|" + "---|" * (7 + len(CATS))]
+    lines = ["| run | stage-0 steps | round | labeler | thought | expert noise | pairs | " + " | ".join(CATS)
+             + " | picks A |", "|" + "---|" * (8 + len(CATS))]
     for r in rows:
         lines.append(f"| {r['run']} | {r['stage0']} | {r['round']} | {r['labeler']} | {r['thought']} | {r['noise']} "
                      f"| {r['n_pairs']} | "
-                     + " | ".join(f"{r[c]:.3f}" if r[c] is not None else "-" for c in CATS) + " |")
+                     + " | ".join(f"{r[c]:.3f}" if r[c] is not None else "-" for c in CATS)
+                     + f" | {r['picks_a']:.2f} |")
     (a.out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     noise = sorted((r["noise"], r["hallucination"], r["overall"]) for r in rows

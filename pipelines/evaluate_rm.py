@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> dict:
     report = {"reward_model": a.reward_model, "bench": a.bench, "data": str(a.data), "n_pairs": len(rows),
               "accuracy": rb.accuracy([r["category"] for r in rows], correct),
               "written_verdict_accuracy": sum(j.verdict == r["label"] for j, r in zip(js, rows)) / max(1, len(rows)),
-              "malformed_verdicts": sum(j.verdict is None for j in js), "sec_per_pair": seconds / max(1, len(rows)),
+              "malformed_verdicts": sum(j.verdict is None for j in js),
+              "picks_a": sum(j.p_a >= 0.5 for j in js) / max(1, len(js)), "sec_per_pair": seconds / max(1, len(rows)),
               "judgements": [r | {"judgement": j.text, "p_a": j.p_a, "correct": c}
                              for r, j, c in zip(rows, js, correct)]}
     a.out.parent.mkdir(parents=True, exist_ok=True)

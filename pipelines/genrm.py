@@ -270,6 +270,8 @@ def evaluate(cfg: GenRMConfig, base: str, adapter: str, out: Path) -> dict[str, 
     judged.to_parquet(out)
     acc = rb.accuracy(list(judged["category"]), list(judged["correct"]))
     acc["written_verdict_overall"] = float(judged["written_correct"].mean())
+    # a judge that always prefers one position scores the bench's A/B label split, not 0.5
+    acc["picks_a"] = float((judged["logp_a"] >= judged["logp_b"]).mean())
     return acc
 
 
