@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-new-tokens", type=int, default=200)
+    p.add_argument("--both-orders", action="store_true",
+                   help="judge every pair as (A, B) and as (B, A) and average: a judge that only prefers a "
+                        "position then scores 0 instead of the bench's label split (ties count as wrong)")
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args(argv)
     try:
@@ -61,18 +64,27 @@ def main(argv: list[str] | None = None) -> dict:
     judge = load_reward_model(a.reward_model, base=a.base, max_new_tokens=a.max_new_tokens)
     t = time.time()
     js = judge.judge(images, questions, [r["a"] for r in rows], [r["b"] for r in rows], batch_size=a.batch_size)
+    p_a = [j.p_a for j in js]
+    if a.both_orders:
+        swapped = judge.judge(images, questions, [r["b"] for r in rows], [r["a"] for r in rows],
+                              batch_size=a.batch_size)
+        p_a = [(x + 1 - j.p_a) / 2 for x, j in zip(p_a, swapped)]
+        correct = [(p > 0.5) if r["label"] == "A" else (p < 0.5) for p, r in zip(p_a, rows)]
+    else:
+        correct = [(p >= 0.5) == (r["label"] == "A") for p, r in zip(p_a, rows)]
     seconds = time.time() - t
-    correct = [(j.p_a >= 0.5) == (r["label"] == "A") for j, r in zip(js, rows)]
     report = {"reward_model": a.reward_model, "bench": a.bench, "data": str(a.data), "n_pairs": len(rows),
               "accuracy": rb.accuracy([r["category"] for r in rows], correct),
               "written_verdict_accuracy": sum(j.verdict == r["label"] for j, r in zip(js, rows)) / max(1, len(rows)),
               "malformed_verdicts": sum(j.verdict is None for j in js),
-              "picks_a": sum(j.p_a >= 0.5 for j in js) / max(1, len(js)), "sec_per_pair": seconds / max(1, len(rows)),
-              "judgements": [r | {"judgement": j.text, "p_a": j.p_a, "correct": c}
-                             for r, j, c in zip(rows, js, correct)]}
+              "picks_a": sum(j.p_a >= 0.5 for j in js) / max(1, len(js)), "both_orders": a.both_orders,
+              "sec_per_pair": seconds / max(1, len(rows)),
+              "judgements": [r | {"judgement": j.text, "p_a": p, "correct": c}
+                             for r, j, p, c in zip(rows, js, p_a, correct)]}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(report, indent=1))
-    print(json.dumps({k: report[k] for k in ("n_pairs", "accuracy", "written_verdict_accuracy", "malformed_verdicts")}))
+    print(json.dumps({k: report[k] for k in ("n_pairs", "accuracy", "written_verdict_accuracy", "malformed_verdicts",
+                                             "picks_a", "both_orders")}))
     return report
 
 

@@ -28,6 +28,14 @@ def test_shapes_rewardbench_report(reward_model_folder, tmp_path):
     assert rep["n_pairs"] == 8 and set(rep["accuracy"]) == {"hallucination", "attribute", "reasoning",
                                                             "general", "overall"}
     assert json.loads((tmp_path / "r.json").read_text())["judgements"][0]["label"] in ("A", "B")
+    both = evaluate_rm.main(["--reward-model", reward_model_folder, "--data", str(tmp_path / "test"), "--both-orders",
+                             "--per-category", "2", "--max-new-tokens", "4", "--out", str(tmp_path / "b.json")])
+    assert both["both_orders"]
+    # the debiased P(A) is the mean of the (A, B) judgement and the flipped (B, A) one, so what
+    # it implies for the flipped order is itself a probability
+    for one, two in zip(rep["judgements"], both["judgements"]):
+        flipped = one["p_a"] + 1 - 2 * two["p_a"]
+        assert -1e-6 <= flipped <= 1 + 1e-6
 
 
 def test_vl_rewardbench_file_and_a_clear_error_for_a_bad_one(reward_model_folder, tmp_path):
