@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from groundloop import prompts
+from groundloop import finetune, prompts
 from groundloop import reward_model as rm
 
 
@@ -50,21 +50,12 @@ def example(processor: Any, image: Image.Image, judge_text: str, thought: str, l
 
 
 def collate(examples: Sequence[dict[str, Any]], processor: Any) -> dict[str, torch.Tensor]:
-    n = max(len(e["input_ids"]) for e in examples)
-    pad = processor.tokenizer.pad_token_id
-    ids = torch.full((len(examples), n), pad)
-    labels = torch.full((len(examples), n), -100)
-    attn = torch.zeros((len(examples), n), dtype=torch.long)
-    for i, e in enumerate(examples):
-        L = len(e["input_ids"])
-        ids[i, :L] = torch.tensor(e["input_ids"])
-        labels[i, :L] = torch.tensor(e["labels"])
-        attn[i, :L] = 1
-    pixels = processor.image_processor(images=[e["image"] for e in examples], return_tensors="pt")
-    return {"input_ids": ids, "labels": labels, "attention_mask": attn, "pixel_values": pixels["pixel_values"],
-            "verdict_at": torch.tensor([e["verdict_at"] for e in examples]),
-            "correct": torch.tensor([e["correct"] for e in examples]),
-            "weight": torch.tensor([float(e["weight"]) for e in examples])}
+    """`finetune.collate`'s right-padded batch plus each example's verdict position, correct
+    label index and BT weight."""
+    return finetune.collate(list(examples), processor) | {
+        "verdict_at": torch.tensor([e["verdict_at"] for e in examples]),
+        "correct": torch.tensor([e["correct"] for e in examples]),
+        "weight": torch.tensor([float(e["weight"]) for e in examples])}
 
 
 def loss(model: Any, batch: dict[str, torch.Tensor], verdict_ids: Sequence[int], lam: float) -> torch.Tensor:

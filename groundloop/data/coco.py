@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
@@ -99,8 +99,9 @@ def load_dataset(root: Path) -> list[ImageRecord]:
     return load_coco(root / "instances.json", root / "images", root / "captions.json")
 
 
-def load_image(path: Path) -> Image.Image:
-    """The image as RGB, whatever its mode (L, RGBA, P, CMYK, ...)."""
+def load_image(path: Path | BinaryIO) -> Image.Image:
+    """The image (a file, or an open binary stream) as RGB, whatever its mode (L, RGBA, P,
+    CMYK, ...); transparency is composited onto white."""
     try:
         with Image.open(path) as im:
             im.load()

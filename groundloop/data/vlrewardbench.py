@@ -29,7 +29,7 @@ from typing import Any
 
 from PIL import Image
 
-from groundloop.data.coco import DataError
+from groundloop.data.coco import DataError, load_image
 
 CATEGORIES = ("general", "hallucination", "reasoning")
 
@@ -162,7 +162,7 @@ def _pair(row: dict[str, Any], index: int, root: Path, source: str) -> BenchPair
     if field is None:
         raise bad("image", "is missing")
     try:
-        image = _decode(_image_source(row[field], root))
+        image = load_image(_image_source(row[field], root))
     except (OSError, ValueError, SyntaxError) as e:  # PIL's UnidentifiedImageError, base64's binascii.Error
         raise bad(field, f"cannot be read as an image ({type(e).__name__}: {e})") from e
     return BenchPair(row_id, category, prompt, responses[best], responses[1 - best], image)
@@ -178,16 +178,6 @@ def _image_source(value: Any, root: Path) -> Path | io.BytesIO:
     if not isinstance(value, str) or not value:
         raise ValueError(f"want a path or a {{bytes, path}} dict, got {_short(value)}")
     return root / value
-
-
-def _decode(source: Path | io.BytesIO) -> Image.Image:
-    with Image.open(source) as im:
-        im.load()
-        if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
-            rgba = im.convert("RGBA")
-            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            return Image.alpha_composite(background, rgba).convert("RGB")
-        return im.convert("RGB")
 
 
 def _short(value: Any) -> str:

@@ -61,21 +61,6 @@ def test_grounding_from_the_union_of_an_images_priors():
         GroundingActor("shapesworld/detector", phrases_from="both")
 
 
-@pytest.fixture(scope="module")
-def reward_model_folder(tmp_path_factory):
-    """A reward-model folder: a fresh LoRA adapter on the shipped VLM (plumbing, untrained)."""
-    import json
-
-    from groundloop.finetune import add_lora
-    from groundloop.models import REWARD_MODEL_FILE, load_vlm
-
-    folder = tmp_path_factory.mktemp("rm")
-    model, _ = load_vlm("shapesworld/vlm")
-    add_lora(model, 4, 8, 0.0, r".*language_model.*\.(q_proj|v_proj)").save_pretrained(folder)
-    (folder / REWARD_MODEL_FILE).write_text(json.dumps({"base": "shapesworld/vlm"}))
-    return str(folder)
-
-
 def test_expert_checks_claims_and_keeps_unreadable_rows(rows):
     from actors.expert import ExpertActor
 

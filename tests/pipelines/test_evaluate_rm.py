@@ -7,18 +7,6 @@ import pytest
 from groundloop.worlds import shapes as world
 
 
-@pytest.fixture(scope="module")
-def reward_model_folder(tmp_path_factory):
-    from groundloop.finetune import add_lora
-    from groundloop.models import REWARD_MODEL_FILE, load_vlm
-
-    folder = tmp_path_factory.mktemp("rm")
-    model, _ = load_vlm("shapesworld/vlm")
-    add_lora(model, 4, 8, 0.0, r".*language_model.*\.(q_proj|v_proj)").save_pretrained(folder)
-    (folder / REWARD_MODEL_FILE).write_text(json.dumps({"base": "shapesworld/vlm"}))
-    return str(folder)
-
-
 def test_shapes_rewardbench_report(reward_model_folder, tmp_path):
     from pipelines import evaluate_rm
 
