@@ -32,12 +32,50 @@ def load(cls: type[T], args: argparse.Namespace) -> T:
         sys.exit(f"config error: {e}")
 
 
+# Settings a resumed run may change: where and how wide things run, not what is computed.
+RESUME_SAFE = ("resources.", "train.num_workers", "train.cpus_per_worker", "train.torch_threads",
+               "svp.compare_ablations")
+
+
+class ConfigChanged(ValueError):
+    """A re-run under an existing run.name with other settings: resuming would mix the old
+    run's finished stages with the new settings."""
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out |= _flatten(v, f"{prefix}{k}.")
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def changed_settings(old: dict, new: dict) -> list[str]:
+    """Dotted keys whose values differ between two resolved configs (resume-safe keys aside)."""
+    a, b = _flatten(old), _flatten(new)
+    return sorted(k for k in a.keys() | b.keys()
+                  if a.get(k) != b.get(k) and not k.startswith(RESUME_SAFE))
+
+
 def start_run(cfg: Any, label: str) -> Path:
     """run.dir/run.name as an absolute path (Ray Train workers run in another folder, so a
-    relative adapter path would not be found there), created, with the resolved config in it."""
+    relative adapter path would not be found there), created, with the resolved config in it.
+
+    A folder that already holds a run is resumed, but only with the same settings: otherwise
+    ConfigChanged names the keys that differ (stale stages would be silently reused)."""
     run_dir = (Path(cfg.run.dir) / cfg.run.name).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = config_lib.to_dict(cfg)
+    previous = run_dir / "config.json"
+    if previous.exists() and any(p.name != "config.json" for p in run_dir.iterdir()):
+        diff = changed_settings(json.loads(previous.read_text()), json.loads(json.dumps(resolved)))
+        if diff:
+            old, new = _flatten(json.loads(previous.read_text())), _flatten(json.loads(json.dumps(resolved)))
+            shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:6])
+            raise ConfigChanged(f"{run_dir} holds a run with other settings ({shown}); resuming would reuse "
+                                f"its finished stages. Use another run.name, or delete the folder to start over.")
     (run_dir / "config.json").write_text(json.dumps(resolved, indent=1))
     print(f"{label} run {run_dir}\n{json.dumps(resolved)}", flush=True)
     return run_dir

@@ -36,3 +36,19 @@ def test_ablation_comparison_list_is_checked():
     assert load(SVPConfig, None, ["svp.compare_ablations=[]"]).svp.compare_ablations == ()
     with pytest.raises(ValueError, match="compare_ablations"):
         load(SVPConfig, None, ["svp.compare_ablations=[no_grounding]"])
+
+
+def test_a_rerun_with_other_settings_is_refused_not_silently_resumed(tmp_path):
+    from pipelines.cli import ConfigChanged, start_run
+
+    base = ["run.name=r", f"run.dir={tmp_path}"]
+    run_dir = start_run(load(SVPConfig, "configs/svp_shapes.yaml", base), "SVP")
+    (run_dir / "state.json").write_text('{"done": {"eval_base": 1.0}}')  # the run got somewhere
+    start_run(load(SVPConfig, "configs/svp_shapes.yaml", base), "SVP")  # same settings: resumes
+    start_run(load(SVPConfig, "configs/svp_shapes.yaml", [*base, "resources.sampler_actors=3"]), "SVP")
+    with pytest.raises(ConfigChanged, match=r"data.n_images: 1000 -> 9, svp.top_fraction: 0.5 -> 0.2"):
+        start_run(load(SVPConfig, "configs/svp_shapes.yaml", [*base, "svp.top_fraction=0.2", "data.n_images=9"]),
+                  "SVP")
+    # another name is a fresh run
+    start_run(load(SVPConfig, "configs/svp_shapes.yaml", ["run.name=r2", f"run.dir={tmp_path}",
+                                                          "svp.top_fraction=0.2"]), "SVP")
