@@ -21,9 +21,7 @@ import math
 import random
 import shutil
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # actors/, pipelines/ on a cluster
@@ -32,8 +30,6 @@ import pandas as pd  # noqa: E402
 import ray  # noqa: E402
 import torch  # noqa: E402
 from ray.data import ActorPoolStrategy  # noqa: E402
-from ray.train import Checkpoint, RunConfig, ScalingConfig  # noqa: E402
-from ray.train.torch import TorchTrainer  # noqa: E402
 
 from actors.expert import ExpertActor  # noqa: E402
 from actors.judge import JudgeActor  # noqa: E402
@@ -42,11 +38,11 @@ from groundloop import config as config_lib  # noqa: E402
 from groundloop import genrm, prompts  # noqa: E402
 from groundloop import reward_bench as rb  # noqa: E402
 from groundloop import reward_model as rm  # noqa: E402
-from groundloop.data.coco import load_dataset, load_image  # noqa: E402
+from groundloop.data.coco import load_dataset  # noqa: E402
 from groundloop.finetune import add_lora, build_example, collate  # noqa: E402
 from groundloop.models import REWARD_MODEL_FILE, load_vlm  # noqa: E402
 from groundloop.worlds import shapes as world  # noqa: E402
-from pipelines import cli  # noqa: E402
+from pipelines import cli, train_common  # noqa: E402
 from pipelines.genrm_config import GenRMConfig  # noqa: E402
 
 
@@ -112,81 +108,45 @@ def verify_rows(samples: pd.DataFrame, seed: int) -> pd.DataFrame:
 
 def verify_loop(config: dict) -> None:
     """Runs on the Ray Train worker: stage 0, full fine-tuning on the yes/no claim questions."""
-    torch.manual_seed(config["seed"])
-    if config["torch_threads"]:
-        torch.set_num_threads(config["torch_threads"])
+    train_common.setup_worker(config)
     model, processor = load_vlm(config["model"])
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=config["lr"])
     rows = ray.train.get_dataset_shard("train")
-    images: dict[str, object] = {}
+    img = train_common.Images()
     losses: list[float] = []
     while len(losses) < config["steps"]:
         for b in rows.iter_batches(batch_size=config["batch_size"], batch_format="pandas",
                                    local_shuffle_buffer_size=4096):
-            for p in b["path"]:
-                if p not in images:
-                    images[p] = load_image(p)
-            ex = [build_example(processor, images[p], q, ans)
-                  for p, q, ans in zip(b["path"], b["question"], b["answer"])]
-            loss = model(**collate(ex, processor)).loss
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-            if len(losses) % 100 == 0:
-                print(f"stage 0 step {len(losses)}/{config['steps']} loss {sum(losses[-100:]) / 100:.4f}", flush=True)
+            ex = [build_example(processor, img(p), q, ans) for p, q, ans in zip(b["path"], b["question"], b["answer"])]
+            train_common.step(model(**collate(ex, processor)).loss, opt, None, losses, steps=config["steps"],
+                              label="stage 0", every=100)
             if len(losses) >= config["steps"]:
                 break
-    with tempfile.TemporaryDirectory() as d:
-        if ray.train.get_context().get_world_rank() == 0:
-            model.save_pretrained(d)
-            processor.save_pretrained(d)
-            (Path(d) / "losses.json").write_text(json.dumps(losses))
-        ray.train.report({"loss": losses[-1], "step": len(losses)}, checkpoint=Checkpoint.from_directory(d))
+    train_common.report(model, losses, processor)
 
 
 def train_verify(cfg: GenRMConfig, rows: pd.DataFrame, out: Path) -> Path:
     s0, tr = cfg.stage0, cfg.train
-    trainer = TorchTrainer(
-        verify_loop,
-        train_loop_config={"model": cfg.model.vlm, "lr": s0.lr, "steps": s0.steps, "batch_size": s0.batch_size,
-                           "seed": cfg.run.seed, "torch_threads": tr.torch_threads},
-        scaling_config=ScalingConfig(num_workers=1, use_gpu=cfg.resources.gpus_per_actor > 0,
-                                     resources_per_worker={"CPU": tr.cpus_per_worker}),
-        run_config=RunConfig(name=f"{cfg.run.name}-stage0-{uuid.uuid4().hex[:8]}",
-                             storage_path=str((out.parent / "ray_train").resolve())),
-        datasets={"train": ray.data.from_pandas(rows)},
-    )
-    result = trainer.fit()
-    if out.exists():
-        shutil.rmtree(out)
-    result.checkpoint.to_directory(str(out))
+    config = {"model": cfg.model.vlm, "lr": s0.lr, "steps": s0.steps, "batch_size": s0.batch_size,
+              "seed": cfg.run.seed, "torch_threads": tr.torch_threads}
+    train_common.fit(verify_loop, config, rows, out, name=f"{cfg.run.name}-stage0", num_workers=1,
+                     cpus_per_worker=tr.cpus_per_worker, use_gpu=cfg.resources.gpus_per_actor > 0)
     return out
 
 
 def train_loop(config: dict) -> None:
     """Runs on every Ray Train worker: LoRA with the mixture loss, cosine schedule with warmup."""
-    torch.manual_seed(config["seed"])
-    if config["torch_threads"]:
-        torch.set_num_threads(config["torch_threads"])
+    train_common.setup_worker(config)
     model, processor = load_vlm(config["base"])
     model = add_lora(model, config["r"], config["alpha"], config["dropout"], config["target_modules"],
                      adapter=config["adapter"])
     model.train()
     verdict_ids = genrm.label_ids(processor.tokenizer)
-    steps = max(1, math.ceil(config["n_rows"] / config["batch_size"]) * config["epochs"])
+    steps = train_common.epoch_steps(config["n_rows"], config["batch_size"], config["epochs"])
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config["lr"])
-    warm = max(1, int(config["warmup"] * steps))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
-    images: dict[str, object] = {}
-
-    def img(p: str):
-        if p not in images:
-            images[p] = load_image(p)
-        return images[p]
-
+    sched = train_common.cosine_schedule(opt, steps, config["warmup"])
+    img = train_common.Images()
     shard = ray.train.get_dataset_shard("train")
     losses: list[float] = []
     for _ in range(config["epochs"]):
@@ -195,42 +155,20 @@ def train_loop(config: dict) -> None:
             ex = [genrm.example(processor, img(r.path), rm.judge_prompt(r.question, r.a, r.b), r.thought, r.label)
                   for r in b.itertuples()]
             loss = genrm.loss(model, genrm.collate(ex, processor), verdict_ids, config["lam"])
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-            if len(losses) % 25 == 0:
-                print(f"step {len(losses)}/{steps} loss {sum(losses[-25:]) / 25:.4f}", flush=True)
-    with tempfile.TemporaryDirectory() as d:
-        if ray.train.get_context().get_world_rank() == 0:
-            model.save_pretrained(d)
-            (Path(d) / "losses.json").write_text(json.dumps(losses))
-        ray.train.report({"loss": losses[-1] if losses else float("nan"), "step": len(losses)},
-                         checkpoint=Checkpoint.from_directory(d))
+            train_common.step(loss, opt, sched, losses, steps=steps, clip=model)
+    train_common.report(model, losses)
 
 
 def train(cfg: GenRMConfig, base: str, rows: pd.DataFrame, out: Path, adapter: str | None, lr: float,
           epochs: int) -> Path:
     tr, lora = cfg.train, cfg.train.lora
-    trainer = TorchTrainer(
-        train_loop,
-        train_loop_config={"base": base, "adapter": adapter, "r": lora.r, "alpha": lora.alpha,
-                           "dropout": lora.dropout, "target_modules": lora.target_modules, "lr": lr,
-                           "warmup": tr.warmup, "epochs": epochs, "batch_size": tr.batch_size, "lam": tr.lam,
-                           "n_rows": len(rows), "seed": cfg.run.seed, "torch_threads": tr.torch_threads},
-        scaling_config=ScalingConfig(num_workers=tr.num_workers, use_gpu=cfg.resources.gpus_per_actor > 0,
-                                     resources_per_worker={"CPU": tr.cpus_per_worker}),
-        # A fresh name every time: re-using a name would resume that old Train run.
-        run_config=RunConfig(name=f"{cfg.run.name}-{out.parent.name}-{uuid.uuid4().hex[:8]}",
-                             storage_path=str((out.parent / "ray_train").resolve())),
-        datasets={"train": ray.data.from_pandas(rows.sample(frac=1.0, random_state=cfg.run.seed))},
-    )
-    result = trainer.fit()
-    if out.exists():
-        shutil.rmtree(out)
-    result.checkpoint.to_directory(str(out))
+    config = {"base": base, "adapter": adapter, "r": lora.r, "alpha": lora.alpha, "dropout": lora.dropout,
+              "target_modules": lora.target_modules, "lr": lr, "warmup": tr.warmup, "epochs": epochs,
+              "batch_size": tr.batch_size, "lam": tr.lam, "n_rows": len(rows), "seed": cfg.run.seed,
+              "torch_threads": tr.torch_threads}
+    train_common.fit(train_loop, config, rows.sample(frac=1.0, random_state=cfg.run.seed), out,
+                     name=f"{cfg.run.name}-{out.parent.name}", num_workers=tr.num_workers,
+                     cpus_per_worker=tr.cpus_per_worker, use_gpu=cfg.resources.gpus_per_actor > 0)
     (out / REWARD_MODEL_FILE).write_text(json.dumps({"base": base, "recipe": config_lib.to_dict(cfg)}))
     return out
 

@@ -12,10 +12,8 @@ TorchTrainer (LoRA on (image, base prompt, caption)) -> adapter -> deployment re
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # actors/, pipelines/ on a cluster
@@ -24,15 +22,13 @@ import pandas as pd  # noqa: E402
 import ray  # noqa: E402
 from ray import serve  # noqa: E402
 from ray.data import ActorPoolStrategy  # noqa: E402
-from ray.train import RunConfig, ScalingConfig  # noqa: E402
-from ray.train.torch import TorchTrainer  # noqa: E402
 
 from actors.serve_client import ServeCaptionActor  # noqa: E402
 from groundloop import config as config_lib  # noqa: E402
 from groundloop import evaluation, prompts  # noqa: E402
 from groundloop import metrics as metrics_lib  # noqa: E402
 from groundloop.data.coco import load_dataset  # noqa: E402
-from pipelines import cli, svp_report, svp_train  # noqa: E402
+from pipelines import cli, svp_report, svp_train, train_common  # noqa: E402
 from pipelines.self_train_config import SelfTrainConfig  # noqa: E402
 from serve.app import build_app  # noqa: E402
 
@@ -62,22 +58,10 @@ def caption_round(cfg: SelfTrainConfig, rows: list[dict]) -> pd.DataFrame:
 def train_round(cfg: SelfTrainConfig, captions: pd.DataFrame, prev: str | None, round_dir: Path) -> str:
     rows = pd.DataFrame({"path": captions["path"], "prompt": prompts.BASE_PROMPT, "target": captions["caption"]})
     rows = rows.sample(frac=1.0, random_state=cfg.run.seed).reset_index(drop=True)
-    lora, tr = cfg.train.lora, cfg.train
-    trainer = TorchTrainer(
-        svp_train.train_loop,
-        train_loop_config={"model": cfg.serving.vlm, "adapter": prev, "r": lora.r, "alpha": lora.alpha,
-                           "dropout": lora.dropout, "target_modules": lora.target_modules, "lr": tr.lr,
-                           "warmup": tr.warmup, "epochs": tr.epochs, "batch_size": tr.batch_size,
-                           "n_rows": len(rows), "seed": cfg.run.seed, "torch_threads": tr.torch_threads},
-        scaling_config=ScalingConfig(num_workers=tr.num_workers, resources_per_worker={"CPU": tr.cpus_per_worker}),
-        run_config=RunConfig(name=f"{cfg.run.name}-{round_dir.name}-{uuid.uuid4().hex[:8]}",
-                             storage_path=str((round_dir / "ray_train").resolve())),
-        datasets={"train": ray.data.from_pandas(rows)},
-    )
-    out = round_dir / "adapter"
-    if out.exists():
-        shutil.rmtree(out)
-    trainer.fit().checkpoint.to_directory(str(out))
+    tr = cfg.train
+    out = train_common.fit(svp_train.train_loop, svp_train.lora_config(cfg, cfg.serving.vlm, prev, len(rows)), rows,
+                           round_dir / "adapter", name=f"{cfg.run.name}-{round_dir.name}",
+                           num_workers=tr.num_workers, cpus_per_worker=tr.cpus_per_worker)
     return str(out.resolve())
 
 

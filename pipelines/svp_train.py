@@ -6,24 +6,21 @@ images' annotations is mixed in, so the model does not over-specialise on descri
 
 from __future__ import annotations
 
-import math
 import random
-import shutil
-import tempfile
-import uuid
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import ray
+import ray.train.torch
 import torch
-from ray.train import Checkpoint, RunConfig, ScalingConfig
-from ray.train.torch import TorchTrainer
 
 from groundloop import prompts
 from groundloop.data.coco import load_dataset, load_image
 from groundloop.finetune import add_lora, build_example, collate
 from groundloop.models import load_vlm
 from groundloop.worlds import shapes as world
+from pipelines import train_common
 from pipelines.svp_config import SVPConfig
 
 
@@ -52,41 +49,31 @@ def qa_rows(cfg: SVPConfig, selected: pd.DataFrame, seed: int) -> pd.DataFrame:
 
 def train_loop(config: dict) -> None:
     """Runs on every Ray Train worker: LoRA fine-tuning with a cosine schedule and warmup."""
-    torch.manual_seed(config["seed"])
-    if config["torch_threads"]:
-        torch.set_num_threads(config["torch_threads"])  # Ray pins workers to OMP_NUM_THREADS=num_cpus
+    train_common.setup_worker(config)
     model, processor = load_vlm(config["model"])
     model = add_lora(model, config["r"], config["alpha"], config["dropout"], config["target_modules"],
                      adapter=config["adapter"])
     model.train()
     model = ray.train.torch.prepare_model(model) if ray.train.get_context().get_world_size() > 1 else model
     shard = ray.train.get_dataset_shard("train")
-    n_rows = config["n_rows"] // ray.train.get_context().get_world_size()
-    steps = max(1, math.ceil(n_rows / config["batch_size"]) * config["epochs"])
+    steps = train_common.epoch_steps(config["n_rows"], config["batch_size"], config["epochs"])
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config["lr"])
-    warm = max(1, int(config["warmup"] * steps))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
-    losses = []
+    sched = train_common.cosine_schedule(opt, steps, config["warmup"])
+    losses: list[float] = []
     for _ in range(config["epochs"]):
         for batch in shard.iter_batches(batch_size=config["batch_size"], batch_format="pandas"):
             ex = [build_example(processor, load_image(p), q, t)
                   for p, q, t in zip(batch["path"], batch["prompt"], batch["target"])]
-            loss = model(**collate(ex, processor)).loss
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-            if len(losses) % 25 == 0:  # progress; a report per step costs more than the step itself
-                print(f"step {len(losses)}/{steps} loss {sum(losses[-25:]) / 25:.4f}", flush=True)
-    with tempfile.TemporaryDirectory() as d:
-        if ray.train.get_context().get_world_rank() == 0:
-            inner = model.module if hasattr(model, "module") else model
-            inner.save_pretrained(d)
-            (Path(d) / "losses.json").write_text(str(losses))
-        ray.train.report({"loss": losses[-1] if losses else float("nan"), "step": len(losses)},
-                         checkpoint=Checkpoint.from_directory(d))
+            train_common.step(model(**collate(ex, processor)).loss, opt, sched, losses, steps=steps)
+    train_common.report(model, losses)
+
+
+def lora_config(cfg: Any, model: str, adapter: str | None, n_rows: int) -> dict:
+    """train_loop's config from a pipeline config with SVP's train section (SVP, self-training)."""
+    lora, tr = cfg.train.lora, cfg.train
+    return {"model": model, "adapter": adapter, "r": lora.r, "alpha": lora.alpha, "dropout": lora.dropout,
+            "target_modules": lora.target_modules, "lr": tr.lr, "warmup": tr.warmup, "epochs": tr.epochs,
+            "batch_size": tr.batch_size, "n_rows": n_rows, "seed": cfg.run.seed, "torch_threads": tr.torch_threads}
 
 
 def train(cfg: SVPConfig, it_dir: Path, prev_adapter: str | None) -> None:
@@ -95,23 +82,8 @@ def train(cfg: SVPConfig, it_dir: Path, prev_adapter: str | None) -> None:
     if cfg.svp.variant == "CVQ":
         rows = pd.concat([rows, qa_rows(cfg, selected, cfg.run.seed)], ignore_index=True)
     rows = rows.sample(frac=1.0, random_state=cfg.run.seed).reset_index(drop=True)
-    lora, tr = cfg.train.lora, cfg.train
-    trainer = TorchTrainer(
-        train_loop,
-        train_loop_config={"model": cfg.model.vlm, "adapter": prev_adapter, "r": lora.r, "alpha": lora.alpha,
-                           "dropout": lora.dropout, "target_modules": lora.target_modules, "lr": tr.lr,
-                           "warmup": tr.warmup, "epochs": tr.epochs, "batch_size": tr.batch_size,
-                           "n_rows": len(rows), "seed": cfg.run.seed, "torch_threads": tr.torch_threads},
-        scaling_config=ScalingConfig(num_workers=tr.num_workers, use_gpu=cfg.resources.gpus_per_actor > 0,
-                                     resources_per_worker={"CPU": tr.cpus_per_worker}),
-        # A fresh name every time: re-using a name would resume that old Train run.
-        run_config=RunConfig(name=f"{cfg.run.name}-{it_dir.name}-{uuid.uuid4().hex[:8]}",
-                             storage_path=str((it_dir / "ray_train").resolve())),
-        datasets={"train": ray.data.from_pandas(rows)},
-    )
-    result = trainer.fit()
-    out = it_dir / "adapter"
-    if out.exists():
-        shutil.rmtree(out)
-    result.checkpoint.to_directory(str(out))
+    tr = cfg.train
+    train_common.fit(train_loop, lora_config(cfg, cfg.model.vlm, prev_adapter, len(rows)), rows, it_dir / "adapter",
+                     name=f"{cfg.run.name}-{it_dir.name}", num_workers=tr.num_workers,
+                     cpus_per_worker=tr.cpus_per_worker, use_gpu=cfg.resources.gpus_per_actor > 0)
     (it_dir / "train_rows.json").write_text(str(len(rows)))

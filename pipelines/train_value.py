@@ -15,12 +15,8 @@
 from __future__ import annotations
 
 import json
-import math
-import shutil
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # actors/, pipelines/ on a cluster
@@ -29,8 +25,6 @@ import pandas as pd  # noqa: E402
 import ray  # noqa: E402
 import torch  # noqa: E402
 from ray.data import ActorPoolStrategy  # noqa: E402
-from ray.train import Checkpoint, RunConfig, ScalingConfig  # noqa: E402
-from ray.train.torch import TorchTrainer  # noqa: E402
 
 from actors.clip import ClipActor  # noqa: E402
 from actors.sampler import CaptionSetActor  # noqa: E402
@@ -38,7 +32,7 @@ from groundloop import config as config_lib  # noqa: E402
 from groundloop.data.coco import load_dataset, load_image  # noqa: E402
 from groundloop.models import load_vlm  # noqa: E402
 from groundloop.value import ValueModel, calibrate, margin_reward, split_sentences, td_loss, transitions  # noqa: E402
-from pipelines import cli  # noqa: E402
+from pipelines import cli, train_common  # noqa: E402
 from pipelines.value_config import ValueConfig  # noqa: E402
 
 
@@ -84,9 +78,7 @@ def build_transitions(cfg: ValueConfig, captions: pd.DataFrame, gt: pd.DataFrame
 
 def train_loop(config: dict) -> None:
     """Runs on every Ray Train worker: semi-gradient TD(0) on the transitions."""
-    torch.manual_seed(config["seed"])
-    if config["torch_threads"]:
-        torch.set_num_threads(config["torch_threads"])
+    train_common.setup_worker(config)
     model = ValueModel(*load_vlm(config["model"]), meta={"pool": config["pool"]})
     if config["vision_init"]:
         from groundloop.models import load_clip
@@ -98,15 +90,9 @@ def train_loop(config: dict) -> None:
     backbone = [p for n, p in model.named_parameters() if not n.startswith("head.")]
     opt = torch.optim.AdamW([{"params": backbone, "lr": config["lr"]},
                              {"params": head, "lr": config["lr"] * 10}], weight_decay=0.0)
-    steps = max(1, math.ceil(config["n_rows"] / config["batch_size"]) * config["epochs"])
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
-    images: dict[str, object] = {}
-
-    def img(p: str):
-        if p not in images:
-            images[p] = load_image(p)
-        return images[p]
-
+    steps = train_common.epoch_steps(config["n_rows"], config["batch_size"], config["epochs"])
+    sched = train_common.cosine_schedule(opt, steps)
+    img = train_common.Images()
     shard = ray.train.get_dataset_shard("train")
     losses: list[float] = []
     for _ in range(config["epochs"]):
@@ -121,41 +107,17 @@ def train_loop(config: dict) -> None:
                 with torch.no_grad():  # semi-gradient: no gradient through the bootstrap target
                     nxt[live] = model(**model.encode([ims[i] for i in live], [b["next_state"].iloc[i] for i in live]))
             loss = td_loss(values, nxt, torch.tensor(b["reward"].to_numpy(dtype="float32")), terminal, config["gamma"])
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-            if len(losses) % 25 == 0:
-                print(f"step {len(losses)}/{steps} td loss {sum(losses[-25:]) / 25:.5f}", flush=True)
-    with tempfile.TemporaryDirectory() as d:
-        if ray.train.get_context().get_world_rank() == 0:
-            model.save_pretrained(d)
-            (Path(d) / "losses.json").write_text(json.dumps(losses))
-        ray.train.report({"loss": losses[-1] if losses else float("nan"), "step": len(losses)},
-                         checkpoint=Checkpoint.from_directory(d))
+            train_common.step(loss, opt, sched, losses, steps=steps, clip=model, label="td")
+    train_common.report(model, losses)
 
 
 def train(cfg: ValueConfig, rows: pd.DataFrame, run_dir: Path) -> Path:
-    trainer = TorchTrainer(
-        train_loop,
-        train_loop_config={"model": cfg.model.vlm, "lr": cfg.td.lr, "epochs": cfg.td.epochs,
-                           "batch_size": cfg.td.batch_size, "gamma": cfg.td.gamma, "n_rows": len(rows),
-                           "seed": cfg.run.seed, "torch_threads": cfg.train.torch_threads,
-                           "vision_init": cfg.model.vision_init, "pool": cfg.td.pool},
-        scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.resources.gpus_per_actor > 0,
-                                     resources_per_worker={"CPU": cfg.train.cpus_per_worker}),
-        # A fresh name every time: re-using a name would resume that old Train run.
-        run_config=RunConfig(name=f"{cfg.run.name}-{uuid.uuid4().hex[:8]}",
-                             storage_path=str((run_dir / "ray_train").resolve())),
-        datasets={"train": ray.data.from_pandas(rows.sample(frac=1.0, random_state=cfg.run.seed))},
-    )
-    result = trainer.fit()
-    out = run_dir / "trained"
-    if out.exists():
-        shutil.rmtree(out)
-    result.checkpoint.to_directory(str(out))
+    config = {"model": cfg.model.vlm, "lr": cfg.td.lr, "epochs": cfg.td.epochs, "batch_size": cfg.td.batch_size,
+              "gamma": cfg.td.gamma, "n_rows": len(rows), "seed": cfg.run.seed,
+              "torch_threads": cfg.train.torch_threads, "vision_init": cfg.model.vision_init, "pool": cfg.td.pool}
+    out = train_common.fit(train_loop, config, rows.sample(frac=1.0, random_state=cfg.run.seed), run_dir / "trained",
+                           name=cfg.run.name, num_workers=cfg.train.num_workers,
+                           cpus_per_worker=cfg.train.cpus_per_worker, use_gpu=cfg.resources.gpus_per_actor > 0)
     return out
 
 
