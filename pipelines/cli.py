@@ -34,7 +34,7 @@ def load(cls: type[T], args: argparse.Namespace) -> T:
 
 # Settings a resumed run may change: where and how wide things run, not what is computed.
 RESUME_SAFE = ("resources.", "train.num_workers", "train.cpus_per_worker", "train.torch_threads",
-               "svp.compare_ablations")
+               "svp.compare_ablations", "svp.iterations")  # more iterations extend a run
 
 
 class ConfigChanged(ValueError):
