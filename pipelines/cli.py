@@ -53,10 +53,11 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 def changed_settings(old: dict, new: dict) -> list[str]:
-    """Dotted keys whose values differ between two resolved configs (resume-safe keys aside)."""
+    """`key: old -> new` for every dotted key whose value differs between two resolved configs
+    (as JSON-loaded dicts), resume-safe keys aside."""
     a, b = _flatten(old), _flatten(new)
-    return sorted(k for k in a.keys() | b.keys()
-                  if a.get(k) != b.get(k) and not k.startswith(RESUME_SAFE))
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(a.keys() | b.keys())
+            if a.get(k) != b.get(k) and not k.startswith(RESUME_SAFE)]
 
 
 def start_run(cfg: Any, label: str) -> Path:
@@ -68,15 +69,14 @@ def start_run(cfg: Any, label: str) -> Path:
     run_dir = (Path(cfg.run.dir) / cfg.run.name).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = config_lib.to_dict(cfg)
+    text = json.dumps(resolved, indent=1)
     previous = run_dir / "config.json"
     if previous.exists() and any(p.name != "config.json" for p in run_dir.iterdir()):
-        diff = changed_settings(json.loads(previous.read_text()), json.loads(json.dumps(resolved)))
+        diff = changed_settings(json.loads(previous.read_text()), json.loads(text))  # same JSON types on both sides
         if diff:
-            old, new = _flatten(json.loads(previous.read_text())), _flatten(json.loads(json.dumps(resolved)))
-            shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:6])
-            raise ConfigChanged(f"{run_dir} holds a run with other settings ({shown}); resuming would reuse "
-                                f"its finished stages. Use another run.name, or delete the folder to start over.")
-    (run_dir / "config.json").write_text(json.dumps(resolved, indent=1))
+            raise ConfigChanged(f"{run_dir} holds a run with other settings ({', '.join(diff[:6])}); resuming would "
+                                f"reuse its finished stages. Use another run.name, or delete the folder to start over.")
+    previous.write_text(text)
     print(f"{label} run {run_dir}\n{json.dumps(resolved)}", flush=True)
     return run_dir
 
