@@ -3,7 +3,8 @@
 Samples captions of held-out test images from the VLM (8 per image, T 0.2-0.8, top-p 0.9), labels
 every object sentence by the annotations (hallucinated: its colour+shape is not in the image)
 and reports the AUC of CLIP delta and of V for each value model given: the probability that a
-true sentence outscores a hallucinated one (0.5 = chance).
+true sentence outscores a hallucinated one (0.5 = chance), over all pairs and over the pairs of
+the same image (what a decoder compares).
 
     python benchmarks/value_discrimination.py --values shapesworld/value runs/x/value \
         --out benchmarks/results/vimar/value_discrimination.json
@@ -31,6 +32,19 @@ def auc(x: np.ndarray, ok: np.ndarray) -> float:
     return float(np.mean(x[ok][:, None] > x[~ok][None, :]))
 
 
+def within_image_auc(x: np.ndarray, ok: np.ndarray, image: np.ndarray) -> float:
+    """AUC over the (true, hallucinated) pairs of the same image: what a decoder compares.
+    A TD value also carries the expected reward of the sentences still to come, which depends
+    on the image (how many objects are left to describe), so the pooled AUC mixes that in."""
+    wins = pairs = 0.0
+    for i in np.unique(image):
+        m = image == i
+        t, f = x[m & ok], x[m & ~ok]
+        wins += float((t[:, None] > f[None, :]).sum())
+        pairs += len(t) * len(f)
+    return wins / pairs
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--data", default="data/shapes/test")
@@ -43,7 +57,7 @@ def main() -> None:
     recs = load_dataset(a.data)[start:stop]
     sampler = HFSampler(*load_vlm("shapesworld/vlm"), seed=0)
     rows = []
-    for r in recs:
+    for n, r in enumerate(recs):
         im = load_image(r.path)
         objs = {(o.attributes["color"], o.category) for o in r.objects}
         caps = sampler.sample([im] * 8, [prompts.BASE_PROMPT] * 8, [""] * 8, [0.2, 0.4, 0.6, 0.8] * 2, 0.9)
@@ -51,13 +65,17 @@ def main() -> None:
             for sent in split_sentences(c):
                 m = re.match(r"A (\w+) (\w+) (\w+) is", sent)
                 if m:
-                    rows.append((im, sent, (m.group(2), m.group(3)) in objs))
+                    rows.append((im, sent, (m.group(2), m.group(3)) in objs, n))
     ok = np.array([r[2] for r in rows])
+    image = np.array([r[3] for r in rows])
     ims, sents = [r[0] for r in rows], [r[1] for r in rows]
+    clip = np.array(ClipScorer(*load_clip("shapesworld/clip")).score(ims, sents))
     res = {"data": a.data, "images": a.images, "object_sentences": len(rows), "hallucinated": int((~ok).sum()),
-           "auc": {"clip_delta": auc(np.array(ClipScorer(*load_clip("shapesworld/clip")).score(ims, sents)), ok)}}
+           "auc": {"clip_delta": auc(clip, ok)}, "within_image_auc": {"clip_delta": within_image_auc(clip, ok, image)}}
     for spec in a.values:
-        res["auc"][spec] = auc(np.array(load_value(spec).values(ims, sents)), ok)
+        v = np.array(load_value(spec).values(ims, sents))
+        res["auc"][spec] = auc(v, ok)
+        res["within_image_auc"][spec] = within_image_auc(v, ok, image)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=1))
     print(json.dumps(res, indent=1))

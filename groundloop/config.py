@@ -40,6 +40,8 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
                     raise ValueError(value)
                 return value.lower() in ("true", "1", "yes")
             return bool(value)
+        if tp is str and value is None:  # `key=` on the command line: the empty string, not "None"
+            return ""
         if tp in (int, float, str):
             return tp(value)
     except (TypeError, ValueError) as e:

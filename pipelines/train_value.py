@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import random
 import sys
 import time
 from pathlib import Path
@@ -31,9 +32,21 @@ from actors.sampler import CaptionSetActor  # noqa: E402
 from groundloop import config as config_lib  # noqa: E402
 from groundloop.data.coco import load_dataset, load_image  # noqa: E402
 from groundloop.models import load_vlm  # noqa: E402
-from groundloop.value import ValueModel, calibrate, margin_reward, split_sentences, td_loss, transitions  # noqa: E402
+from groundloop.value import (ValueModel, calibrate, counterfactual, counterfactual_transitions, margin_reward,  # noqa: E402
+                              split_sentences, td_loss, transitions)
 from pipelines import cli, train_common  # noqa: E402
 from pipelines.value_config import ValueConfig  # noqa: E402
+
+
+def clip_deltas(cfg: ValueConfig, ds: ray.data.Dataset, captions_per_row: int) -> pd.DataFrame:
+    """CLIP delta of every sentence of every caption row, through a pool of CLIP actors."""
+    res = cfg.resources
+    ds = ds.map_batches(ClipActor, fn_constructor_kwargs={"clip_spec": cfg.model.clip}, batch_format="pandas",
+                        batch_size=res.batch_size * captions_per_row,
+                        compute=ActorPoolStrategy(size=res.clip_actors), num_cpus=res.clip_cpus)
+    df = ds.to_pandas()
+    # Plain object columns: Arrow-typed list columns do not read back from parquet in pandas.
+    return df.assign(sentences=[list(x) for x in df["sentences"]], deltas=[list(map(float, x)) for x in df["deltas"]])
 
 
 def caption_set(cfg: ValueConfig, rows: list[dict]) -> pd.DataFrame:
@@ -45,16 +58,31 @@ def caption_set(cfg: ValueConfig, rows: list[dict]) -> pd.DataFrame:
         "max_new_tokens": smp.max_new_tokens, "seed": cfg.run.seed},
         batch_format="pandas", batch_size=res.batch_size, compute=ActorPoolStrategy(size=res.sampler_actors),
         num_cpus=res.sampler_cpus, num_gpus=res.gpus_per_actor or None)
-    ds = ds.map_batches(ClipActor, fn_constructor_kwargs={"clip_spec": cfg.model.clip}, batch_format="pandas",
-                        batch_size=res.batch_size * (1 + len(smp.temperatures) * smp.k),
-                        compute=ActorPoolStrategy(size=res.clip_actors), num_cpus=res.clip_cpus)
-    df = ds.to_pandas()
-    # Plain object columns: Arrow-typed list columns do not read back from parquet in pandas.
-    return df.assign(sentences=[list(x) for x in df["sentences"]], deltas=[list(map(float, x)) for x in df["deltas"]])
+    return clip_deltas(cfg, ds, 1 + len(smp.temperatures) * smp.k)
 
 
-def build_transitions(cfg: ValueConfig, captions: pd.DataFrame, gt: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """TD rows (path, state, next_state, reward, terminal, source) and the reward calibration."""
+def counterfactual_set(cfg: ValueConfig, captions: pd.DataFrame) -> pd.DataFrame:
+    """For each generated caption: its sentences with a fraction of them swapped (`swapped`,
+    None where not), scored by the CLIP actors. Index-aligned with `captions`."""
+    rng = random.Random(cfg.run.seed)
+    groups = [g.split() for g in cfg.td.swap_groups]
+    swapped = [[counterfactual(s, groups, rng) if rng.random() < cfg.td.counterfactuals else None
+                for s in sents] for sents in captions["sentences"]]
+    rows = [{"image_id": i, "path": p, "caption": " ".join(a or s for s, a in zip(sents, alts)), "row": r}
+            for r, (i, p, sents, alts) in enumerate(zip(captions["image_id"], captions["path"],
+                                                         captions["sentences"], swapped))]
+    df = clip_deltas(cfg, ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 8))),
+                     1 + len(cfg.sampling.temperatures) * cfg.sampling.k).sort_values("row")
+    # a swap never splits or joins sentences, so the lists stay aligned with the originals
+    return df.assign(swapped=[[a if a and a == b else None for a, b in zip(alts, cf)] if len(alts) == len(cf)
+                              else [None] * len(alts)
+                              for alts, cf in zip(swapped, df["sentences"])]).reset_index(drop=True)
+
+
+def build_transitions(cfg: ValueConfig, captions: pd.DataFrame, gt: pd.DataFrame,
+                      swaps: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
+    """TD rows (path, state, next_state, reward, terminal, source) and the reward calibration.
+    swaps: `counterfactual_set`'s rows, index-aligned with captions (tau is calibrated without them)."""
     deltas = [d for ds in captions["deltas"] for d in ds]
     tau = calibrate(deltas, cfg.reward.tau_percentile)
     gt_reward = calibrate(deltas, cfg.reward.gt_percentile)
@@ -70,6 +98,13 @@ def build_transitions(cfg: ValueConfig, captions: pd.DataFrame, gt: pd.DataFrame
         sources.append("ground_truth")
     rows = [{"path": paths[c], "state": s, "next_state": nxt, "reward": r, "terminal": term, "source": sources[c]}
             for c, s, nxt, r, term in transitions(sents, rewards)]
+    if swaps is not None:
+        swap_rewards = [[float(margin_reward(torch.tensor(d), tau, cfg.reward.alpha)) if a else None
+                         for a, d in zip(alts, ds)] for alts, ds in zip(swaps["swapped"], swaps["deltas"])]
+        rows += [{"path": paths[c], "state": s, "next_state": nxt, "reward": r, "terminal": term,
+                  "source": "counterfactual"}
+                 for c, s, nxt, r, term in counterfactual_transitions(
+                     [list(x) for x in captions["sentences"]], list(swaps["swapped"]), swap_rewards)]
     calib = {"tau": tau, "tau_percentile": cfg.reward.tau_percentile, "alpha": cfg.reward.alpha,
              "gt_reward": gt_reward, "gt_percentile": cfg.reward.gt_percentile, "gamma": cfg.td.gamma,
              "delta_mean": sum(deltas) / len(deltas), "n_sentences": len(deltas)}
@@ -79,7 +114,7 @@ def build_transitions(cfg: ValueConfig, captions: pd.DataFrame, gt: pd.DataFrame
 def train_loop(config: dict) -> None:
     """Runs on every Ray Train worker: semi-gradient TD(0) on the transitions."""
     train_common.setup_worker(config)
-    model = ValueModel(*load_vlm(config["model"]), meta={"pool": config["pool"]})
+    model = ValueModel(*load_vlm(config["model"]), meta={"pool": config["pool"], "match_keys": config["match_keys"]})
     if config["vision_init"]:
         from groundloop.models import load_clip
 
@@ -114,7 +149,8 @@ def train_loop(config: dict) -> None:
 def train(cfg: ValueConfig, rows: pd.DataFrame, run_dir: Path) -> Path:
     config = {"model": cfg.model.vlm, "lr": cfg.td.lr, "epochs": cfg.td.epochs, "batch_size": cfg.td.batch_size,
               "gamma": cfg.td.gamma, "n_rows": len(rows), "seed": cfg.run.seed,
-              "torch_threads": cfg.train.torch_threads, "vision_init": cfg.model.vision_init, "pool": cfg.td.pool}
+              "torch_threads": cfg.train.torch_threads, "vision_init": cfg.model.vision_init, "pool": cfg.td.pool,
+              "match_keys": cfg.td.match_keys}
     out = train_common.fit(train_loop, config, rows.sample(frac=1.0, random_state=cfg.run.seed), run_dir / "trained",
                            name=cfg.run.name, num_workers=cfg.train.num_workers,
                            cpus_per_worker=cfg.train.cpus_per_worker, use_gpu=cfg.resources.gpus_per_actor > 0)
@@ -142,13 +178,22 @@ def main(argv: list[str] | None = None) -> dict:
     errors = caps[caps["error"] != ""].drop_duplicates("image_id")
     if len(errors):
         errors[["image_id", "path", "error"]].to_json(run_dir / "errors.jsonl", orient="records", lines=True)
-    caps = caps[(caps["error"] == "") & (caps["caption"].str.len() > 0)]
+    caps = caps[(caps["error"] == "") & (caps["caption"].str.len() > 0)].reset_index(drop=True)
     readable = set(caps["image_id"])  # an unreadable image drops out of every trajectory
     gt = pd.DataFrame([{"path": str(r.path), "caption": r.captions[0]} for r in records
                        if cfg.sampling.ground_truth and r.captions and r.image_id in readable],
                       columns=["path", "caption"])
+    swaps = None
+    if cfg.td.counterfactuals:
+        swaps_file = run_dir / "counterfactuals.parquet"
+        if swaps_file.exists():
+            swaps = pd.read_parquet(swaps_file)
+            swaps = swaps.assign(swapped=[list(x) for x in swaps["swapped"]])
+        else:
+            swaps = counterfactual_set(cfg, caps)
+            swaps.to_parquet(swaps_file)
     timings["sample_clip_s"] = time.time() - t
-    td_rows, calib = build_transitions(cfg, caps, gt)
+    td_rows, calib = build_transitions(cfg, caps, gt, swaps)
     td_rows.to_parquet(run_dir / "transitions.parquet")
     print(f"{len(td_rows)} transitions from {len(caps)} captions + {len(gt)} ground truths; "
           f"tau={calib['tau']:.4f}", flush=True)
@@ -157,13 +202,13 @@ def main(argv: list[str] | None = None) -> dict:
     timings["train_s"] = time.time() - t
     t = time.time()
     model = ValueModel.from_pretrained(trained)
-    own = td_rows[td_rows["source"] != "ground_truth"]
+    own = td_rows[~td_rows["source"].isin(["ground_truth", "counterfactual"])]
     v = model.values([load_image(p) for p in own["path"]], list(own["state"]))
     calib["value_threshold"] = calibrate(v, cfg.td.weak_percentile)
     calib["weak_percentile"] = cfg.td.weak_percentile
     calib["value_mean"] = sum(v) / len(v)
-    model.meta = calib | {"pool": cfg.td.pool, "policy": cfg.model.vlm, "clip": cfg.model.clip,
-                          "n_images": len(records), "recipe": config_lib.to_dict(cfg)}
+    model.meta = calib | {"pool": cfg.td.pool, "match_keys": cfg.td.match_keys, "policy": cfg.model.vlm,
+                          "clip": cfg.model.clip, "n_images": len(records), "recipe": config_lib.to_dict(cfg)}
     model.save_pretrained(out)
     timings["calibrate_s"] = time.time() - t
     report = {"out": str(out), "calibration": calib, "n_transitions": len(td_rows), "timings": timings,

@@ -53,7 +53,17 @@ class TD:
     batch_size: int = 32
     # Decoding calls a sentence weak below this percentile of V over the training sentences
     weak_percentile: float = 25.0
-    pool: str = "last"  # what the value head reads: the sentence's "last" token or the "mean" over its tokens
+    # what the value head reads: the sentence's "last" token, the "mean" over its tokens, or "match"
+    # (its tokens matched against the image tokens, groundloop.value.MatchHead)
+    pool: str = "last"
+    # with pool "match": the image tokens are read "input" (as the LM receives them, the projected
+    # vision features) or "last" (the LM's last hidden states at the image positions)
+    match_keys: str = "last"
+    # Counterfactual steps: this fraction of the generated sentences also enter training with one
+    # word swapped inside its group of `swap_groups` (space-separated words, e.g. the colours),
+    # scored by the same CLIP reward and followed by the original next sentence (0 = off)
+    counterfactuals: float = 0.0
+    swap_groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,3 +99,11 @@ class ValueConfig:
             raise ValueError("reward percentiles must lie in [0, 100]")
         if not 0 <= self.td.gamma <= 1:
             raise ValueError(f"td.gamma must lie in [0, 1], got {self.td.gamma}")
+        if not 0 <= self.td.counterfactuals <= 1:
+            raise ValueError(f"td.counterfactuals is a fraction in [0, 1], got {self.td.counterfactuals}")
+        if self.td.counterfactuals and not any(len(g.split()) > 1 for g in self.td.swap_groups):
+            raise ValueError("td.counterfactuals needs td.swap_groups with at least two words in a group")
+        if self.td.pool not in ("last", "mean", "match"):
+            raise ValueError(f"td.pool must be 'last', 'mean' or 'match', got {self.td.pool!r}")
+        if self.td.match_keys not in ("last", "input"):
+            raise ValueError(f"td.match_keys must be 'last' or 'input', got {self.td.match_keys!r}")

@@ -1,9 +1,13 @@
 """ViMaR's reward, calibration and TD(0) targets on hand-computed cases."""
 
+import random
+
+import pytest
 import torch
 from torch.testing import assert_close
 
-from groundloop.value import calibrate, margin_reward, split_sentences, td_loss, td_targets, transitions
+from groundloop.value import (MatchHead, calibrate, counterfactual, counterfactual_transitions, margin_reward,
+                              split_sentences, td_loss, td_targets, transitions)
 
 
 def test_margin_reward_keeps_delta_above_tau_and_penalises_the_shortfall_below():
@@ -42,3 +46,56 @@ def test_transitions_chain_consecutive_sentences_and_end_terminal():
     assert rows == [(0, "In the image, one circle.", "A red circle is at the top.", 0.1, False),
                     (0, "A red circle is at the top.", "", 0.2, True),
                     (1, "Only.", "", 0.3, True)]
+
+
+COLOURS, SHAPES = ["red", "blue", "green"], ["circle", "square"]
+
+
+def test_counterfactual_swaps_one_whole_word_within_its_group():
+    rng = random.Random(0)
+    seen = set()
+    for _ in range(50):
+        out = counterfactual("A small red circle is at the left.", [COLOURS, SHAPES], rng)
+        a, b = "A small red circle is at the left.".split(), out.split()
+        changed = [(x, y) for x, y in zip(a, b) if x != y]
+        assert len(a) == len(b) and len(changed) == 1
+        old, new = changed[0]
+        assert (old, new in COLOURS) == ("red", True) or (old, new in SHAPES) == ("circle", True)
+        seen.add(new)
+    assert seen == {"blue", "green", "square"}  # every alternative of both groups turns up
+    assert counterfactual("There are two circles.", [COLOURS, SHAPES], rng) is None  # "circles" is not "circle"
+    assert counterfactual("A red circle.", [["red"]], rng) is None  # a one-word group has no alternative
+
+
+def test_counterfactual_transitions_follow_the_swap_with_the_policys_own_next_sentence():
+    sents = [["S0.", "S1.", "S2."]]
+    rows = counterfactual_transitions(sents, [["X0.", None, "X2."]], [[-0.2, None, 0.1]])
+    assert rows == [(0, "X0.", "S1.", -0.2, False), (0, "X2.", "", 0.1, True)]
+    with pytest.raises(ValueError, match="caption 0"):
+        counterfactual_transitions(sents, [["X0."]], [[0.1]])
+
+
+def test_match_head_scores_how_well_the_sentence_tokens_find_an_image_token():
+    head = MatchHead(hidden=3, dim=3)
+    with torch.no_grad():
+        for lin in (head.query, head.key):
+            lin.weight.copy_(torch.eye(3))
+            lin.bias.zero_()
+        head.weight.weight.zero_()  # uniform weights over the sentence's tokens
+        head.weight.bias.zero_()
+        head.scale.fill_(1.0)
+        head.out.weight.copy_(torch.tensor([[0.0, 0.0, 0.0, 1.0]]))
+    e = torch.eye(3)
+    # tokens: [image e0, image e1, sentence, sentence]; row 0's sentence repeats e0 and e1,
+    # row 1's says e2 (in no image token) and e0
+    h = torch.stack([torch.stack([e[0], e[1], e[0], e[1]]), torch.stack([e[0], e[1], e[2], e[0]])])
+    image = torch.tensor([[1, 1, 0, 0]] * 2)
+    sentence = torch.tensor([[0, 0, 1, 1]] * 2)
+    # mean over sentence tokens of the best cosine: row 0 (1 + 1) / 2, row 1 (0 + 1) / 2
+    assert_close(head(h, sentence, image), torch.tensor([1.0, 0.5]))
+    with pytest.raises(ValueError, match="image tokens"):
+        head(h, sentence, torch.zeros(2, 4, dtype=torch.long))
+    # keys: the image tokens are read from other states (the LM's input), the sentence from h
+    keys = h.clone()
+    keys[0, :2] = torch.stack([e[2], e[2]])  # row 0's image now holds only e2, which its sentence never says
+    assert_close(head(h, sentence, image, keys), torch.tensor([0.0, 0.5]))
