@@ -1,0 +1,124 @@
+"""How fast does TD(0) teach the value head to read a sentence against the image?
+
+Trains a value model (shipped VLM + head) with semi-gradient TD(0) on a train_value run's
+transitions (`transitions.parquet`) and reads, every `--every` steps, the within-image AUC
+on clean held-out pairs (`value_head_probe.pairs`: a test image's ground-truth object
+sentence vs the same sentence with an absent colour+shape). `--paired` fills each batch with
+counterfactual steps next to the steps they were swapped from (same image, same next
+state), so the batch's gradient carries the reward difference with less noise.
+
+    python benchmarks/value_td_probe.py --run runs/value_cf1 --variants plain paired --steps 600 \
+        --out benchmarks/results/vimar/value_td_probe.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from value_head_probe import pairs, within_image_auc  # noqa: E402
+
+from groundloop.data.coco import load_image  # noqa: E402
+from groundloop.models import load_vlm  # noqa: E402
+from groundloop.value import ValueModel, td_loss  # noqa: E402
+
+
+def batches(td: pd.DataFrame, paired: bool, size: int, rng: random.Random):
+    """Endless batches of transition rows: shuffled, or counterfactual + original pairs."""
+    if not paired:
+        order = list(range(len(td)))
+        while True:
+            rng.shuffle(order)
+            for i in range(0, len(order) - size + 1, size):
+                yield td.iloc[order[i:i + size]]
+    own = td[td["source"] != "counterfactual"].reset_index(drop=True)
+    cf = td[td["source"] == "counterfactual"].reset_index(drop=True)
+    key = {k: i for i, k in enumerate(zip(own["path"], own["next_state"], own["terminal"]))}
+    match = [key.get(k) for k in zip(cf["path"], cf["next_state"], cf["terminal"])]
+    ok = [i for i, j in enumerate(match) if j is not None]
+    while True:
+        rng.shuffle(ok)
+        for i in range(0, len(ok) - size // 2 + 1, size // 2):
+            c = ok[i:i + size // 2]
+            yield pd.concat([cf.iloc[c], own.iloc[[match[j] for j in c]]])
+
+
+def run(variant: str, td: pd.DataFrame, test, a) -> list[dict]:
+    torch.manual_seed(a.seed)
+    rng = random.Random(a.seed)
+    model = ValueModel(*load_vlm(a.vlm), meta={"pool": a.pool, "match_keys": a.match_keys})
+    model.train()
+    head = list(model.head.parameters())
+    backbone = [p for n, p in model.named_parameters() if not n.startswith("head.")]
+    opt = torch.optim.AdamW([{"params": backbone, "lr": a.lr}, {"params": head, "lr": a.lr * a.head_lr_mult}],
+                            weight_decay=0.0)
+    cache: dict[str, object] = {}
+
+    def im(p: str):
+        if p not in cache:
+            cache[p] = load_image(p)
+        return cache[p]
+
+    y = np.array([t[2] for t in test]) > 0
+    image = np.array([t[3] for t in test])
+    curve, t0 = [], time.time()
+    for step, b in enumerate(batches(td, variant == "paired", a.batch_size, rng), 1):
+        ims = [im(p) for p in b["path"]]
+        values = model(**model.encode(ims, list(b["state"])))
+        terminal = torch.tensor(b["terminal"].to_numpy(dtype=bool))
+        nxt = torch.zeros(len(b))
+        live = [i for i, t in enumerate(terminal.tolist()) if not t]
+        if live:
+            with torch.no_grad():
+                nxt[live] = model(**model.encode([ims[i] for i in live], [b["next_state"].iloc[i] for i in live]))
+        loss = td_loss(values, nxt, torch.tensor(b["reward"].to_numpy(dtype="float32")), terminal, 0.9)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % a.every == 0:
+            v = np.array(model.values([im(p) for p, *_ in test], [s for _, s, *_ in test]))
+            curve.append({"step": step, "td_loss": loss.item(), "test_within_image_auc": within_image_auc(v, y, image),
+                          "s": round(time.time() - t0, 1)})
+            print(variant, json.dumps(curve[-1]), flush=True)
+        if step >= a.steps:
+            return curve
+    return curve
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", type=Path, required=True, help="a train_value run folder (transitions.parquet)")
+    p.add_argument("--vlm", default="shapesworld/vlm")
+    p.add_argument("--test", default="data/shapes/test")
+    p.add_argument("--variants", nargs="+", default=["plain", "paired"], choices=["plain", "paired"])
+    p.add_argument("--pool", default="match")
+    p.add_argument("--match-keys", default="input")
+    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--every", type=int, default=200)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--head-lr-mult", type=float, default=10.0)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True)
+    a = p.parse_args()
+    torch.set_num_threads(2)
+    td = pd.read_parquet(a.run / "transitions.parquet")
+    test = pairs(a.test, 60, random.Random(a.seed))
+    res = {"settings": {k: str(v) for k, v in vars(a).items()}, "n_transitions": len(td), "n_test": len(test),
+           "curves": {v: run(v, td, test, a) for v in a.variants}}
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()
