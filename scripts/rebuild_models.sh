@@ -13,6 +13,10 @@ time $py -m groundloop.worlds.train_vlm --out /tmp/groundloop_vlm_phase1 --seed 
 # VLM phase 2: continue with the per-patch auxiliary loss on the vision tower.
 time $py -m groundloop.worlds.train_vlm --out $out/vlm --resume /tmp/groundloop_vlm_phase1 --steps 2800 \
     --minutes 200 --lr 8e-4 --seed 1
+# vlm-b: a second, architecturally different VLM (vision tower 3 x 96 instead of 4 x 128, LM 2 x 192
+# instead of 3 x 160), one phase of 2000 steps with the per-patch loss from the start (~30 min).
+time $py -m groundloop.worlds.train_vlm --out $out/vlm-b --vision-hidden 96 --vision-layers 3 --lm-hidden 192 \
+    --lm-layers 2 --steps 2000 --max-steps 2000 --minutes 45 --seed 2 --threads 2
 # CLIP starts from the VLM's vision tower.
 time $py -m groundloop.worlds.train_clip --out /tmp/groundloop_clip_phase1 --seed 0  # 3500 steps, ~17 min
 time $py -m groundloop.worlds.train_clip --init /tmp/groundloop_clip_phase1 --out /tmp/groundloop_clip_phase2 \
