@@ -25,10 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from groundloop.data.coco import load_dataset, load_image  # noqa: E402
+from groundloop.data.coco import load_dataset  # noqa: E402
 from groundloop.models import load_vlm  # noqa: E402
-from groundloop.value import ValueModel, split_sentences  # noqa: E402
+from groundloop.value import ValueModel, optimizer, split_sentences  # noqa: E402
 from groundloop.worlds import shapes as world  # noqa: E402
+from pipelines.train_common import Images  # noqa: E402
 
 
 def pairs(path: str, n: int, rng: random.Random) -> list[tuple[str, str, float, int]]:
@@ -60,16 +61,8 @@ def run(pool: str, train, test, a) -> list[dict]:
     name, _, keys = pool.partition(":")  # "match:input" reads the image tokens before the LM
     model = ValueModel(*load_vlm(a.vlm), meta={"pool": name, "match_keys": keys or "last"})
     model.train()
-    head = list(model.head.parameters())
-    backbone = [p for n, p in model.named_parameters() if not n.startswith("head.")]
-    opt = torch.optim.AdamW([{"params": backbone, "lr": a.lr}, {"params": head, "lr": a.lr * 10}])
-    cache: dict[str, object] = {}
-
-    def im(p: str):
-        if p not in cache:
-            cache[p] = load_image(p)
-        return cache[p]
-
+    opt = optimizer(model, a.lr, weight_decay=0.01)
+    im = Images()
     y = np.array([t[2] for t in test]) > 0
     image = np.array([t[3] for t in test])
     curve, t0 = [], time.time()

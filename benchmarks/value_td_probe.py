@@ -28,9 +28,9 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from value_head_probe import pairs, within_image_auc  # noqa: E402
 
-from groundloop.data.coco import load_image  # noqa: E402
 from groundloop.models import load_vlm  # noqa: E402
-from groundloop.value import ValueModel, td_loss  # noqa: E402
+from groundloop.value import ValueModel, optimizer, td_batch_loss  # noqa: E402
+from pipelines.train_common import Images  # noqa: E402
 
 
 def batches(td: pd.DataFrame, paired: bool, size: int, rng: random.Random):
@@ -58,30 +58,15 @@ def run(variant: str, td: pd.DataFrame, test, a) -> list[dict]:
     rng = random.Random(a.seed)
     model = ValueModel(*load_vlm(a.vlm), meta={"pool": a.pool, "match_keys": a.match_keys})
     model.train()
-    head = list(model.head.parameters())
-    backbone = [p for n, p in model.named_parameters() if not n.startswith("head.")]
-    opt = torch.optim.AdamW([{"params": backbone, "lr": a.lr}, {"params": head, "lr": a.lr * a.head_lr_mult}],
-                            weight_decay=0.0)
-    cache: dict[str, object] = {}
-
-    def im(p: str):
-        if p not in cache:
-            cache[p] = load_image(p)
-        return cache[p]
+    opt = optimizer(model, a.lr, a.head_lr_mult)
+    im = Images()
 
     y = np.array([t[2] for t in test]) > 0
     image = np.array([t[3] for t in test])
     curve, t0 = [], time.time()
     for step, b in enumerate(batches(td, variant == "paired", a.batch_size, rng), 1):
-        ims = [im(p) for p in b["path"]]
-        values = model(**model.encode(ims, list(b["state"])))
-        terminal = torch.tensor(b["terminal"].to_numpy(dtype=bool))
-        nxt = torch.zeros(len(b))
-        live = [i for i, t in enumerate(terminal.tolist()) if not t]
-        if live:
-            with torch.no_grad():
-                nxt[live] = model(**model.encode([ims[i] for i in live], [b["next_state"].iloc[i] for i in live]))
-        loss = td_loss(values, nxt, torch.tensor(b["reward"].to_numpy(dtype="float32")), terminal, 0.9)
+        loss = td_batch_loss(model, [im(p) for p in b["path"]], b["state"].tolist(), b["next_state"].tolist(),
+                             b["reward"].tolist(), b["terminal"].tolist(), 0.9)
         opt.zero_grad()
         loss.backward()
         opt.step()

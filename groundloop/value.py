@@ -110,6 +110,30 @@ def counterfactual_transitions(sentences: Sequence[Sequence[str]], swapped: Sequ
     return out
 
 
+def td_batch_loss(model: ValueModel, images: Sequence[Image.Image], states: Sequence[str],
+                  next_states: Sequence[str], rewards: Sequence[float], terminal: Sequence[bool],
+                  gamma: float = 0.9) -> torch.Tensor:
+    """Semi-gradient TD(0) loss of a batch of transitions (image, s_i, s_{i+1}, r_i, terminal):
+    V(s_{i+1}) of the live rows is computed without gradient and terminal rows bootstrap 0."""
+    values = model(**model.encode(images, list(states)))
+    done = torch.tensor([bool(t) for t in terminal])
+    nxt = torch.zeros(len(states))
+    live = [i for i, t in enumerate(done.tolist()) if not t]
+    if live:
+        with torch.no_grad():
+            nxt[live] = model(**model.encode([images[i] for i in live], [next_states[i] for i in live]))
+    return td_loss(values, nxt, torch.tensor([float(r) for r in rewards]), done, gamma)
+
+
+def optimizer(model: ValueModel, lr: float, head_lr_mult: float = 10.0,
+              weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """AdamW with the backbone at lr and the (fresh) head at lr * head_lr_mult."""
+    head = list(model.head.parameters())
+    backbone = [p for n, p in model.named_parameters() if not n.startswith("head.")]
+    return torch.optim.AdamW([{"params": backbone, "lr": lr}, {"params": head, "lr": lr * head_lr_mult}],
+                             weight_decay=weight_decay)
+
+
 class ValueFunction(Protocol):
     def values(self, images: Sequence[Image.Image], sentences: Sequence[str]) -> list[float]:
         """V(image_i, sentence_i) for each pair."""

@@ -30,10 +30,18 @@ from ray.data import ActorPoolStrategy  # noqa: E402
 from actors.clip import ClipActor  # noqa: E402
 from actors.sampler import CaptionSetActor  # noqa: E402
 from groundloop import config as config_lib  # noqa: E402
+from groundloop import value as value_lib  # noqa: E402
 from groundloop.data.coco import load_dataset, load_image  # noqa: E402
 from groundloop.models import load_vlm  # noqa: E402
-from groundloop.value import (ValueModel, calibrate, counterfactual, counterfactual_transitions, margin_reward,  # noqa: E402
-                              split_sentences, td_loss, transitions)
+from groundloop.value import (  # noqa: E402
+    ValueModel,
+    calibrate,
+    counterfactual,
+    counterfactual_transitions,
+    margin_reward,
+    split_sentences,
+    transitions,
+)
 from pipelines import cli, train_common  # noqa: E402
 from pipelines.value_config import ValueConfig  # noqa: E402
 
@@ -121,10 +129,7 @@ def train_loop(config: dict) -> None:
         clip, _ = load_clip(config["vision_init"])
         model.vlm.model.vision_tower.load_state_dict(clip.vision_model.state_dict(), strict=True)
     model.train()
-    head = list(model.head.parameters())
-    backbone = [p for n, p in model.named_parameters() if not n.startswith("head.")]
-    opt = torch.optim.AdamW([{"params": backbone, "lr": config["lr"]},
-                             {"params": head, "lr": config["lr"] * 10}], weight_decay=0.0)
+    opt = value_lib.optimizer(model, config["lr"])
     steps = train_common.epoch_steps(config["n_rows"], config["batch_size"], config["epochs"])
     sched = train_common.cosine_schedule(opt, steps)
     img = train_common.Images()
@@ -133,15 +138,9 @@ def train_loop(config: dict) -> None:
     for _ in range(config["epochs"]):
         for b in shard.iter_batches(batch_size=config["batch_size"], batch_format="pandas",
                                     local_shuffle_buffer_size=4096):
-            ims = [img(p) for p in b["path"]]
-            values = model(**model.encode(ims, list(b["state"])))
-            terminal = torch.tensor(b["terminal"].to_numpy(dtype=bool))
-            nxt = torch.zeros(len(b))
-            live = [i for i, t in enumerate(terminal.tolist()) if not t]
-            if live:
-                with torch.no_grad():  # semi-gradient: no gradient through the bootstrap target
-                    nxt[live] = model(**model.encode([ims[i] for i in live], [b["next_state"].iloc[i] for i in live]))
-            loss = td_loss(values, nxt, torch.tensor(b["reward"].to_numpy(dtype="float32")), terminal, config["gamma"])
+            loss = value_lib.td_batch_loss(model, [img(p) for p in b["path"]], b["state"].tolist(),
+                                           b["next_state"].tolist(), b["reward"].tolist(), b["terminal"].tolist(),
+                                           config["gamma"])
             train_common.step(loss, opt, sched, losses, steps=steps, clip=model, label="td")
     train_common.report(model, losses)
 

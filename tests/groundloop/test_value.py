@@ -6,8 +6,17 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from groundloop.value import (MatchHead, calibrate, counterfactual, counterfactual_transitions, margin_reward,
-                              split_sentences, td_loss, td_targets, transitions)
+from groundloop.value import (
+    MatchHead,
+    calibrate,
+    counterfactual,
+    counterfactual_transitions,
+    margin_reward,
+    split_sentences,
+    td_loss,
+    td_targets,
+    transitions,
+)
 
 
 def test_margin_reward_keeps_delta_above_tau_and_penalises_the_shortfall_below():
@@ -99,3 +108,31 @@ def test_match_head_scores_how_well_the_sentence_tokens_find_an_image_token():
     keys = h.clone()
     keys[0, :2] = torch.stack([e[2], e[2]])  # row 0's image now holds only e2, which its sentence never says
     assert_close(head(h, sentence, image, keys), torch.tensor([0.0, 0.5]))
+
+
+class _TableValue(torch.nn.Module):
+    """V(s) read from a learnable table by sentence: the TD batch plumbing without a VLM."""
+
+    def __init__(self, table: dict[str, float]) -> None:
+        super().__init__()
+        self.keys = list(table)
+        self.v = torch.nn.Parameter(torch.tensor([table[k] for k in self.keys]))
+
+    def encode(self, images, sentences):
+        return {"idx": torch.tensor([self.keys.index(s) for s in sentences])}
+
+    def forward(self, idx):
+        return self.v[idx]
+
+
+def test_td_batch_loss_bootstraps_live_rows_without_gradient_and_ends_terminal_ones():
+    from groundloop.value import td_batch_loss
+
+    model = _TableValue({"a": 1.0, "b": 2.0, "c": 0.5})
+    # rows: a -> b (live, r 0.1), b terminal (r 0.3)
+    loss = td_batch_loss(model, [None, None], ["a", "b"], ["b", ""], [0.1, 0.3], [False, True], gamma=0.9)
+    # targets: 0.1 + 0.9 * 2.0 = 1.9 for a, 0.3 for b; MSE = ((1 - 1.9)^2 + (2 - 0.3)^2) / 2
+    assert_close(loss, torch.tensor(((1 - 1.9) ** 2 + (2 - 0.3) ** 2) / 2))
+    loss.backward()
+    # semi-gradient: b's value gets gradient only as a state (2 (2 - 0.3) / 2), not as a's target
+    assert_close(model.v.grad, torch.tensor([1 - 1.9, 2 - 0.3, 0.0]))
