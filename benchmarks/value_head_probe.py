@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from value_discrimination import within_image_auc  # noqa: E402
 
 from groundloop.data.coco import load_dataset  # noqa: E402
 from groundloop.models import load_vlm  # noqa: E402
@@ -45,15 +46,6 @@ def pairs(path: str, n: int, rng: random.Random) -> list[tuple[str, str, float, 
                 out += [(str(r.path), s, 1.0, k),
                         (str(r.path), s.replace(f"{m.group(2)} {m.group(3)}", f"{c} {shape}", 1), 0.0, k)]
     return out
-
-
-def within_image_auc(v: np.ndarray, y: np.ndarray, image: np.ndarray) -> float:
-    wins = n = 0.0
-    for i in np.unique(image):
-        a, b = v[(image == i) & y], v[(image == i) & ~y]
-        wins += float((a[:, None] > b[None, :]).sum())
-        n += a.size * b.size
-    return wins / n
 
 
 def run(pool: str, train, test, a) -> list[dict]:

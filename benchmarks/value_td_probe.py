@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-from value_head_probe import pairs, within_image_auc  # noqa: E402
+from value_discrimination import within_image_auc  # noqa: E402
+from value_head_probe import pairs  # noqa: E402
 
 from groundloop.models import load_vlm  # noqa: E402
 from groundloop.value import ValueModel, optimizer, td_batch_loss  # noqa: E402

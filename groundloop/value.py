@@ -143,10 +143,10 @@ class ValueFunction(Protocol):
 class MatchHead(torch.nn.Module):
     """A value head that pools the sentence against the image ("match" pooling).
 
-    Every sentence token asks which image token it matches best (cosine of two learned
-    projections of the backbone's last hidden states, max over the image tokens); a learned
-    softmax over the sentence's tokens weights those matches into one number, which joins the
-    sentence's last hidden state in the linear read-out. Pooling only one position ("last" /
+    Every sentence token asks which image token it matches best (cosine of learned projections
+    of the sentence's last hidden states and of the image tokens' `keys`, max over the image
+    tokens); a learned softmax over the sentence's tokens weights those matches into one
+    number, which joins the sentence's last hidden state in the linear read-out. Pooling only one position ("last" /
     "mean") leaves the text-to-patch lookup to the small LM, which the shipped VLM does not
     do (held-out AUC 0.56 against CLIP's 0.87; README, ViMaR).
     """
@@ -224,7 +224,7 @@ class ValueModel(torch.nn.Module):
         """enc: `encode`'s output. Returns (B,) values."""
         pool = self.meta.get("pool", "last")
         keys_from = self.meta.get("match_keys", "last")
-        out = self.vlm.model(**enc, output_hidden_states=keys_from == "input")
+        out = self.vlm.model(**enc, output_hidden_states=pool == "match" and keys_from == "input")
         h = out.last_hidden_state
         if pool == "match":
             if sentence_mask is None:

@@ -57,6 +57,11 @@ def clip_deltas(cfg: ValueConfig, ds: ray.data.Dataset, captions_per_row: int) -
     return df.assign(sentences=[list(x) for x in df["sentences"]], deltas=[list(map(float, x)) for x in df["deltas"]])
 
 
+def captions_per_image(cfg: ValueConfig) -> int:
+    """Greedy + k captions at each sampling temperature."""
+    return 1 + len(cfg.sampling.temperatures) * cfg.sampling.k
+
+
 def caption_set(cfg: ValueConfig, rows: list[dict]) -> pd.DataFrame:
     """One row per (image, caption): source, caption, sentences, CLIP deltas."""
     res, smp = cfg.resources, cfg.sampling
@@ -66,7 +71,7 @@ def caption_set(cfg: ValueConfig, rows: list[dict]) -> pd.DataFrame:
         "max_new_tokens": smp.max_new_tokens, "seed": cfg.run.seed},
         batch_format="pandas", batch_size=res.batch_size, compute=ActorPoolStrategy(size=res.sampler_actors),
         num_cpus=res.sampler_cpus, num_gpus=res.gpus_per_actor or None)
-    return clip_deltas(cfg, ds, 1 + len(smp.temperatures) * smp.k)
+    return clip_deltas(cfg, ds, captions_per_image(cfg))
 
 
 def counterfactual_set(cfg: ValueConfig, captions: pd.DataFrame) -> pd.DataFrame:
@@ -80,7 +85,7 @@ def counterfactual_set(cfg: ValueConfig, captions: pd.DataFrame) -> pd.DataFrame
             for r, (i, p, sents, alts) in enumerate(zip(captions["image_id"], captions["path"],
                                                          captions["sentences"], swapped))]
     df = clip_deltas(cfg, ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 8))),
-                     1 + len(cfg.sampling.temperatures) * cfg.sampling.k).sort_values("row")
+                     captions_per_image(cfg)).sort_values("row")
     # a swap never splits or joins sentences, so the lists stay aligned with the originals
     return df.assign(swapped=[[a if a and a == b else None for a, b in zip(alts, cf)] if len(alts) == len(cf)
                               else [None] * len(alts)
