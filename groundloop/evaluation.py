@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from PIL import Image
 
 from groundloop import metrics, prompts
+from groundloop import pope as pope_lib
 from groundloop.data.coco import ImageError, ImageRecord, load_image
 from groundloop.grounding import extract_phrases, grounding_text
 from groundloop.models.detection import Detector
@@ -93,11 +94,11 @@ def pope(sampler: Sampler, images: Sequence[Image.Image], truths: Sequence[set[s
          seed: int = 0) -> dict[str, dict[str, float]]:
     """POPE accuracy and F1 for random, popular and adversarial negatives."""
     out = {}
-    for kind in metrics.POPE_KINDS:
-        qs = metrics.pope_questions(truths, labels, kind=kind, n_per_image=n_per_image, seed=seed)
+    for kind in pope_lib.POPE_KINDS:
+        qs = pope_lib.pope_questions(truths, labels, kind=kind, n_per_image=n_per_image, seed=seed)
         answers = caption(sampler, [images[q["image_index"]] for q in qs],
                           [prompts.yes_no_question(q["label"]) for q in qs], batch_size)
-        out[kind] = metrics.pope_scores(qs, answers)
+        out[kind] = pope_lib.pope_scores(qs, answers)
     return out
 
 

@@ -11,14 +11,16 @@ from groundloop.metrics import (
     chair,
     chair_per_caption,
     coco_vocabulary,
+    plural,
+    shapesworld_vocabulary,
+    tokenize,
+)
+from groundloop.pope import (
     cooccurrence_counts,
     parse_yes_no,
-    plural,
     pope_question_text,
     pope_questions,
     pope_scores,
-    shapesworld_vocabulary,
-    tokenize,
 )
 from groundloop.worlds import shapes
 
