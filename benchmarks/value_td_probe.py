@@ -57,7 +57,8 @@ def batches(td: pd.DataFrame, paired: bool, size: int, rng: random.Random):
 def run(variant: str, td: pd.DataFrame, test, a) -> list[dict]:
     torch.manual_seed(a.seed)
     rng = random.Random(a.seed)
-    model = ValueModel(*load_vlm(a.vlm), meta={"pool": a.pool, "match_keys": a.match_keys})
+    model = ValueModel(*load_vlm(a.vlm), meta={"pool": a.pool, "match_keys": a.match_keys,
+                                                "reward_head": a.reward_weight > 0})
     model.train()
     opt = optimizer(model, a.lr, a.head_lr_mult)
     im = Images()
@@ -67,7 +68,7 @@ def run(variant: str, td: pd.DataFrame, test, a) -> list[dict]:
     curve, t0 = [], time.time()
     for step, b in enumerate(batches(td, variant == "paired", a.batch_size, rng), 1):
         loss = td_batch_loss(model, [im(p) for p in b["path"]], b["state"].tolist(), b["next_state"].tolist(),
-                             b["reward"].tolist(), b["terminal"].tolist(), 0.9)
+                             b["reward"].tolist(), b["terminal"].tolist(), 0.9, a.reward_weight)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -94,6 +95,8 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--head-lr-mult", type=float, default=10.0)
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--reward-weight", type=float, default=0.0,
+                   help="> 0: V = R + C with a reward head R that also regresses the step's reward")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args()

@@ -112,24 +112,35 @@ def counterfactual_transitions(sentences: Sequence[Sequence[str]], swapped: Sequ
 
 def td_batch_loss(model: ValueModel, images: Sequence[Image.Image], states: Sequence[str],
                   next_states: Sequence[str], rewards: Sequence[float], terminal: Sequence[bool],
-                  gamma: float = 0.9) -> torch.Tensor:
+                  gamma: float = 0.9, reward_weight: float = 0.0) -> torch.Tensor:
     """Semi-gradient TD(0) loss of a batch of transitions (image, s_i, s_{i+1}, r_i, terminal):
-    V(s_{i+1}) of the live rows is computed without gradient and terminal rows bootstrap 0."""
-    values = model(**model.encode(images, list(states)))
+    V(s_{i+1}) of the live rows is computed without gradient and terminal rows bootstrap 0.
+    reward_weight > 0 (a model with a reward head): plus reward_weight * MSE(R(s_i), r_i), the
+    step's own reward as a supervised target for V's reward part."""
+    enc = model.encode(images, list(states))
+    if reward_weight:
+        values, reward_part = model(**enc, parts=True)
+    else:
+        values = model(**enc)
     done = torch.tensor([bool(t) for t in terminal])
     nxt = torch.zeros(len(states))
     live = [i for i, t in enumerate(done.tolist()) if not t]
     if live:
         with torch.no_grad():
             nxt[live] = model(**model.encode([images[i] for i in live], [next_states[i] for i in live]))
-    return td_loss(values, nxt, torch.tensor([float(r) for r in rewards]), done, gamma)
+    r = torch.tensor([float(x) for x in rewards])
+    loss = td_loss(values, nxt, r, done, gamma)
+    if reward_weight:
+        loss = loss + reward_weight * torch.nn.functional.mse_loss(reward_part, r)
+    return loss
 
 
 def optimizer(model: ValueModel, lr: float, head_lr_mult: float = 10.0,
               weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    """AdamW with the backbone at lr and the (fresh) head at lr * head_lr_mult."""
-    head = list(model.head.parameters())
-    backbone = [p for n, p in model.named_parameters() if not n.startswith("head.")]
+    """AdamW with the backbone at lr and the (fresh) heads at lr * head_lr_mult."""
+    fresh = ("head.", "reward_head.")
+    head = [p for n, p in model.named_parameters() if n.startswith(fresh)]
+    backbone = [p for n, p in model.named_parameters() if not n.startswith(fresh)]
     return torch.optim.AdamW([{"params": backbone, "lr": lr}, {"params": head, "lr": lr * head_lr_mult}],
                              weight_decay=weight_decay)
 
@@ -185,6 +196,10 @@ class ValueModel(torch.nn.Module):
     meta["pool"]: the hidden state the head reads: the sentence's "last" token (default), the
     "mean" over the sentence's tokens, or "match": the sentence's tokens matched against the
     image tokens (`MatchHead`).
+    meta["reward_head"]: V = R(s) + C(s), two heads of that kind; R also learns the step's own
+    reward as a supervised target (`td_batch_loss(reward_weight=...)`), so the part of V that
+    judges this sentence against the image gets a direct signal, not only TD's bootstrapped
+    one. V itself is still trained by TD(0).
     """
 
     def __init__(self, vlm: Any, processor: Any, meta: dict[str, Any] | None = None) -> None:
@@ -198,12 +213,17 @@ class ValueModel(torch.nn.Module):
             raise ValueError(f"value pool must be 'last', 'mean' or 'match', not {pool!r}")
         if self.meta.get("match_keys", "last") not in ("last", "input"):
             raise ValueError(f"value match_keys must be 'last' or 'input', not {self.meta['match_keys']!r}")
+        self.head = self._new_head(pool, hidden)
+        self.reward_head = self._new_head(pool, hidden) if self.meta.get("reward_head") else None
+
+    @staticmethod
+    def _new_head(pool: str, hidden: int) -> torch.nn.Module:
         if pool == "match":
-            self.head: torch.nn.Module = MatchHead(hidden)
-        else:
-            self.head = torch.nn.Linear(hidden, 1)
-            torch.nn.init.zeros_(self.head.weight)
-            torch.nn.init.zeros_(self.head.bias)
+            return MatchHead(hidden)
+        head = torch.nn.Linear(hidden, 1)
+        torch.nn.init.zeros_(head.weight)
+        torch.nn.init.zeros_(head.bias)
+        return head
 
     def encode(self, images: Sequence[Image.Image], sentences: Sequence[str]) -> dict[str, torch.Tensor]:
         tok = self.processor.tokenizer
@@ -220,8 +240,10 @@ class ValueModel(torch.nn.Module):
         enc["sentence_mask"] = (pos >= enc["input_ids"].shape[1] - n[:, None]).float()
         return enc
 
-    def forward(self, sentence_mask: torch.Tensor | None = None, **enc: torch.Tensor) -> torch.Tensor:
-        """enc: `encode`'s output. Returns (B,) values."""
+    def forward(self, sentence_mask: torch.Tensor | None = None, parts: bool = False,
+                **enc: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """enc: `encode`'s output. Returns (B,) values; with parts=True (a model with a reward
+        head), (values, their reward part R)."""
         pool = self.meta.get("pool", "last")
         keys_from = self.meta.get("match_keys", "last")
         out = self.vlm.model(**enc, output_hidden_states=pool == "match" and keys_from == "input")
@@ -232,12 +254,23 @@ class ValueModel(torch.nn.Module):
             # "input": the image tokens as the LM receives them (the projected vision features),
             # before the LM's layers mix them; "last": the LM's last hidden states there
             keys = out.hidden_states[0] if keys_from == "input" else None
-            return self.head(h, sentence_mask, enc["input_ids"] == self.vlm.config.image_token_id, keys)
-        if pool == "mean" and sentence_mask is not None:
-            pooled = (h * sentence_mask[..., None]).sum(1) / sentence_mask.sum(1, keepdim=True)
+            args: tuple = (h, sentence_mask, enc["input_ids"] == self.vlm.config.image_token_id, keys)
+        elif pool == "mean" and sentence_mask is not None:
+            args = ((h * sentence_mask[..., None]).sum(1) / sentence_mask.sum(1, keepdim=True),)
         else:
-            pooled = h[:, -1]
-        return self.head(pooled).squeeze(-1)
+            args = (h[:, -1],)
+
+        def read(head: torch.nn.Module) -> torch.Tensor:
+            v = head(*args)
+            return v if pool == "match" else v.squeeze(-1)
+
+        value = read(self.head)
+        if self.reward_head is None:
+            if parts:
+                raise ValueError("parts=True needs a value model with a reward head (meta reward_head)")
+            return value
+        reward = read(self.reward_head)
+        return (value + reward, reward) if parts else value + reward
 
     @torch.no_grad()
     def values(self, images: Sequence[Image.Image], sentences: Sequence[str],
@@ -258,7 +291,7 @@ class ValueModel(torch.nn.Module):
         folder.mkdir(parents=True, exist_ok=True)
         self.vlm.save_pretrained(folder)
         self.processor.save_pretrained(folder)
-        torch.save(self.head.state_dict(), folder / VALUE_FILE)
+        torch.save({k: v for k, v in self.state_dict().items() if not k.startswith("vlm.")}, folder / VALUE_FILE)
         (folder / VALUE_META).write_text(json.dumps(self.meta, indent=1))
 
     @classmethod
@@ -271,5 +304,11 @@ class ValueModel(torch.nn.Module):
         vlm = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.float32)
         model = cls(vlm, AutoProcessor.from_pretrained(folder),
                     json.loads((folder / VALUE_META).read_text()))
-        model.head.load_state_dict(torch.load(folder / VALUE_FILE, weights_only=True))
+        state = torch.load(folder / VALUE_FILE, weights_only=True)
+        if not any(k.startswith("head.") for k in state):  # folders saved before the reward head: the head alone
+            state = {f"head.{k}": v for k, v in state.items()}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or any(not k.startswith("vlm.") for k in missing):
+            raise ValueError(f"{folder / VALUE_FILE} does not fit the value model its {VALUE_META} describes: "
+                             f"missing {[k for k in missing if not k.startswith('vlm.')]}, unexpected {unexpected}")
         return model.eval()

@@ -127,7 +127,8 @@ def build_transitions(cfg: ValueConfig, captions: pd.DataFrame, gt: pd.DataFrame
 def train_loop(config: dict) -> None:
     """Runs on every Ray Train worker: semi-gradient TD(0) on the transitions."""
     train_common.setup_worker(config)
-    model = ValueModel(*load_vlm(config["model"]), meta={"pool": config["pool"], "match_keys": config["match_keys"]})
+    model = ValueModel(*load_vlm(config["model"]), meta={"pool": config["pool"], "match_keys": config["match_keys"],
+                                                          "reward_head": config["reward_weight"] > 0})
     if config["vision_init"]:
         from groundloop.models import load_clip
 
@@ -145,7 +146,7 @@ def train_loop(config: dict) -> None:
                                     local_shuffle_buffer_size=4096):
             loss = value_lib.td_batch_loss(model, [img(p) for p in b["path"]], b["state"].tolist(),
                                            b["next_state"].tolist(), b["reward"].tolist(), b["terminal"].tolist(),
-                                           config["gamma"])
+                                           config["gamma"], config["reward_weight"])
             train_common.step(loss, opt, sched, losses, steps=steps, clip=model, label="td")
     train_common.report(model, losses)
 
@@ -154,7 +155,7 @@ def train(cfg: ValueConfig, rows: pd.DataFrame, run_dir: Path) -> Path:
     config = {"model": cfg.model.vlm, "lr": cfg.td.lr, "epochs": cfg.td.epochs, "batch_size": cfg.td.batch_size,
               "gamma": cfg.td.gamma, "n_rows": len(rows), "seed": cfg.run.seed,
               "torch_threads": cfg.train.torch_threads, "vision_init": cfg.model.vision_init, "pool": cfg.td.pool,
-              "match_keys": cfg.td.match_keys}
+              "match_keys": cfg.td.match_keys, "reward_weight": cfg.td.reward_weight}
     out = train_common.fit(train_loop, config, rows.sample(frac=1.0, random_state=cfg.run.seed), run_dir / "trained",
                            name=cfg.run.name, num_workers=cfg.train.num_workers,
                            cpus_per_worker=cfg.train.cpus_per_worker, use_gpu=cfg.resources.gpus_per_actor > 0)
@@ -211,7 +212,8 @@ def main(argv: list[str] | None = None) -> dict:
     calib["value_threshold"] = calibrate(v, cfg.td.weak_percentile)
     calib["weak_percentile"] = cfg.td.weak_percentile
     calib["value_mean"] = sum(v) / len(v)
-    model.meta = calib | {"pool": cfg.td.pool, "match_keys": cfg.td.match_keys, "policy": cfg.model.vlm,
+    model.meta = calib | {"pool": cfg.td.pool, "match_keys": cfg.td.match_keys,
+                          "reward_head": cfg.td.reward_weight > 0, "policy": cfg.model.vlm,
                           "clip": cfg.model.clip, "n_images": len(records), "recipe": config_lib.to_dict(cfg)}
     model.save_pretrained(out)
     timings["calibrate_s"] = time.time() - t

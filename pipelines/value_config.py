@@ -64,6 +64,9 @@ class TD:
     # scored by the same CLIP reward and followed by the original next sentence (0 = off)
     counterfactuals: float = 0.0
     swap_groups: tuple[str, ...] = ()
+    # > 0: V = R + C with a second head R that also regresses each step's own reward, weighted
+    # by this against the TD loss (groundloop.value.ValueModel, meta reward_head); 0 = one head
+    reward_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -105,5 +108,7 @@ class ValueConfig:
             raise ValueError("td.counterfactuals needs td.swap_groups with at least two words in a group")
         if self.td.pool not in ("last", "mean", "match"):
             raise ValueError(f"td.pool must be 'last', 'mean' or 'match', got {self.td.pool!r}")
+        if self.td.reward_weight < 0:
+            raise ValueError(f"td.reward_weight must be >= 0, got {self.td.reward_weight}")
         if self.td.match_keys not in ("last", "input"):
             raise ValueError(f"td.match_keys must be 'last' or 'input', got {self.td.match_keys!r}")

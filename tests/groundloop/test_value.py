@@ -136,3 +136,65 @@ def test_td_batch_loss_bootstraps_live_rows_without_gradient_and_ends_terminal_o
     loss.backward()
     # semi-gradient: b's value gets gradient only as a state (2 (2 - 0.3) / 2), not as a's target
     assert_close(model.v.grad, torch.tensor([1 - 1.9, 2 - 0.3, 0.0]))
+
+
+class _TableValueWithReward(_TableValue):
+    """V = table + reward table, the reward table as the reward head's part."""
+
+    def __init__(self, table: dict[str, float], reward: dict[str, float]) -> None:
+        super().__init__(table)
+        self.r = torch.nn.Parameter(torch.tensor([reward[k] for k in self.keys]))
+
+    def forward(self, idx, parts=False):
+        v = self.v[idx] + self.r[idx]
+        return (v, self.r[idx]) if parts else v
+
+
+def test_td_batch_loss_adds_the_reward_heads_regression_on_the_steps_own_reward():
+    from groundloop.value import td_batch_loss
+
+    model = _TableValueWithReward({"a": 1.0, "b": 2.0}, {"a": 0.5, "b": -0.5})
+    # V(a) = 1.5, V(b) = 1.5; a -> b live with r 0.1, b terminal with r 0.3
+    loss = td_batch_loss(model, [None, None], ["a", "b"], ["b", ""], [0.1, 0.3], [False, True],
+                         gamma=0.9, reward_weight=2.0)
+    td = ((1.5 - (0.1 + 0.9 * 1.5)) ** 2 + (1.5 - 0.3) ** 2) / 2
+    reward = ((0.5 - 0.1) ** 2 + (-0.5 - 0.3) ** 2) / 2
+    assert_close(loss, torch.tensor(td + 2.0 * reward))
+    loss.backward()
+    # the reward part gets TD's gradient (it is inside V) plus its own regression's
+    td_grad = torch.tensor([1.5 - 1.45, 1.5 - 0.3])
+    assert_close(model.v.grad, td_grad)
+    assert_close(model.r.grad, td_grad + 2.0 * torch.tensor([0.5 - 0.1, -0.5 - 0.3]))
+
+
+def test_value_model_with_a_reward_head_is_the_sum_of_its_heads_and_round_trips(tmp_path):
+    from groundloop.models import load_vlm
+    from groundloop.value import ValueModel
+    from groundloop.worlds import shapes as world
+
+    torch.manual_seed(0)
+    model = ValueModel(*load_vlm("shapesworld/vlm"), meta={"pool": "match", "match_keys": "input",
+                                                           "reward_head": True})
+    for p in list(model.head.parameters()) + list(model.reward_head.parameters()):
+        torch.nn.init.normal_(p, std=0.1)  # fresh heads start near zero; make both parts matter
+    _, image = next(world.scenes("test", 1, seed=3))
+    sentences = ["A small red circle is at the top.", "In the image, there are two objects."]
+    enc = model.encode([image] * 2, sentences)
+    with torch.no_grad():
+        v, r = model(**enc, parts=True)
+        args = _match_args(model, enc)
+        assert_close(r, model.reward_head(*args))
+        assert_close(v, model.head(*args) + model.reward_head(*args))
+    model.save_pretrained(tmp_path / "v")
+    again = ValueModel.from_pretrained(tmp_path / "v")
+    assert again.reward_head is not None
+    assert_close(torch.tensor(again.values([image] * 2, sentences)), v)
+    plain = ValueModel(*load_vlm("shapesworld/vlm"), meta={"pool": "match", "match_keys": "input"})
+    with pytest.raises(ValueError, match="reward head"):
+        plain(**enc, parts=True)
+
+
+def _match_args(model, enc):
+    out = model.vlm.model(**{k: v for k, v in enc.items() if k != "sentence_mask"}, output_hidden_states=True)
+    return (out.last_hidden_state, enc["sentence_mask"], enc["input_ids"] == model.vlm.config.image_token_id,
+            out.hidden_states[0])

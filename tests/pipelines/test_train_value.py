@@ -24,7 +24,7 @@ def test_train_value_builds_td_transitions_and_a_loadable_calibrated_value_model
     report = train_value.main(["--config", "configs/value_shapes.yaml", "--out", str(out), "run.name=v",
                                f"run.dir={tmp_path}", f"data.path={data}", "data.n_images=5",
                                "sampling.temperatures=[0.7]", "sampling.k=2", "td.epochs=1", "td.batch_size=8",
-                               "td.pool=match", "td.match_keys=input", "td.counterfactuals=1.0",
+                               "td.pool=match", "td.match_keys=input", "td.counterfactuals=1.0", "td.reward_weight=1.0",
                                "td.swap_groups=[red green blue yellow purple orange, circle square triangle cross]"])
     run = tmp_path / "v"
     caps = pd.read_parquet(run / "captions.parquet")
@@ -53,6 +53,7 @@ def test_train_value_builds_td_transitions_and_a_loadable_calibrated_value_model
     vm = load_value(str(out))
     assert vm.meta["tau"] == cal["tau"] and "value_threshold" in vm.meta and vm.meta["gamma"] == 0.9
     assert vm.meta["pool"] == "match" and vm.meta["match_keys"] == "input"
+    assert vm.meta["reward_head"] and vm.reward_head is not None  # V = R + C came back from the folder
     from groundloop.data.coco import load_image
 
     v = vm.values([load_image(data / "images" / "val_000001.png")] * 2, ["A small red circle is at the top.", "x."])
