@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from PIL import Image
@@ -246,6 +246,28 @@ class DecodeSettings:
     refine_temperatures: tuple[float, ...] = ()  # stage-2 alternatives; () = `temperatures`
     max_sentences: int = 12
     max_appended: int = 4
+
+
+_SPEC_FIELDS = {"k": int, "threshold": float, "refine": str, "max_sentences": int, "max_appended": int}
+
+
+def parse_spec(spec: str, base: DecodeSettings) -> tuple[str, DecodeSettings]:
+    """A decoder with its own settings: "vimar" or "vimar@k=2,refine=append" -> (name, the base
+    settings with those fields replaced), so one run can compare decoders at different budgets."""
+    name, _, rest = spec.partition("@")
+    if name not in DECODERS:
+        raise ValueError(f"unknown decoder {name!r} in {spec!r}; choose from {', '.join(DECODERS)}")
+    changes: dict[str, object] = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq or key not in _SPEC_FIELDS:
+            raise ValueError(f"bad decoder setting {item!r} in {spec!r}: expected key=value with key one of "
+                             f"{', '.join(_SPEC_FIELDS)}")
+        try:
+            changes[key] = _SPEC_FIELDS[key](value)
+        except ValueError:
+            raise ValueError(f"bad value for {key} in {spec!r}: {value!r}") from None
+    return name, replace(base, **changes)  # type: ignore[arg-type]
 
 
 def decode(name: str, eng: Engines, images: Sequence[Image.Image], s: DecodeSettings) -> list[str]:

@@ -55,8 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-new-tokens", type=int, default=160)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
-    p.add_argument("--decoder", nargs="+", choices=decoding.DECODERS, default=[],
-                   help="also caption with these decoders and report each")
+    p.add_argument("--decoder", nargs="+", default=[],
+                   help=f"also caption with these decoders and report each: {', '.join(decoding.DECODERS)}; "
+                        "NAME@key=value,... gives one its own settings (vimar@k=2)")
     p.add_argument("--value", default="shapesworld/value", help="value model for visvm / vimar")
     p.add_argument("--clip", default="shapesworld/clip", help="CLIP for bon / clip_prm")
     p.add_argument("--reward-model", default="shapesworld/genrm", help="VL-GenRM folder for genrm_bon")
@@ -70,29 +71,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("give either --data DIR or --annotations FILE --images DIR")
     if a.annotations is not None and a.images is None:
         p.error("--annotations needs --images")
+    for spec in a.decoder:  # a bad decoder name or setting fails here, before any model loads
+        try:
+            decoding.parse_spec(spec, decoding.DecodeSettings())
+        except ValueError as e:
+            p.error(str(e))
     return a
 
 
 def run_decoders(a: argparse.Namespace, sampler: HFSampler, records, images, vocab, rows) -> dict:
     """Caption with every requested decoder: metrics, seconds per caption, model calls."""
-    needs_value = any(d in ("visvm", "vimar") for d in a.decoder)
-    needs_clip = any(d in ("bon", "clip_prm") for d in a.decoder)
-    value = load_value(a.value) if needs_value else None
-    clip = ClipScorer(*load_clip(a.clip)) if needs_clip else None
-    judge = load_reward_model(a.reward_model, max_new_tokens=a.max_new_tokens) if "genrm_bon" in a.decoder else None
     settings = decoding.DecodeSettings(temperatures=tuple(a.temperatures), k=a.k, threshold=a.threshold,
                                        refine=a.refine)
+    specs = {spec: decoding.parse_spec(spec, settings) for spec in a.decoder}
+    names = {name for name, _ in specs.values()}
+    needs_value = bool(names & {"visvm", "vimar"})
+    needs_clip = bool(names & {"bon", "clip_prm"})
+    value = load_value(a.value) if needs_value else None
+    clip = ClipScorer(*load_clip(a.clip)) if needs_clip else None
+    judge = load_reward_model(a.reward_model, max_new_tokens=a.max_new_tokens) if "genrm_bon" in names else None
     out = {}
-    for name in a.decoder:
+    for spec, (name, s) in specs.items():
         eng = decoding.Engines(sampler, value=value, clip=clip, judge=judge)
         t = time.time()
         caps: list[str] = []
         for i in range(0, len(images), a.decode_batch):
-            caps += decoding.decode(name, eng, images[i:i + a.decode_batch], settings)
-            print(f"[{name}] {len(caps)}/{len(images)} images, {time.time() - t:.0f}s", flush=True)
+            caps += decoding.decode(name, eng, images[i:i + a.decode_batch], s)
+            print(f"[{spec}] {len(caps)}/{len(images)} images, {time.time() - t:.0f}s", flush=True)
         seconds = time.time() - t
         n = max(1, len(images))
-        out[name] = evaluation.caption_metrics(records, caps, vocab) | {
+        out[spec] = evaluation.caption_metrics(records, caps, vocab) | {
             "sec_per_caption": seconds / n, "seconds": seconds,
             "generate_calls_per_caption": eng.stats["generate_calls"] / n,
             "generated_sequences_per_caption": eng.stats["generated_sequences"] / n,
@@ -100,12 +108,12 @@ def run_decoders(a: argparse.Namespace, sampler: HFSampler, records, images, voc
             "valued_states_per_caption": eng.stats["valued_states"] / n,
             "clip_calls_per_caption": eng.stats["clip_calls"] / n,
             "judged_pairs_per_caption": eng.stats["judged_pairs"] / n,
-            "settings": {"temperatures": list(settings.temperatures), "k": settings.k,
-                         "threshold": settings.threshold if name == "vimar" else None,
-                         "refine": settings.refine if name == "vimar" else None}}
+            "settings": {"temperatures": list(s.temperatures), "k": s.k,
+                         "threshold": s.threshold if name == "vimar" else None,
+                         "refine": s.refine if name == "vimar" else None}}
         for row, c in zip(rows, caps):
-            row[f"caption_{name}"] = c
-        print(json.dumps({name: {k: out[name][k] for k in ("chair_i", "recall", "sec_per_caption")}}), flush=True)
+            row[f"caption_{spec}"] = c
+        print(json.dumps({spec: {k: out[spec][k] for k in ("chair_i", "recall", "sec_per_caption")}}), flush=True)
     return out
 
 

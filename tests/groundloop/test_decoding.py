@@ -3,6 +3,7 @@ keeps, replaces and appends (plumbing: the real models run in tests/pipelines)."
 
 from collections import Counter
 
+import pytest
 from PIL import Image
 
 from groundloop import decoding
@@ -113,3 +114,19 @@ def test_genrm_best_of_n_keeps_the_knockout_winner_for_every_image():
     assert out == ["A fine circle. A fine square."] * 3
     # 4 candidates per image: 3 comparisons each, every tournament round batched across images
     assert judge.pairs == 9 and eng.stats["judge_calls"] == 2
+
+
+def test_parse_spec_gives_one_decoder_its_own_settings_and_names_what_is_wrong():
+    from groundloop.decoding import DecodeSettings, parse_spec
+
+    base = DecodeSettings(k=6)
+    assert parse_spec("visvm", base) == ("visvm", base)
+    name, s = parse_spec("vimar@k=2,refine=append,threshold=0.3", base)
+    assert name == "vimar" and (s.k, s.refine, s.threshold) == (2, "append", 0.3)
+    assert s.temperatures == base.temperatures and base.k == 6  # the rest untouched, base unchanged
+    with pytest.raises(ValueError, match="unknown decoder 'beam'"):
+        parse_spec("beam@k=2", base)
+    with pytest.raises(ValueError, match="bad decoder setting 'top_k=3'"):
+        parse_spec("vimar@top_k=3", base)
+    with pytest.raises(ValueError, match="bad value for k"):
+        parse_spec("vimar@k=two", base)
