@@ -1,7 +1,8 @@
 """Vision-expert actor: the detector checks every claim of every response.
 
 Rows are one response each (image_id, path, response); out come the claims and, per claim,
-whether the expert confirmed it. A noisy expert (misses, false alarms) is for the noise study."""
+whether the expert confirmed it and where it found it (normalized xyxy boxes, for grounded
+attention). A noisy expert (misses, false alarms) is for the noise study."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ class ExpertActor:
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         require(batch, ["path", "response"], "ExpertActor")
         images, errors = read_rows(batch)
-        claims, holds = [[] for _ in range(len(batch))], [[] for _ in range(len(batch))]
+        claims, holds, boxes = ([[] for _ in range(len(batch))] for _ in range(3))
         ok = [i for i, e in enumerate(errors) if not e]
         cl = {i: rm.claims_of(batch["response"].iloc[i]) for i in ok}
         queries = {i: rm.expert_queries(cl[i]) for i in ok}
@@ -35,4 +36,5 @@ class ExpertActor:
                 dets = rm.perturb(dets, queries[i], self.miss, self.false_alarm, self.rng)
             claims[i] = [c.text for c in cl[i]]
             holds[i] = rm.check_claims(cl[i], dets)
-        return batch.assign(claims=claims, holds=holds, error=errors)
+            boxes[i] = [[list(b) for b in bs] for bs in rm.claim_boxes(cl[i], dets)]
+        return batch.assign(claims=claims, holds=holds, boxes=boxes, error=errors)

@@ -6,8 +6,14 @@ whole VLM is fine-tuned on them; held-out accuracy is read from the Yes/No logit
 the skill a value model (ViMaR) and a critique-writing reward model (VL-GenRM) need: judging
 a given phrase against the image, not describing the image.
 
+With --attn-weight W, grounded attention (`groundloop.grounded_attention`) adds W x the
+cross-entropy of one head's attention at the phrase's last token against the object's patches
+(from the annotations' boxes; the first token for an absent object).
+
     python benchmarks/vlm_presence_probe.py --steps 1500 --lr 1e-4 \
         --out benchmarks/results/vlm_presence_probe.json
+    python benchmarks/vlm_presence_probe.py --steps 1200 --lr 3e-4 --attn-weight 1 \
+        --out benchmarks/results/vlm_presence_probe_grounded.json
 """
 
 from __future__ import annotations
@@ -29,14 +35,21 @@ from groundloop.models import load_vlm  # noqa: E402
 from groundloop.worlds import shapes as world  # noqa: E402
 
 
-def items(paths: list[Path], rng: random.Random) -> list[tuple[str, str, str]]:
+def items(paths: list[Path], rng: random.Random) -> list[tuple[str, str, str, list]]:
+    """(image path, phrase, answer, the phrase's normalized xyxy boxes) per question."""
     out = []
     for path in paths:
         for r in load_dataset(path.resolve()):
-            present = sorted({f"{o.attributes['color']} {o.category}" for o in r.objects})
-            absent = [f"{c} {s}" for c, s in world.object_types() if f"{c} {s}" not in present]
-            out.append((str(r.path), rng.choice(present), "Yes."))
-            out.append((str(r.path), rng.choice(absent), "No."))
+            boxes: dict[str, list] = {}
+            for o in r.objects:
+                x, y, w, h = o.bbox
+                boxes.setdefault(f"{o.attributes['color']} {o.category}", []).append(
+                    (x / r.width, y / r.height, (x + w) / r.width, (y + h) / r.height))
+            present = sorted(boxes)
+            absent = [f"{c} {s}" for c, s in world.object_types() if f"{c} {s}" not in boxes]
+            q = rng.choice(present)
+            out.append((str(r.path), q, "Yes.", boxes[q]))
+            out.append((str(r.path), rng.choice(absent), "No.", []))
     return out
 
 
@@ -48,13 +61,13 @@ def accuracy(model, processor, data, images) -> float:
     correct = 0
     for i in range(0, len(data), 32):
         batch = data[i:i + 32]
-        ex = [finetune.build_example(processor, images(p), prompts.yes_no_question(q), "") for p, q, _ in batch]
+        ex = [finetune.build_example(processor, images(p), prompts.yes_no_question(q), "") for p, q, *_ in batch]
         for e in ex:  # the prompt alone: drop the EOS target
             e["input_ids"], e["labels"] = e["input_ids"][:-1], e["labels"][:-1]
         enc = finetune.collate(ex, processor)
         last = enc["attention_mask"].sum(1) - 1
         logits = model(**{k: v for k, v in enc.items() if k != "labels"}).logits
-        for j, (_, _, ans) in enumerate(batch):
+        for j, (_, _, ans, _) in enumerate(batch):
             pred = "Yes." if logits[j, last[j], yes] > logits[j, last[j], no] else "No."
             correct += pred == ans
     model.train()
@@ -70,6 +83,8 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--attn-weight", type=float, default=0.0, help="grounded attention's weight (0: off)")
+    p.add_argument("--attn-layer", type=int, default=1, help="the LM layer whose head is grounded")
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args()
     torch.manual_seed(a.seed)
@@ -77,6 +92,8 @@ def main() -> None:
     train, test = items(a.train, rng), items([a.test], rng)
     rng.shuffle(train)
     model, processor = load_vlm(a.vlm)
+    if a.attn_weight > 0:
+        model.set_attn_implementation("eager")  # attention weights for the grounded-attention loss
     model.train()
     cache: dict[str, object] = {}
 
@@ -90,8 +107,9 @@ def main() -> None:
     t = time.time()
     for step in range(1, a.steps + 1):
         batch = [train[(step * a.batch_size + i) % len(train)] for i in range(a.batch_size)]
-        ex = [finetune.build_example(processor, images(p), prompts.yes_no_question(q), ans) for p, q, ans in batch]
-        loss = model(**finetune.collate(ex, processor)).loss
+        ex = [finetune.grounded_example(processor, images(p), prompts.yes_no_question(q), ans, q, boxes,
+                                        model.config.image_token_id) for p, q, ans, boxes in batch]
+        loss = finetune.grounded_loss(model, finetune.collate(ex, processor), a.attn_weight, a.attn_layer)
         opt.zero_grad()
         loss.backward()
         opt.step()

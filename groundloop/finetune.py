@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from groundloop import grounded_attention as ga
 from groundloop import prompts
 
 
@@ -21,8 +22,29 @@ def build_example(processor: Any, image: Any, prompt_text: str, target: str) -> 
             "labels": [-100] * len(prompt_ids) + target_ids, "image": image}
 
 
+def grounded_example(processor: Any, image: Any, prompt_text: str, target: str, phrase: str,
+                     boxes: Any, image_token_id: int) -> dict[str, Any]:
+    """`build_example` plus what grounded attention needs (`groundloop.grounded_attention`):
+    `attn_query`, the last token of `phrase` in the prompt (after the image), and
+    `attn_target`, uniform over the image patches the boxes cover, or the first token when
+    there are none."""
+    ex = build_example(processor, image, prompt_text, target)
+    ids = ex["input_ids"]
+    start = ids.index(image_token_id)
+    n_image = sum(1 for i in ids if i == image_token_id)
+    grid = int(round(n_image ** 0.5))
+    if grid * grid != n_image:
+        raise ValueError(f"{n_image} image tokens are not a square patch grid")
+    phrase_ids = processor.tokenizer(f" {phrase}", add_special_tokens=False)["input_ids"]
+    prompt_len = sum(1 for label in ex["labels"] if label == -100)
+    ex["attn_query"] = ga.phrase_end(ids[:prompt_len], phrase_ids, start + n_image)
+    ex["attn_target"] = ga.target(len(ids), start, ga.box_patches(boxes, grid))
+    return ex
+
+
 def collate(examples: list[dict[str, Any]], processor: Any) -> dict[str, torch.Tensor]:
-    """Right-padded batch with pixel values; padding is masked in attention and labels."""
+    """Right-padded batch with pixel values; padding is masked in attention and labels. With
+    `grounded_example`s, also `attn_query` (B,) and `attn_target` (B, T)."""
     n = max(len(e["input_ids"]) for e in examples)
     pad = processor.tokenizer.pad_token_id
     ids = torch.full((len(examples), n), pad)
@@ -34,8 +56,13 @@ def collate(examples: list[dict[str, Any]], processor: Any) -> dict[str, torch.T
         labels[i, :L] = torch.tensor(e["labels"])
         mask[i, :L] = 1
     pixels = processor.image_processor(images=[e["image"] for e in examples], return_tensors="pt")
-    return {"input_ids": ids, "labels": labels, "attention_mask": mask,
-            "pixel_values": pixels["pixel_values"]}
+    out = {"input_ids": ids, "labels": labels, "attention_mask": mask, "pixel_values": pixels["pixel_values"]}
+    if all("attn_target" in e for e in examples):
+        out["attn_query"] = torch.tensor([e["attn_query"] for e in examples])
+        out["attn_target"] = torch.zeros(len(examples), n)
+        for i, e in enumerate(examples):
+            out["attn_target"][i, :len(e["attn_target"])] = e["attn_target"]
+    return out
 
 
 def add_lora(model: Any, r: int, alpha: int, dropout: float, target_modules: str,
@@ -49,3 +76,18 @@ def add_lora(model: Any, r: int, alpha: int, dropout: float, target_modules: str
     cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules,
                      bias="none")
     return get_peft_model(model, cfg)
+
+
+def grounded_loss(model: Any, batch: dict[str, torch.Tensor], weight: float, layer: int,
+                  head: int = 0) -> torch.Tensor:
+    """The LM loss of a collated batch, plus `weight` x the grounded-attention cross-entropy of
+    head `head` of LM layer `layer` when the batch carries targets (`grounded_example`). The
+    model must run eager attention (`model.set_attn_implementation("eager")`) to return them."""
+    batch = dict(batch)
+    query, targets = batch.pop("attn_query", None), batch.pop("attn_target", None)
+    if weight <= 0 or query is None:
+        return model(**batch).loss
+    out = model(**batch, output_attentions=True)
+    if not out.attentions or out.attentions[layer] is None:
+        raise ValueError("grounded attention needs attention weights: load the model with eager attention")
+    return out.loss + weight * ga.attention_loss(out.attentions[layer][:, head], query, targets)

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from groundloop import finetune, prompts
+from groundloop import grounded_attention as ga
 from groundloop import reward_model as rm
 
 
@@ -37,31 +38,65 @@ def _thought_ids(tokenizer: Any, thought: str) -> list[int]:
 
 
 def example(processor: Any, image: Image.Image, judge_text: str, thought: str, label: str,
-            weight: float = 1.0) -> dict[str, Any]:
+            weight: float = 1.0, grounding: Sequence[tuple[str, Sequence[Any]]] = (),
+            image_token_id: int | None = None) -> dict[str, Any]:
     """Token ids of prompt + thought + verdict + EOS; labels -100 on the prompt; `verdict_at`:
-    the index of the verdict token; `correct`: 0 for A, 1 for B."""
+    the index of the verdict token; `correct`: 0 for A, 1 for B. With `grounding` (each claim
+    the thought checks, in order, with the expert's boxes for it), also the grounded-attention
+    queries (`groundloop.grounded_attention`): `attn_query`, each claim's last token in the
+    thought, and `attn_target`, its patches (or the first token when the expert found none)."""
     tok = processor.tokenizer
     p = _prompt_ids(processor, image, judge_text)
     t = _thought_ids(tok, thought)
     v = label_ids(tok)[rm.LABELS.index(label)]
     ids = p + t + [v, tok.eos_token_id]
-    return {"input_ids": ids, "labels": [-100] * len(p) + ids[len(p):], "image": image,
-            "verdict_at": len(p) + len(t), "correct": rm.LABELS.index(label), "weight": weight}
+    ex = {"input_ids": ids, "labels": [-100] * len(p) + ids[len(p):], "image": image,
+          "verdict_at": len(p) + len(t), "correct": rm.LABELS.index(label), "weight": weight}
+    if grounding:
+        if image_token_id is None:
+            raise ValueError("grounding needs the model's image_token_id")
+        start, n_image = p.index(image_token_id), p.count(image_token_id)
+        grid = int(round(n_image ** 0.5))
+        phrases = [tok(f" {phrase}", add_special_tokens=False)["input_ids"] for phrase, _ in grounding]
+        ex["attn_query"] = ga.phrase_ends(ids[:len(p) + len(t)], phrases, start=len(p))
+        ex["attn_target"] = [ga.target(len(ids), start, ga.box_patches(boxes, grid)) for _, boxes in grounding]
+    return ex
 
 
 def collate(examples: Sequence[dict[str, Any]], processor: Any) -> dict[str, torch.Tensor]:
     """`finetune.collate`'s right-padded batch plus each example's verdict position, correct
-    label index and BT weight."""
-    return finetune.collate(list(examples), processor) | {
+    label index and BT weight; with grounded examples, every query flattened: `attn_row`,
+    `attn_query` (N,) and `attn_target` (N, T)."""
+    plain = [{k: v for k, v in e.items() if not k.startswith("attn_")} for e in examples]
+    out = finetune.collate(plain, processor) | {
         "verdict_at": torch.tensor([e["verdict_at"] for e in examples]),
         "correct": torch.tensor([e["correct"] for e in examples]),
         "weight": torch.tensor([float(e["weight"]) for e in examples])}
+    queries = [(i, q, t) for i, e in enumerate(examples)
+               for q, t in zip(e.get("attn_query", []), e.get("attn_target", []))]
+    if queries:
+        T = out["input_ids"].shape[1]
+        out["attn_row"] = torch.tensor([i for i, _, _ in queries])
+        out["attn_query"] = torch.tensor([q for _, q, _ in queries])
+        out["attn_target"] = torch.stack([torch.nn.functional.pad(t, (0, T - len(t))) for _, _, t in queries])
+    return out
 
 
-def loss(model: Any, batch: dict[str, torch.Tensor], verdict_ids: Sequence[int], lam: float) -> torch.Tensor:
-    """`rm.mixture_loss` of a collated batch (right padded)."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                   pixel_values=batch["pixel_values"]).logits.float()
+def loss(model: Any, batch: dict[str, torch.Tensor], verdict_ids: Sequence[int], lam: float,
+         attn_weight: float = 0.0, attn_layer: int = 1, attn_head: int = 0) -> torch.Tensor:
+    """`rm.mixture_loss` of a collated batch (right padded), plus `attn_weight` x grounded
+    attention's cross-entropy at the critique's claims when the batch carries them (the model
+    must then run eager attention)."""
+    grounded = attn_weight > 0 and "attn_query" in batch
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                pixel_values=batch["pixel_values"], output_attentions=grounded)
+    extra = 0.0
+    if grounded:
+        if not out.attentions or out.attentions[attn_layer] is None:
+            raise ValueError("grounded attention needs attention weights: load the model with eager attention")
+        extra = attn_weight * ga.attention_loss(out.attentions[attn_layer][:, attn_head], batch["attn_query"],
+                                                batch["attn_target"], rows=batch["attn_row"])
+    logits = out.logits.float()
     logp = logits[:, :-1].log_softmax(-1)
     target = batch["labels"][:, 1:]
     mask = (target != -100).float()
@@ -70,7 +105,7 @@ def loss(model: Any, batch: dict[str, torch.Tensor], verdict_ids: Sequence[int],
     verdict = logp[rows, batch["verdict_at"] - 1][:, list(verdict_ids)]  # (B, 2)
     right = verdict[rows, batch["correct"]]
     wrong = verdict[rows, 1 - batch["correct"]]
-    return rm.mixture_loss(token_logp, mask, right, wrong, batch["weight"], lam)
+    return rm.mixture_loss(token_logp, mask, right, wrong, batch["weight"], lam) + extra
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,12 @@ def check_claims(claims: Sequence[Claim], detections: Sequence[Detection]) -> li
             for c in claims]
 
 
+def claim_boxes(claims: Sequence[Claim], detections: Sequence[Detection]) -> list[list[tuple[float, ...]]]:
+    """Where the expert found each claim's phrase: the normalized xyxy boxes of the detections
+    of that phrase (none for a phrase it did not find)."""
+    return [[tuple(d.box) for d in detections if d.phrase == c.phrase] for c in claims]
+
+
 def perturb(detections: Sequence[Detection], queries: Sequence[str], miss_rate: float,
             false_alarm_rate: float, rng: random.Random) -> list[Detection]:
     """A noisier expert: each detection is dropped with probability miss_rate, and each

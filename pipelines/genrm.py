@@ -39,7 +39,7 @@ from groundloop import genrm, prompts  # noqa: E402
 from groundloop import reward_bench as rb  # noqa: E402
 from groundloop import reward_model as rm  # noqa: E402
 from groundloop.data.coco import load_dataset  # noqa: E402
-from groundloop.finetune import add_lora, build_example, collate  # noqa: E402
+from groundloop.finetune import add_lora, build_example, collate, grounded_example, grounded_loss  # noqa: E402
 from groundloop.models import REWARD_MODEL_FILE, load_vlm  # noqa: E402
 from groundloop.worlds import shapes as world  # noqa: E402
 from pipelines import cli, train_common  # noqa: E402
@@ -68,7 +68,8 @@ def sample_and_check(cfg: GenRMConfig, rows: list[dict], responses: pd.DataFrame
         batch_format="pandas", batch_size=res.batch_size * smp.k,
         compute=ActorPoolStrategy(size=res.expert_actors), num_cpus=res.expert_cpus)
     df = ds.to_pandas()
-    return df.assign(claims=[list(x) for x in df["claims"]], holds=[list(map(bool, x)) for x in df["holds"]])
+    return df.assign(claims=[list(x) for x in df["claims"]], holds=[list(map(bool, x)) for x in df["holds"]],
+                     boxes=[[[list(map(float, b)) for b in bs] for bs in x] for x in df["boxes"]])
 
 
 def make_pairs(cfg: GenRMConfig, samples: pd.DataFrame) -> pd.DataFrame:
@@ -77,6 +78,7 @@ def make_pairs(cfg: GenRMConfig, samples: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for image_id, g in samples.groupby("image_id", sort=True):
         responses = list(g["response"])
+        boxes = dict(zip(responses, g["boxes"])) if "boxes" in g else {}
         if cfg.pairs.labeler == "expert":
             checked = [rm.Checked(r, tuple(rm.claims_of(r)), tuple(h)) for r, h in zip(responses, g["holds"])]
         else:
@@ -84,32 +86,42 @@ def make_pairs(cfg: GenRMConfig, samples: pd.DataFrame) -> pd.DataFrame:
         for good, bad in rm.build_pairs(checked, cfg.pairs.max_per_image, rng):
             a, b, label = ((checked[good], checked[bad], "A") if rng.random() < 0.5
                            else (checked[bad], checked[good], "B"))
+            # where the expert found each claim the critique names, in its order (A's, then B's)
+            grounding = ([[c.text, [list(map(float, bx)) for bx in boxes[x.response][i]]]
+                          for x in (a, b) for i, c in enumerate(x.claims)]
+                         if cfg.pairs.labeler == "expert" and cfg.pairs.thought == "critique" and boxes else [])
             rows.append({"image_id": int(image_id), "path": g["path"].iloc[0], "question": prompts.BASE_PROMPT,
                          "a": a.response, "b": b.response, "label": label,
-                         "thought": rm.thought(a, b, cfg.pairs.thought)})
-    return pd.DataFrame(rows, columns=["image_id", "path", "question", "a", "b", "label", "thought"])
+                         "thought": rm.thought(a, b, cfg.pairs.thought), "grounding": json.dumps(grounding)})
+    return pd.DataFrame(rows, columns=["image_id", "path", "question", "a", "b", "label", "thought", "grounding"])
 
 
 def verify_rows(samples: pd.DataFrame, seed: int) -> pd.DataFrame:
     """Stage 0's examples: every object claim the expert checked, as a yes/no question, with
-    as many "No." as "Yes." rows (the expert's evidence, no critique)."""
+    as many "No." as "Yes." rows (the expert's evidence, no critique), and where the expert
+    found the object (normalized xyxy boxes; none for a refuted claim) for grounded attention."""
     rows = {True: [], False: []}
-    for path, claims, holds in zip(samples["path"], samples["claims"], samples["holds"]):
-        for c, h in zip(claims, holds):
+    boxes_of = samples["boxes"] if "boxes" in samples else [[[]] * len(c) for c in samples["claims"]]
+    for path, claims, holds, boxes in zip(samples["path"], samples["claims"], samples["holds"], boxes_of):
+        for c, h, bx in zip(claims, holds, boxes):
             if c.split()[0] not in world.NUMBER_WORDS:  # object claims only, not counts
-                rows[bool(h)].append({"path": path, "question": prompts.yes_no_question(c),
-                                      "answer": "Yes." if h else "No."})
+                rows[bool(h)].append({"path": path, "question": prompts.yes_no_question(c), "phrase": c,
+                                      "answer": "Yes." if h else "No.",
+                                      "boxes": [list(map(float, b)) for b in bx] if h else []})
     n = min(len(rows[True]), len(rows[False]))
     rng = random.Random(seed)
     out = rng.sample(rows[True], n) + rng.sample(rows[False], n)
     rng.shuffle(out)
-    return pd.DataFrame(out, columns=["path", "question", "answer"])
+    return pd.DataFrame(out, columns=["path", "question", "phrase", "answer", "boxes"])
 
 
 def verify_loop(config: dict) -> None:
     """Runs on the Ray Train worker: stage 0, full fine-tuning on the yes/no claim questions."""
     train_common.setup_worker(config)
     model, processor = load_vlm(config["model"])
+    weight = config["attn_weight"]
+    if weight > 0:
+        model.set_attn_implementation("eager")  # attention weights for grounded attention
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=config["lr"])
     rows = ray.train.get_dataset_shard("train")
@@ -118,9 +130,11 @@ def verify_loop(config: dict) -> None:
     while len(losses) < config["steps"]:
         for b in rows.iter_batches(batch_size=config["batch_size"], batch_format="pandas",
                                    local_shuffle_buffer_size=4096):
-            ex = [build_example(processor, img(p), q, ans) for p, q, ans in zip(b["path"], b["question"], b["answer"])]
-            train_common.step(model(**collate(ex, processor)).loss, opt, None, losses, steps=config["steps"],
-                              label="stage 0", every=100)
+            ex = [grounded_example(processor, img(r.path), r.question, r.answer, r.phrase, r.boxes,
+                                   model.config.image_token_id) if weight > 0
+                  else build_example(processor, img(r.path), r.question, r.answer) for r in b.itertuples()]
+            loss = grounded_loss(model, collate(ex, processor), weight, config["attn_layer"], config["attn_head"])
+            train_common.step(loss, opt, None, losses, steps=config["steps"], label="stage 0", every=100)
             if len(losses) >= config["steps"]:
                 break
     train_common.report(model, losses, processor)
@@ -129,6 +143,7 @@ def verify_loop(config: dict) -> None:
 def train_verify(cfg: GenRMConfig, rows: pd.DataFrame, out: Path) -> Path:
     s0, tr = cfg.stage0, cfg.train
     config = {"model": cfg.model.vlm, "lr": s0.lr, "steps": s0.steps, "batch_size": s0.batch_size,
+              "attn_weight": s0.attn_weight, "attn_layer": s0.attn_layer, "attn_head": s0.attn_head,
               "seed": cfg.run.seed, "torch_threads": tr.torch_threads}
     train_common.fit(verify_loop, config, rows, out, name=f"{cfg.run.name}-stage0", num_workers=1,
                      cpus_per_worker=tr.cpus_per_worker, use_gpu=cfg.resources.gpus_per_actor > 0)
@@ -139,10 +154,14 @@ def train_loop(config: dict) -> None:
     """Runs on every Ray Train worker: LoRA with the mixture loss, cosine schedule with warmup."""
     train_common.setup_worker(config)
     model, processor = load_vlm(config["base"])
+    weight = config["attn_weight"]
+    if weight > 0:
+        model.set_attn_implementation("eager")  # attention weights for grounded attention
     model = add_lora(model, config["r"], config["alpha"], config["dropout"], config["target_modules"],
                      adapter=config["adapter"])
     model.train()
     verdict_ids = genrm.label_ids(processor.tokenizer)
+    image_token_id = model.config.image_token_id
     steps = train_common.epoch_steps(config["n_rows"], config["batch_size"], config["epochs"])
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config["lr"])
     sched = train_common.cosine_schedule(opt, steps, config["warmup"])
@@ -152,9 +171,12 @@ def train_loop(config: dict) -> None:
     for _ in range(config["epochs"]):
         for b in shard.iter_batches(batch_size=config["batch_size"], batch_format="pandas",
                                     local_shuffle_buffer_size=4096):
-            ex = [genrm.example(processor, img(r.path), rm.judge_prompt(r.question, r.a, r.b), r.thought, r.label)
+            ex = [genrm.example(processor, img(r.path), rm.judge_prompt(r.question, r.a, r.b), r.thought, r.label,
+                                grounding=json.loads(getattr(r, "grounding", "[]") or "[]") if weight > 0 else (),
+                                image_token_id=image_token_id)
                   for r in b.itertuples()]
-            loss = genrm.loss(model, genrm.collate(ex, processor), verdict_ids, config["lam"])
+            loss = genrm.loss(model, genrm.collate(ex, processor), verdict_ids, config["lam"], weight,
+                              config["attn_layer"], config["attn_head"])
             train_common.step(loss, opt, sched, losses, steps=steps, clip=model)
     train_common.report(model, losses)
 
@@ -165,6 +187,9 @@ def train(cfg: GenRMConfig, base: str, rows: pd.DataFrame, out: Path, adapter: s
     config = {"base": base, "adapter": adapter, "r": lora.r, "alpha": lora.alpha, "dropout": lora.dropout,
               "target_modules": lora.target_modules, "lr": lr, "warmup": tr.warmup, "epochs": epochs,
               "batch_size": tr.batch_size, "lam": tr.lam, "n_rows": len(rows), "seed": cfg.run.seed,
+              # grounded attention in stage 1 only: stage 2 trains on sampled critiques
+              "attn_weight": tr.attn_weight if adapter is None else 0.0,
+              "attn_layer": cfg.stage0.attn_layer, "attn_head": cfg.stage0.attn_head,
               "torch_threads": tr.torch_threads}
     train_common.fit(train_loop, config, rows.sample(frac=1.0, random_state=cfg.run.seed), out,
                      name=f"{cfg.run.name}-{out.parent.name}", num_workers=tr.num_workers,
@@ -308,6 +333,10 @@ def main(argv: list[str] | None = None) -> dict:
         t = time.time()
         stage0 = run_dir / "stage0" / "vlm"
         if not (stage0 / "config.json").exists():  # else resume
+            if cfg.stage0.attn_weight > 0 and "boxes" not in samples:
+                raise ValueError(f"{run_dir / 'samples.parquet'} has no expert boxes (made before grounded "
+                                 "attention): set stage0.attn_weight=0, or re-check the responses in a new run "
+                                 "with data.responses_from=<that file>")
             rows0 = verify_rows(samples, cfg.run.seed)
             print(f"stage 0: {len(rows0)} yes/no claim questions", flush=True)
             train_verify(cfg, rows0, stage0)

@@ -66,6 +66,9 @@ class Train:
     epochs: int = 2
     batch_size: int = 8
     lam: float = 1.0  # weight of the correctness-weighted Bradley-Terry term in the mixture loss
+    # Grounded attention in stage 1: at each claim the expert-composed critique checks, the
+    # head stage0.attn_layer / attn_head is trained to look at the expert's boxes (0 = off).
+    attn_weight: float = 0.0
     num_workers: int = 1
     cpus_per_worker: float = 1.0
     torch_threads: int = 2  # training runs alone on the 2 cores
@@ -80,6 +83,11 @@ class Stage0:
     steps: int = 2000  # 0 = skip: stage 1 starts from model.vlm
     lr: float = 1e-4
     batch_size: int = 16
+    # Grounded attention (groundloop.grounded_attention): the expert's boxes supervise where one
+    # head looks at each claim's last token. 0 = off (yes/no answers alone).
+    attn_weight: float = 0.0
+    attn_layer: int = 1
+    attn_head: int = 0
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,9 @@ def test_expert_checks_claims_and_keeps_unreadable_rows(rows):
     out = ExpertActor("shapesworld/detector")(batch)
     assert list(out["claims"].iloc[0]) == ["small red circle", "one circle"]
     assert len(out["holds"].iloc[0]) == 2 and list(out["claims"].iloc[1]) == []
+    # where the expert found each claim: boxes for a confirmed one, none for a refuted one
+    for held, boxes in zip(out["holds"].iloc[0], out["boxes"].iloc[0]):
+        assert (len(boxes) > 0) == held and all(0 <= v <= 1 for b in boxes for v in b)
     assert "bad.png" in out["error"].iloc[2] and list(out["holds"].iloc[2]) == []
 
 

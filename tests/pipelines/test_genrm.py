@@ -27,7 +27,8 @@ def test_genrm_pairs_rounds_and_bench(ray_cluster, tmp_path):
             f"data.path={data}", "data.n_images=8", f"data.bench_path={bench}",
             "data.bench_per_category=2", "sampling.k=4", "sampling.judge_max_new_tokens=24",
             "train.epochs=1", "stage2.rounds=1", "stage2.n_pairs=4", "stage2.samples=2",
-            "stage2.retention=1.0", "stage0.steps=2", "stage0.batch_size=4"]
+            "stage2.retention=1.0", "stage0.steps=2", "stage0.batch_size=4", "stage0.attn_weight=1.0",
+            "train.attn_weight=1.0"]
     report = genrm.main(args)
     run = tmp_path / "g"
     samples = pd.read_parquet(run / "samples.parquet")
