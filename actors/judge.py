@@ -16,10 +16,11 @@ from groundloop.models import load_vlm
 
 class JudgeActor:
     def __init__(self, model_spec: str, adapter: str | None, samples: int = 1, temperature: float = 0.0,
-                 max_new_tokens: int = 200, seed: int = 0, torch_threads: int = 0) -> None:
+                 max_new_tokens: int = 200, seed: int = 0, torch_threads: int = 0, critique: str = "free") -> None:
         if torch_threads:  # Ray pins a fractional-CPU actor to one thread; judging may run alone
             torch.set_num_threads(torch_threads)
-        self.rm = GenRM(*load_vlm(model_spec, adapter=adapter), max_new_tokens=max_new_tokens, seed=seed)
+        self.rm = GenRM(*load_vlm(model_spec, adapter=adapter), max_new_tokens=max_new_tokens, seed=seed,
+                        critique=critique)
         self.samples, self.temperature = samples, temperature
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:

@@ -121,15 +121,31 @@ class Judgement:
         return float(rm.preference(torch.tensor(self.logp_a), torch.tensor(self.logp_b)))
 
 
-class GenRM:
-    """A VLM (with its reward-model adapter) that judges pairs of responses."""
+CRITIQUES = ("free", "scaffold")
 
-    def __init__(self, model: Any, processor: Any, max_new_tokens: int = 200, seed: int | None = None) -> None:
+
+class GenRM:
+    """A VLM (with its reward-model adapter) that judges pairs of responses.
+
+    critique="free": the model writes the whole critique. critique="scaffold": the claims
+    to check are read off the two responses by `rm.claims_of` (text parsing, no vision), and
+    the model writes every check ("yes" / "no", greedy or sampled between the two) and the
+    verdict; the critique then has exactly the trained format, which a small VLM does not
+    reliably copy out of a long prompt on its own.
+    """
+
+    def __init__(self, model: Any, processor: Any, max_new_tokens: int = 200, seed: int | None = None,
+                 critique: str = "free") -> None:
+        if critique not in CRITIQUES:
+            raise ValueError(f"critique must be one of {CRITIQUES}, got {critique!r}")
         self.model = model.eval()
         self.processor = processor
         self.max_new_tokens = max_new_tokens
         self.seed = seed
+        self.critique = critique
         self.verdict_ids = label_ids(processor.tokenizer)
+        tok = processor.tokenizer
+        self.check_ids = [tok(f" {w}", add_special_tokens=False)["input_ids"][-1] for w in ("yes", "no")]
 
     @torch.no_grad()
     def verdict_logps(self, images: Sequence[Image.Image], judge_texts: Sequence[str],
@@ -138,6 +154,37 @@ class GenRM:
         tok = self.processor.tokenizer
         seqs = [_prompt_ids(self.processor, im, jt) + _thought_ids(tok, th)
                 for im, jt, th in zip(images, judge_texts, thoughts)]
+        return self._last_logits(images, seqs).log_softmax(-1)[:, self.verdict_ids]
+
+    @torch.no_grad()
+    def scaffolded(self, images: Sequence[Image.Image], judge_texts: Sequence[str], a: Sequence[str],
+                   b: Sequence[str], temperature: float = 0.0) -> list[str]:
+        """Critiques written slot by slot (`rm.critique_so_far`): one batched forward per claim
+        position, each open slot filled with "yes" or "no" by the model."""
+        if self.seed is not None:
+            torch.manual_seed(self.seed)
+        tok = self.processor.tokenizer
+        claims = [[[c.text for c in rm.claims_of(x)] for x in pair] for pair in zip(a, b)]
+        prompts_ids = [_prompt_ids(self.processor, im, jt) for im, jt in zip(images, judge_texts)]
+        checks: list[list[bool]] = [[] for _ in claims]
+        while True:
+            open_ = [i for i, c in enumerate(claims) if len(checks[i]) < sum(map(len, c))]
+            if not open_:
+                break
+            seqs = [prompts_ids[i] + tok(rm.critique_so_far(claims[i], checks[i]),
+                                         add_special_tokens=False)["input_ids"] for i in open_]
+            logits = self._last_logits([images[i] for i in open_], seqs)[:, self.check_ids]
+            if temperature > 0:
+                says_yes = torch.bernoulli(torch.softmax(logits / temperature, -1)[:, 0]).bool()
+            else:
+                says_yes = logits[:, 0] >= logits[:, 1]
+            for i, y in zip(open_, says_yes.tolist()):
+                checks[i].append(bool(y))
+        return [rm.critique_so_far(c, ch) for c, ch in zip(claims, checks)]
+
+    def _last_logits(self, images: Sequence[Image.Image], seqs: Sequence[list[int]]) -> torch.Tensor:
+        """(N, V) next-token logits after each token sequence (one forward, left padded)."""
+        tok = self.processor.tokenizer
         n = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), n), tok.pad_token_id)
         attn = torch.zeros((len(seqs), n), dtype=torch.long)
@@ -146,9 +193,8 @@ class GenRM:
             attn[b, n - len(s):] = 1
         pixels = self.processor.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
         positions = (attn.cumsum(-1) - 1).clamp(min=0)
-        logits = self.model(input_ids=ids, attention_mask=attn, position_ids=positions,
-                            pixel_values=pixels).logits[:, -1].float()
-        return logits.log_softmax(-1)[:, self.verdict_ids]
+        return self.model(input_ids=ids, attention_mask=attn, position_ids=positions,
+                          pixel_values=pixels).logits[:, -1].float()
 
     @torch.no_grad()
     def write(self, images: Sequence[Image.Image], judge_texts: Sequence[str], temperature: float = 0.0,
@@ -179,9 +225,14 @@ class GenRM:
             ims = list(images[s:s + batch_size])
             texts = [rm.judge_prompt(q, x, y) for q, x, y in zip(questions[s:s + batch_size],
                                                                   a[s:s + batch_size], b[s:s + batch_size])]
-            written = self.write(ims, texts, temperature)
-            thoughts = [rm.thought_of(w) for w in written]
+            if self.critique == "scaffold":
+                thoughts = self.scaffolded(ims, texts, a[s:s + batch_size], b[s:s + batch_size], temperature)
+            else:
+                written = self.write(ims, texts, temperature)
+                thoughts = [rm.thought_of(w) for w in written]
             lp = self.verdict_logps(ims, texts, thoughts)
+            if self.critique == "scaffold":  # the verdict the model writes: the likelier label
+                written = [rm.with_verdict(th, rm.LABELS[int(y > x)]) for th, (x, y) in zip(thoughts, lp.tolist())]
             out += [Judgement(w, th, rm.parse_verdict(w), float(x), float(y))
                     for w, th, (x, y) in zip(written, thoughts, lp.tolist())]
         return out

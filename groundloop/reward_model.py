@@ -66,9 +66,17 @@ def claims_of(response: str) -> list[Claim]:
     return claims
 
 
+def look_phrase(claim: Claim) -> str:
+    """What a checker looks at for the claim: the object without its size ("red circle" for
+    "small red circle": a wrong size is judged by looking at the red circle), the bare shape
+    for a count."""
+    return " ".join(w for w in claim.phrase.split() if w not in world.SIZES)
+
+
 def expert_queries(claims: Sequence[Claim]) -> list[str]:
-    """Phrases to ask the detector: each object phrase, and the bare shape of each count."""
-    return list(dict.fromkeys(c.phrase for c in claims))
+    """Phrases to ask the detector: each object phrase, the bare shape of each count, and
+    what to look at for each claim (`look_phrase`)."""
+    return list(dict.fromkeys([c.phrase for c in claims] + [look_phrase(c) for c in claims]))
 
 
 def check_claims(claims: Sequence[Claim], detections: Sequence[Detection]) -> list[bool]:
@@ -82,9 +90,9 @@ def check_claims(claims: Sequence[Claim], detections: Sequence[Detection]) -> li
 
 
 def claim_boxes(claims: Sequence[Claim], detections: Sequence[Detection]) -> list[list[tuple[float, ...]]]:
-    """Where the expert found each claim's phrase: the normalized xyxy boxes of the detections
-    of that phrase (none for a phrase it did not find)."""
-    return [[tuple(d.box) for d in detections if d.phrase == c.phrase] for c in claims]
+    """Where the expert found what each claim is about (its `look_phrase`, asked by
+    `expert_queries`): the normalized xyxy boxes of those detections, none when it found none."""
+    return [[tuple(d.box) for d in detections if d.phrase == look_phrase(c)] for c in claims]
 
 
 def perturb(detections: Sequence[Detection], queries: Sequence[str], miss_rate: float,
@@ -149,6 +157,26 @@ def critique(a: Checked, b: Checked) -> str:
         return f"{label}: {body or 'nothing to check'}."
 
     return f"{part('A', a)} {part('B', b)}"
+
+
+def critique_so_far(claims: Sequence[Sequence[str]], checks: Sequence[bool]) -> str:
+    """A `critique` being written slot by slot (the scaffolded critique): claims[0] are A's
+    claim texts, claims[1] B's; `checks` the verdicts written so far, in order. While a claim
+    is unchecked the text ends with that claim (the model writes "yes" or "no" next); once
+    every claim is checked it is exactly `critique` of the two responses."""
+    out, k, total = [], 0, sum(len(c) for c in claims)
+    for label, cl in zip(LABELS, claims):
+        parts = []
+        for text in cl:
+            if k == len(checks):
+                out.append(f"{label}: {'; '.join(parts + [text])}")
+                return " ".join(out)
+            parts.append(f"{text} {'yes' if checks[k] else 'no'}")
+            k += 1
+        out.append(f"{label}: {'; '.join(parts) or 'nothing to check'}.")
+    if len(checks) != total:
+        raise ValueError(f"{len(checks)} checks for {total} claims")
+    return " ".join(out)
 
 
 def description(seen: Sequence[str]) -> str:

@@ -206,7 +206,7 @@ def judge(cfg: GenRMConfig, base: str, pairs: pd.DataFrame, adapter: str, sample
     ds = ds.map_batches(JudgeActor, fn_constructor_kwargs={
         "model_spec": base, "adapter": adapter, "samples": samples, "temperature": temperature,
         "max_new_tokens": cfg.sampling.judge_max_new_tokens, "seed": cfg.run.seed,
-        "torch_threads": res.judge_threads},
+        "torch_threads": res.judge_threads, "critique": cfg.sampling.critique},
         batch_format="pandas", batch_size=res.judge_batch,
         compute=ActorPoolStrategy(size=res.judge_actors), num_cpus=res.judge_cpus,
         num_gpus=res.gpus_per_actor or None)

@@ -38,6 +38,9 @@ class Sampling:
     top_p: float = 0.95
     max_new_tokens: int = 128
     judge_max_new_tokens: int = 200  # a critique of two 6-object captions is ~140 tokens
+    # How the reward model writes its critique when judging: "free" (all of it) or "scaffold"
+    # (the claims come from parsing the responses; the model writes each check and the verdict)
+    critique: str = "free"
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,10 @@ class GenRMConfig:
             raise ValueError(f"pairs.labeler must be 'expert' or 'self', got {self.pairs.labeler!r}")
         if self.pairs.thought not in ("critique", "description"):
             raise ValueError(f"pairs.thought must be 'critique' or 'description', got {self.pairs.thought!r}")
+        if self.sampling.critique not in ("free", "scaffold"):
+            raise ValueError(f"sampling.critique must be 'free' or 'scaffold', got {self.sampling.critique!r}")
+        if self.sampling.critique == "scaffold" and self.pairs.thought != "critique":
+            raise ValueError("sampling.critique=scaffold writes critiques: it needs pairs.thought=critique")
         for name in ("miss_rate", "false_alarm_rate"):
             if not 0 <= getattr(self.pairs, name) <= 1:
                 raise ValueError(f"pairs.{name} must lie in [0, 1]")

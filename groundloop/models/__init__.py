@@ -86,16 +86,21 @@ REWARD_MODEL_FILE = "genrm.json"  # beside a reward model's PEFT adapter: {"base
 
 def load_reward_model(spec: str, base: str | None = None, **options: Any) -> Any:
     """VL-GenRM (`groundloop.genrm.GenRM`): the base VLM named in the folder's genrm.json (a
-    spec, or a sub-folder of it), or `base`, with the folder's PEFT adapter on top."""
+    spec, or a sub-folder of it), or `base`, with the folder's PEFT adapter on top. How it
+    writes critiques (`critique=`) defaults to its recipe's `sampling.critique`."""
     from groundloop.genrm import GenRM
 
     folder = Path(resolve(spec))
-    meta = folder / REWARD_MODEL_FILE
+    meta_file = folder / REWARD_MODEL_FILE
+    meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
     if base is None:
-        if not meta.exists():
+        if not meta:
             raise FileNotFoundError(f"{folder} is not a reward model folder (no {REWARD_MODEL_FILE}); "
                                     "pass base= to name its VLM")
-        base = json.loads(meta.read_text())["base"]
+        base = meta["base"]
         if (folder / base / "config.json").exists():  # a base shipped inside the folder
             base = str(folder / base)
+    critique = meta.get("recipe", {}).get("sampling", {}).get("critique")
+    if critique and "critique" not in options:
+        options["critique"] = critique
     return GenRM(*load_vlm(base, adapter=str(folder)), **options)

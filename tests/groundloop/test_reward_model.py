@@ -35,7 +35,19 @@ SEEN = [det("small red circle"), det("large blue square"), det("circle"), det("s
 def test_claims_cover_objects_with_size_and_the_count_sentence():
     claims = rm.claims_of(TRUE)
     assert [c.text for c in claims] == ["small red circle", "large blue square", "one circle", "one square"]
-    assert rm.expert_queries(claims) == ["small red circle", "large blue square", "circle", "square"]
+    # the claims' own phrases, then what to look at for each (the object without its size)
+    assert rm.expert_queries(claims) == ["small red circle", "large blue square", "circle", "square",
+                                         "red circle", "blue square"]
+
+
+def test_claim_boxes_point_at_the_object_whatever_the_claimed_size():
+    claims = rm.claims_of("A large red circle is at the top. A green cross is at the left. There are two circles.")
+    red = Detection("red circle", (0.1, 0.1, 0.3, 0.3), 0.9)
+    circle = Detection("circle", (0.1, 0.1, 0.3, 0.3), 0.9)
+    found = [Detection("small red circle", (0.1, 0.1, 0.3, 0.3), 0.9), red, circle]
+    assert rm.check_claims(claims, found) == [False, False, False]  # wrong size, no cross, one circle
+    # the wrong-size claim still looks at the red circle; nothing to look at for the cross
+    assert rm.claim_boxes(claims, found) == [[red.box], [], [circle.box]]
 
 
 def test_verified_response_beats_hallucinated_one():
@@ -202,3 +214,17 @@ def test_knockouts_run_many_tournaments_in_batched_rounds():
     assert calls == [3, 1]
     with pytest.raises(ValueError):
         rm.knockouts([[]], judge)
+
+
+def test_scaffolded_critique_opens_one_slot_at_a_time_and_ends_as_the_critique():
+    a = rm.Checked("x", (rm.Claim("small red circle"), rm.Claim("circle", 1)), (True, False))
+    b = rm.Checked("y", (), ())
+    claims = [[c.text for c in a.claims], []]
+    assert rm.critique_so_far(claims, []) == "A: small red circle"
+    assert rm.critique_so_far(claims, [True]) == "A: small red circle yes; one circle"
+    assert rm.critique_so_far(claims, [True, False]) == rm.critique(a, b) == (
+        "A: small red circle yes; one circle no. B: nothing to check.")
+    both = [["blue square"], ["green cross"]]
+    assert rm.critique_so_far(both, [False]) == "A: blue square no. B: green cross"
+    with pytest.raises(ValueError, match="3 checks for 2 claims"):
+        rm.critique_so_far(both, [True, True, True])
