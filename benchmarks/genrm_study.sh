@@ -27,7 +27,7 @@ for step in $steps; do
     self) $py pipelines/genrm.py --config configs/genrm_shapes.yaml run.name=genrm_self pairs.labeler=self $reuse \
             2>&1 | tee logs/genrm_self.log ;;
     description) $py pipelines/genrm.py --config configs/genrm_shapes.yaml run.name=genrm_description \
-                   pairs.thought=description $reuse 2>&1 | tee logs/genrm_description.log ;;
+                   pairs.thought=description sampling.critique=free $reuse 2>&1 | tee logs/genrm_description.log ;;
     noise) for r in ${NOISE:-0.2 0.4}; do
              $py pipelines/genrm.py --config configs/genrm_shapes.yaml run.name=genrm_noise_$r \
                pairs.miss_rate=$r pairs.false_alarm_rate=$r $reuse 2>&1 | tee logs/genrm_noise_$r.log

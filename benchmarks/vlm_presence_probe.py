@@ -86,6 +86,7 @@ def main() -> None:
     p.add_argument("--attn-weight", type=float, default=0.0, help="grounded attention's weight (0: off)")
     p.add_argument("--attn-layer", type=int, default=1, help="the LM layer whose head is grounded")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--save", type=Path, help="also save the fine-tuned VLM here (e.g. as a reward model's base)")
     a = p.parse_args()
     torch.manual_seed(a.seed)
     rng = random.Random(a.seed)
@@ -120,6 +121,9 @@ def main() -> None:
               "curve": curve, "final_test_accuracy": curve[-1]["test_accuracy"],
               "final_train_accuracy": accuracy(model, processor, train[:len(test)], images),
               "train_s": time.time() - t}
+    if a.save:
+        model.save_pretrained(a.save)
+        processor.save_pretrained(a.save)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(report, indent=1))
     print(json.dumps({k: report[k] for k in ("final_test_accuracy", "final_train_accuracy", "train_s")}))

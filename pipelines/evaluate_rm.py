@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-new-tokens", type=int, default=200)
+    p.add_argument("--critique", choices=["free", "scaffold"],
+                   help="how the judge writes its critique (default: its recipe's sampling.critique, else free)")
     p.add_argument("--both-orders", action="store_true",
                    help="judge every pair as (A, B) and as (B, A) and average: a judge that only prefers a "
                         "position then scores 0 instead of the bench's label split (ties count as wrong)")
@@ -61,7 +63,8 @@ def main(argv: list[str] | None = None) -> dict:
                                    else vl_rewardbench(a.data, a.seed))
     except (DataError, FileNotFoundError) as e:
         sys.exit(f"evaluate_rm: {e}")
-    judge = load_reward_model(a.reward_model, base=a.base, max_new_tokens=a.max_new_tokens)
+    options = {"critique": a.critique} if a.critique else {}
+    judge = load_reward_model(a.reward_model, base=a.base, max_new_tokens=a.max_new_tokens, **options)
     t = time.time()
     js = judge.judge(images, questions, [r["a"] for r in rows], [r["b"] for r in rows], batch_size=a.batch_size)
     p_a = [j.p_a for j in js]

@@ -328,7 +328,8 @@ def main(argv: list[str] | None = None) -> dict:
     pairs.to_parquet(run_dir / "pairs.parquet")
     n_verified = sum(len(h) > 0 and all(h) for h in samples["holds"])
     print(f"{len(pairs)} pairs from {len(samples)} responses ({n_verified} verified by the expert)", flush=True)
-    base = cfg.model.vlm
+    # a local folder travels to the Ray Train workers as an absolute path (their cwd differs)
+    base = str(Path(cfg.model.vlm).resolve()) if Path(cfg.model.vlm).is_dir() else cfg.model.vlm
     if cfg.stage0.steps > 0:
         t = time.time()
         stage0 = run_dir / "stage0" / "vlm"

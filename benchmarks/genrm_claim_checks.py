@@ -1,0 +1,65 @@
+"""How well a reward model's critiques check claims: every "yes"/"no" it wrote on the bench,
+against the expert's verdict on the same claim (the expert agrees with the annotations on
+ShapesWorld: `benchmarks/genrm_pair_truth.py`), and whether its verdict follows its own
+critique (prefers the response with fewer "no").
+
+    python benchmarks/genrm_claim_checks.py runs/genrm_ga2/round0/bench.parquet \\
+        --out benchmarks/results/genrm/claim_checks_ga2.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pandas as pd  # noqa: E402
+
+from groundloop import reward_model as rm  # noqa: E402
+from groundloop.data.coco import load_image  # noqa: E402
+from groundloop.models import load_detector  # noqa: E402
+
+CHECK = re.compile(r" (yes|no)(?=[;.])")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("bench", type=Path, help="a round's bench.parquet (pipelines/genrm.py)")
+    p.add_argument("--detector", default="shapesworld/detector")
+    p.add_argument("--out", type=Path, required=True)
+    a = p.parse_args()
+    det = load_detector(a.detector)
+    judged = pd.read_parquet(a.bench)
+    n = right = said_no = false = caught = unparsed = decided = follows = 0
+    for r in judged.itertuples():
+        ca, cb = rm.claims_of(r.a), rm.claims_of(r.b)
+        found = det.detect([load_image(r.path)], [rm.expert_queries(ca + cb)])[0]
+        truth = rm.check_claims(ca, found) + rm.check_claims(cb, found)
+        checks = [w == "yes" for w in CHECK.findall(r.thought)]
+        if len(checks) != len(truth):  # a free critique that did not list the claims
+            unparsed += 1
+            continue
+        n += len(truth)
+        right += sum(c == t for c, t in zip(checks, truth))
+        said_no += sum(not c for c in checks)
+        false += sum(not t for t in truth)
+        caught += sum(not c and not t for c, t in zip(checks, truth))
+        no_a, no_b = sum(not c for c in checks[:len(ca)]), sum(not c for c in checks[len(ca):])
+        if no_a != no_b:
+            decided += 1
+            follows += (no_a < no_b) == (r.logp_a >= r.logp_b)
+    report = {"bench": str(a.bench), "pairs": len(judged), "pairs_unparsed": unparsed, "claims": n,
+              "check_accuracy": right / max(1, n), "says_no_rate": said_no / max(1, n),
+              "false_claim_rate": false / max(1, n), "false_claims_caught": caught, "false_claims": false,
+              "pairs_critique_decides": decided, "verdict_follows_critique": follows / max(1, decided)}
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(report, indent=1))
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()

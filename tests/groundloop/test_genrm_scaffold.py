@@ -1,0 +1,43 @@
+"""The reward model's scaffolded critique on the tiny shipped VLM: the claims come from the
+responses, the model fills every check, and the result has exactly the trained format."""
+
+import re
+
+import pytest
+
+from groundloop import prompts
+from groundloop import reward_model as rm
+from groundloop.worlds import shapes as world
+
+A = "In the image, there are two objects, one square and one circle. A large green square is at the left. " \
+    "A small red circle is at the top."
+B = "In the image, there is one object, one cross. A small blue cross is at the right."
+
+
+@pytest.fixture(scope="module")
+def judge():
+    from groundloop.genrm import GenRM
+    from groundloop.models import load_vlm
+
+    return GenRM(*load_vlm("shapesworld/vlm"), critique="scaffold", seed=0)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_scaffolded_critique_checks_every_claim_in_the_trained_format(judge, temperature):
+    objects = [world.SceneObject("square", "green", "large", (10, 30, 40, 60))]
+    image = world.render(objects, seed=0)
+    (j,) = judge.judge([image], [prompts.BASE_PROMPT], [A], [B], temperature=temperature)
+    checks = [w == "yes" for w in re.findall(r" (yes|no)(?=[;.])", j.thought)]
+    claims = [[c.text for c in rm.claims_of(x)] for x in (A, B)]
+    assert len(checks) == sum(map(len, claims)) == 6
+    assert j.thought == rm.critique_so_far(claims, checks)
+    assert j.verdict in rm.LABELS and j.text == rm.with_verdict(j.thought, j.verdict)
+    assert (j.verdict == "A") == (j.logp_a >= j.logp_b)
+
+
+def test_unknown_critique_mode_is_refused():
+    from groundloop.genrm import GenRM
+    from groundloop.models import load_vlm
+
+    with pytest.raises(ValueError, match="critique must be one of"):
+        GenRM(*load_vlm("shapesworld/vlm"), critique="freeform")
