@@ -28,6 +28,14 @@ def label_ids(tokenizer: Any) -> list[int]:
     return [i[0] for i in ids]
 
 
+def check_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
+    """How a check is written in tokens: the ids " yes" and " no" share (e.g. the space) and
+    the first ids that tell them apart, [yes, no] (a small vocabulary spells both in pieces)."""
+    yes, no = (tokenizer(f" {w}", add_special_tokens=False)["input_ids"] for w in ("yes", "no"))
+    k = next(i for i, (y, n) in enumerate(zip(yes, no)) if y != n)
+    return yes[:k], [yes[k], no[k]]
+
+
 def _prompt_ids(processor: Any, image: Image.Image, judge_text: str) -> list[int]:
     chat = processor.apply_chat_template(prompts.messages(judge_text), add_generation_prompt=True)
     return list(processor(images=[image], text=[chat], add_special_tokens=False)["input_ids"][0])
@@ -39,19 +47,33 @@ def _thought_ids(tokenizer: Any, thought: str) -> list[int]:
 
 def example(processor: Any, image: Image.Image, judge_text: str, thought: str, label: str,
             weight: float = 1.0, grounding: Sequence[tuple[str, Sequence[Any]]] = (),
-            image_token_id: int | None = None) -> dict[str, Any]:
+            image_token_id: int | None = None, learn: str = "all", no_weight: float = 1.0) -> dict[str, Any]:
     """Token ids of prompt + thought + verdict + EOS; labels -100 on the prompt; `verdict_at`:
     the index of the verdict token; `correct`: 0 for A, 1 for B. With `grounding` (each claim
     the thought checks, in order, with the expert's boxes for it), also the grounded-attention
     queries (`groundloop.grounded_attention`): `attn_query`, each claim's last token in the
-    thought, and `attn_target`, its patches (or the first token when the expert found none)."""
+    thought, and `attn_target`, its patches (or the first token when the expert found none).
+    learn="checks" (for scaffolded critiques, whose claim text the judge is given): only the
+    "yes"/"no" checks, the verdict and EOS are learned; `loss_weight` puts `no_weight` on each
+    "no" check (false claims are a small minority of the checks)."""
+    if learn not in ("all", "checks"):
+        raise ValueError(f"learn must be 'all' or 'checks', got {learn!r}")
     tok = processor.tokenizer
     p = _prompt_ids(processor, image, judge_text)
     t = _thought_ids(tok, thought)
     v = label_ids(tok)[rm.LABELS.index(label)]
     ids = p + t + [v, tok.eos_token_id]
-    ex = {"input_ids": ids, "labels": [-100] * len(p) + ids[len(p):], "image": image,
-          "verdict_at": len(p) + len(t), "correct": rm.LABELS.index(label), "weight": weight}
+    labels = [-100] * len(p) + ids[len(p):]
+    # the token that decides each check: the first of " yes" / " no" that differs
+    prefix, (yes_id, no_id) = check_tokens(tok)
+    n = len(prefix)
+    decides = {i for i in range(len(p) + n, len(p) + len(t))
+               if ids[i] in (yes_id, no_id) and ids[i - n:i] == prefix}
+    if learn == "checks":
+        labels = [x if i >= len(p) + len(t) or i in decides else -100 for i, x in enumerate(labels)]
+    ex = {"input_ids": ids, "labels": labels, "image": image,
+          "verdict_at": len(p) + len(t), "correct": rm.LABELS.index(label), "weight": weight,
+          "loss_weight": [no_weight if i in decides and x == no_id else 1.0 for i, x in enumerate(ids)]}
     if grounding:
         if image_token_id is None:
             raise ValueError("grounding needs the model's image_token_id")
@@ -69,6 +91,8 @@ def collate(examples: Sequence[dict[str, Any]], processor: Any) -> dict[str, tor
     `attn_query` (N,) and `attn_target` (N, T)."""
     plain = [{k: v for k, v in e.items() if not k.startswith("attn_")} for e in examples]
     out = finetune.collate(plain, processor) | {
+        "loss_weight": torch.nn.utils.rnn.pad_sequence(
+            [torch.tensor(e.get("loss_weight", [1.0] * len(e["input_ids"]))) for e in examples], batch_first=True),
         "verdict_at": torch.tensor([e["verdict_at"] for e in examples]),
         "correct": torch.tensor([e["correct"] for e in examples]),
         "weight": torch.tensor([float(e["weight"]) for e in examples])}
@@ -100,6 +124,8 @@ def loss(model: Any, batch: dict[str, torch.Tensor], verdict_ids: Sequence[int],
     logp = logits[:, :-1].log_softmax(-1)
     target = batch["labels"][:, 1:]
     mask = (target != -100).float()
+    if "loss_weight" in batch:
+        mask = mask * batch["loss_weight"][:, 1:]
     token_logp = logp.gather(-1, target.clamp(min=0)[..., None]).squeeze(-1)
     rows = torch.arange(len(target))
     verdict = logp[rows, batch["verdict_at"] - 1][:, list(verdict_ids)]  # (B, 2)
@@ -144,8 +170,7 @@ class GenRM:
         self.seed = seed
         self.critique = critique
         self.verdict_ids = label_ids(processor.tokenizer)
-        tok = processor.tokenizer
-        self.check_ids = [tok(f" {w}", add_special_tokens=False)["input_ids"][-1] for w in ("yes", "no")]
+        self.check_prefix, self.check_ids = check_tokens(processor.tokenizer)
 
     @torch.no_grad()
     def verdict_logps(self, images: Sequence[Image.Image], judge_texts: Sequence[str],
@@ -154,7 +179,7 @@ class GenRM:
         tok = self.processor.tokenizer
         seqs = [_prompt_ids(self.processor, im, jt) + _thought_ids(tok, th)
                 for im, jt, th in zip(images, judge_texts, thoughts)]
-        return self._last_logits(images, seqs).log_softmax(-1)[:, self.verdict_ids]
+        return self.next_logits(images, seqs).log_softmax(-1)[:, self.verdict_ids]
 
     @torch.no_grad()
     def scaffolded(self, images: Sequence[Image.Image], judge_texts: Sequence[str], a: Sequence[str],
@@ -172,8 +197,8 @@ class GenRM:
             if not open_:
                 break
             seqs = [prompts_ids[i] + tok(rm.critique_so_far(claims[i], checks[i]),
-                                         add_special_tokens=False)["input_ids"] for i in open_]
-            logits = self._last_logits([images[i] for i in open_], seqs)[:, self.check_ids]
+                                         add_special_tokens=False)["input_ids"] + self.check_prefix for i in open_]
+            logits = self.next_logits([images[i] for i in open_], seqs)[:, self.check_ids]
             if temperature > 0:
                 says_yes = torch.bernoulli(torch.softmax(logits / temperature, -1)[:, 0]).bool()
             else:
@@ -182,7 +207,7 @@ class GenRM:
                 checks[i].append(bool(y))
         return [rm.critique_so_far(c, ch) for c, ch in zip(claims, checks)]
 
-    def _last_logits(self, images: Sequence[Image.Image], seqs: Sequence[list[int]]) -> torch.Tensor:
+    def next_logits(self, images: Sequence[Image.Image], seqs: Sequence[list[int]]) -> torch.Tensor:
         """(N, V) next-token logits after each token sequence (one forward, left padded)."""
         tok = self.processor.tokenizer
         n = max(len(s) for s in seqs)

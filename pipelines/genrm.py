@@ -173,7 +173,7 @@ def train_loop(config: dict) -> None:
                                     local_shuffle_buffer_size=4096):
             ex = [genrm.example(processor, img(r.path), rm.judge_prompt(r.question, r.a, r.b), r.thought, r.label,
                                 grounding=json.loads(getattr(r, "grounding", "[]") or "[]") if weight > 0 else (),
-                                image_token_id=image_token_id)
+                                image_token_id=image_token_id, learn=config["learn"], no_weight=config["no_weight"])
                   for r in b.itertuples()]
             loss = genrm.loss(model, genrm.collate(ex, processor), verdict_ids, config["lam"], weight,
                               config["attn_layer"], config["attn_head"])
@@ -190,6 +190,7 @@ def train(cfg: GenRMConfig, base: str, rows: pd.DataFrame, out: Path, adapter: s
               # grounded attention in stage 1 only: stage 2 trains on sampled critiques
               "attn_weight": tr.attn_weight if adapter is None else 0.0,
               "attn_layer": cfg.stage0.attn_layer, "attn_head": cfg.stage0.attn_head,
+              "learn": tr.learn, "no_weight": tr.no_weight,
               "torch_threads": tr.torch_threads}
     train_common.fit(train_loop, config, rows.sample(frac=1.0, random_state=cfg.run.seed), out,
                      name=f"{cfg.run.name}-{out.parent.name}", num_workers=tr.num_workers,

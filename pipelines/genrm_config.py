@@ -72,6 +72,11 @@ class Train:
     # Grounded attention in stage 1: at each claim the expert-composed critique checks, the
     # head stage0.attn_layer / attn_head is trained to look at the expert's boxes (0 = off).
     attn_weight: float = 0.0
+    # What stage 1 learns of a critique: "all" its tokens, or only the "checks" (yes / no),
+    # the verdict and EOS (the scaffold hands the judge the claim text); no_weight: the loss
+    # weight of a "no" check
+    learn: str = "all"
+    no_weight: float = 1.0
     num_workers: int = 1
     cpus_per_worker: float = 1.0
     torch_threads: int = 2  # training runs alone on the 2 cores

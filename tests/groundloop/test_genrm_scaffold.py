@@ -41,3 +41,32 @@ def test_unknown_critique_mode_is_refused():
 
     with pytest.raises(ValueError, match="critique must be one of"):
         GenRM(*load_vlm("shapesworld/vlm"), critique="freeform")
+
+
+def test_checks_only_training_learns_the_checks_and_the_verdict(judge):
+    from groundloop import genrm
+
+    tok = judge.processor.tokenizer
+    a = rm.Checked(A, tuple(rm.claims_of(A)), (True, True, True, False))
+    b = rm.Checked(B, tuple(rm.claims_of(B)), (True, True))
+    image = world.render([world.SceneObject("square", "green", "large", (10, 30, 40, 60))], seed=0)
+    ex = genrm.example(judge.processor, image, rm.judge_prompt(prompts.BASE_PROMPT, A, B), rm.critique(a, b), "B",
+                       learn="checks", no_weight=4.0)
+    # this vocabulary spells " yes" / " no" as space, "y" / "n", "es" / "o": the deciding token is learned
+    learned = [tok.convert_ids_to_tokens(x) for x in ex["labels"] if x != -100]
+    assert learned == ["y", "y", "y", "n", "y", "y", "B", tok.eos_token]
+    weights = [w for w, x in zip(ex["loss_weight"], ex["labels"]) if x != -100]
+    assert weights == [1, 1, 1, 4.0, 1, 1, 1, 1]
+    batch = genrm.collate([ex], judge.processor)
+    assert genrm.loss(judge.model, batch, genrm.label_ids(tok), lam=1.0).item() > 0
+
+
+def test_check_tokens_split_yes_and_no_where_they_differ(judge):
+    from groundloop import genrm
+
+    tok = judge.processor.tokenizer
+    prefix, (yes, no) = genrm.check_tokens(tok)
+    for word, first in (("yes", yes), ("no", no)):
+        ids = tok(f" {word}", add_special_tokens=False)["input_ids"]
+        assert ids[:len(prefix)] == prefix and ids[len(prefix)] == first
+    assert yes != no and (judge.check_prefix, judge.check_ids) == (prefix, [yes, no])
