@@ -24,27 +24,24 @@ def build_example(processor: Any, image: Any, prompt_text: str, target: str) -> 
 
 def grounded_example(processor: Any, image: Any, prompt_text: str, target: str, phrase: str,
                      boxes: Any, image_token_id: int) -> dict[str, Any]:
-    """`build_example` plus what grounded attention needs (`groundloop.grounded_attention`):
-    `attn_query`, the last token of `phrase` in the prompt (after the image), and
-    `attn_target`, uniform over the image patches the boxes cover, or the first token when
-    there are none."""
+    """`build_example` plus what grounded attention needs (`groundloop.grounded_attention`),
+    one query: `attn_query` [the last token of `phrase` in the prompt, after the image] and
+    `attn_target` [uniform over the image patches the boxes cover, or the first token when
+    there are none]."""
     ex = build_example(processor, image, prompt_text, target)
     ids = ex["input_ids"]
-    start = ids.index(image_token_id)
-    n_image = sum(1 for i in ids if i == image_token_id)
-    grid = int(round(n_image ** 0.5))
-    if grid * grid != n_image:
-        raise ValueError(f"{n_image} image tokens are not a square patch grid")
+    start, grid = ga.image_grid(ids, image_token_id)
     phrase_ids = processor.tokenizer(f" {phrase}", add_special_tokens=False)["input_ids"]
     prompt_len = sum(1 for label in ex["labels"] if label == -100)
-    ex["attn_query"] = ga.phrase_end(ids[:prompt_len], phrase_ids, start + n_image)
-    ex["attn_target"] = ga.target(len(ids), start, ga.box_patches(boxes, grid))
+    ex["attn_query"] = [ga.phrase_end(ids[:prompt_len], phrase_ids, start + grid * grid)]
+    ex["attn_target"] = [ga.target(len(ids), start, ga.box_patches(boxes, grid))]
     return ex
 
 
 def collate(examples: list[dict[str, Any]], processor: Any) -> dict[str, torch.Tensor]:
-    """Right-padded batch with pixel values; padding is masked in attention and labels. With
-    `grounded_example`s, also `attn_query` (B,) and `attn_target` (B, T)."""
+    """Right-padded batch with pixel values; padding is masked in attention and labels. When
+    examples carry grounded-attention queries (lists `attn_query`, `attn_target`), every query
+    flattened: `attn_row` and `attn_query` (N,), `attn_target` (N, T)."""
     n = max(len(e["input_ids"]) for e in examples)
     pad = processor.tokenizer.pad_token_id
     ids = torch.full((len(examples), n), pad)
@@ -57,11 +54,12 @@ def collate(examples: list[dict[str, Any]], processor: Any) -> dict[str, torch.T
         mask[i, :L] = 1
     pixels = processor.image_processor(images=[e["image"] for e in examples], return_tensors="pt")
     out = {"input_ids": ids, "labels": labels, "attention_mask": mask, "pixel_values": pixels["pixel_values"]}
-    if all("attn_target" in e for e in examples):
-        out["attn_query"] = torch.tensor([e["attn_query"] for e in examples])
-        out["attn_target"] = torch.zeros(len(examples), n)
-        for i, e in enumerate(examples):
-            out["attn_target"][i, :len(e["attn_target"])] = e["attn_target"]
+    queries = [(i, q, t) for i, e in enumerate(examples)
+               for q, t in zip(e.get("attn_query", []), e.get("attn_target", []))]
+    if queries:
+        out["attn_row"] = torch.tensor([i for i, _, _ in queries])
+        out["attn_query"] = torch.tensor([q for _, q, _ in queries])
+        out["attn_target"] = torch.stack([torch.nn.functional.pad(t, (0, n - len(t))) for _, _, t in queries])
     return out
 
 
@@ -84,10 +82,16 @@ def grounded_loss(model: Any, batch: dict[str, torch.Tensor], weight: float, lay
     head `head` of LM layer `layer` when the batch carries targets (`grounded_example`). The
     model must run eager attention (`model.set_attn_implementation("eager")`) to return them."""
     batch = dict(batch)
-    query, targets = batch.pop("attn_query", None), batch.pop("attn_target", None)
+    rows, query, targets = (batch.pop(k, None) for k in ("attn_row", "attn_query", "attn_target"))
     if weight <= 0 or query is None:
         return model(**batch).loss
     out = model(**batch, output_attentions=True)
+    return out.loss + weight * attention_term(out, layer, head, query, targets, rows)
+
+
+def attention_term(out: Any, layer: int, head: int, query: torch.Tensor, targets: torch.Tensor,
+                   rows: torch.Tensor) -> torch.Tensor:
+    """Grounded attention's cross-entropy for a forward run with `output_attentions=True`."""
     if not out.attentions or out.attentions[layer] is None:
         raise ValueError("grounded attention needs attention weights: load the model with eager attention")
-    return out.loss + weight * ga.attention_loss(out.attentions[layer][:, head], query, targets)
+    return ga.attention_loss(out.attentions[layer][:, head], query, targets, rows=rows)

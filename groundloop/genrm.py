@@ -77,8 +77,7 @@ def example(processor: Any, image: Image.Image, judge_text: str, thought: str, l
     if grounding:
         if image_token_id is None:
             raise ValueError("grounding needs the model's image_token_id")
-        start, n_image = p.index(image_token_id), p.count(image_token_id)
-        grid = int(round(n_image ** 0.5))
+        start, grid = ga.image_grid(p, image_token_id)
         phrases = [tok(f" {phrase}", add_special_tokens=False)["input_ids"] for phrase, _ in grounding]
         ex["attn_query"] = ga.phrase_ends(ids[:len(p) + len(t)], phrases, start=len(p))
         ex["attn_target"] = [ga.target(len(ids), start, ga.box_patches(boxes, grid)) for _, boxes in grounding]
@@ -86,24 +85,14 @@ def example(processor: Any, image: Image.Image, judge_text: str, thought: str, l
 
 
 def collate(examples: Sequence[dict[str, Any]], processor: Any) -> dict[str, torch.Tensor]:
-    """`finetune.collate`'s right-padded batch plus each example's verdict position, correct
-    label index and BT weight; with grounded examples, every query flattened: `attn_row`,
-    `attn_query` (N,) and `attn_target` (N, T)."""
-    plain = [{k: v for k, v in e.items() if not k.startswith("attn_")} for e in examples]
-    out = finetune.collate(plain, processor) | {
+    """`finetune.collate`'s right-padded batch (with any grounded-attention queries) plus each
+    example's token loss weights, verdict position, correct label index and BT weight."""
+    return finetune.collate(list(examples), processor) | {
         "loss_weight": torch.nn.utils.rnn.pad_sequence(
             [torch.tensor(e.get("loss_weight", [1.0] * len(e["input_ids"]))) for e in examples], batch_first=True),
         "verdict_at": torch.tensor([e["verdict_at"] for e in examples]),
         "correct": torch.tensor([e["correct"] for e in examples]),
         "weight": torch.tensor([float(e["weight"]) for e in examples])}
-    queries = [(i, q, t) for i, e in enumerate(examples)
-               for q, t in zip(e.get("attn_query", []), e.get("attn_target", []))]
-    if queries:
-        T = out["input_ids"].shape[1]
-        out["attn_row"] = torch.tensor([i for i, _, _ in queries])
-        out["attn_query"] = torch.tensor([q for _, q, _ in queries])
-        out["attn_target"] = torch.stack([torch.nn.functional.pad(t, (0, T - len(t))) for _, _, t in queries])
-    return out
 
 
 def loss(model: Any, batch: dict[str, torch.Tensor], verdict_ids: Sequence[int], lam: float,
@@ -114,12 +103,8 @@ def loss(model: Any, batch: dict[str, torch.Tensor], verdict_ids: Sequence[int],
     grounded = attn_weight > 0 and "attn_query" in batch
     out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                 pixel_values=batch["pixel_values"], output_attentions=grounded)
-    extra = 0.0
-    if grounded:
-        if not out.attentions or out.attentions[attn_layer] is None:
-            raise ValueError("grounded attention needs attention weights: load the model with eager attention")
-        extra = attn_weight * ga.attention_loss(out.attentions[attn_layer][:, attn_head], batch["attn_query"],
-                                                batch["attn_target"], rows=batch["attn_row"])
+    extra = attn_weight * finetune.attention_term(out, attn_layer, attn_head, batch["attn_query"],
+                                                  batch["attn_target"], batch["attn_row"]) if grounded else 0.0
     logits = out.logits.float()
     logp = logits[:, :-1].log_softmax(-1)
     target = batch["labels"][:, 1:]

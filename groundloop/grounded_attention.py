@@ -34,6 +34,15 @@ def box_patches(boxes: Sequence[Box], grid: int) -> list[int]:
     return sorted(out)
 
 
+def image_grid(ids: Sequence[int], image_token_id: int) -> tuple[int, int]:
+    """(index of the first image token, side of the square patch grid) of a token sequence."""
+    start, n = list(ids).index(image_token_id), list(ids).count(image_token_id)
+    grid = int(round(n ** 0.5))
+    if grid * grid != n:
+        raise ValueError(f"{n} image tokens are not a square patch grid")
+    return start, grid
+
+
 def phrase_end(ids: Sequence[int], phrase: Sequence[int], start: int = 0) -> int:
     """Index of the last token of the last occurrence of `phrase` in `ids[start:]`."""
     n = len(phrase)

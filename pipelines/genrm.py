@@ -140,9 +140,9 @@ def verify_loop(config: dict) -> None:
     train_common.report(model, losses, processor)
 
 
-def train_verify(cfg: GenRMConfig, rows: pd.DataFrame, out: Path) -> Path:
+def train_verify(cfg: GenRMConfig, base: str, rows: pd.DataFrame, out: Path) -> Path:
     s0, tr = cfg.stage0, cfg.train
-    config = {"model": cfg.model.vlm, "lr": s0.lr, "steps": s0.steps, "batch_size": s0.batch_size,
+    config = {"model": base, "lr": s0.lr, "steps": s0.steps, "batch_size": s0.batch_size,
               "attn_weight": s0.attn_weight, "attn_layer": s0.attn_layer, "attn_head": s0.attn_head,
               "seed": cfg.run.seed, "torch_threads": tr.torch_threads}
     train_common.fit(verify_loop, config, rows, out, name=f"{cfg.run.name}-stage0", num_workers=1,
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> dict:
                                  "with data.responses_from=<that file>")
             rows0 = verify_rows(samples, cfg.run.seed)
             print(f"stage 0: {len(rows0)} yes/no claim questions", flush=True)
-            train_verify(cfg, rows0, stage0)
+            train_verify(cfg, base, rows0, stage0)
         base = str(stage0)
         timings["stage0_s"] = time.time() - t
     rounds = []

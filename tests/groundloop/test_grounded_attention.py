@@ -57,12 +57,12 @@ def test_grounded_example_points_at_the_phrase_and_its_patches():
     ex = finetune.grounded_example(processor, image, q, "Yes.", "red circle", [(0.0, 0.0, 0.2, 0.2)],
                                    model.config.image_token_id)
     tok = processor.tokenizer
-    assert tok.convert_ids_to_tokens(ex["input_ids"][ex["attn_query"]]).strip("Ġ") == "circle"
+    assert tok.convert_ids_to_tokens(ex["input_ids"][ex["attn_query"][0]]).strip("Ġ") == "circle"
     start = ex["input_ids"].index(model.config.image_token_id)
     # 8 x 8 patches of 12 px: a 19 px box covers the top-left 2 x 2
-    assert torch.nonzero(ex["attn_target"]).flatten().tolist() == [start, start + 1, start + 8, start + 9]
+    assert torch.nonzero(ex["attn_target"][0]).flatten().tolist() == [start, start + 1, start + 8, start + 9]
     absent = finetune.grounded_example(processor, image, q, "No.", "red circle", [], model.config.image_token_id)
-    assert absent["attn_target"][0] == 1.0
+    assert absent["attn_target"][0][0] == 1.0
 
     model.set_attn_implementation("eager")
     batch = finetune.collate([ex, absent], processor)
