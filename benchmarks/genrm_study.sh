@@ -12,22 +12,23 @@ out=benchmarks/results/genrm
 mkdir -p "$out" logs
 [ -d data/genrm_train ] || $py -m groundloop.worlds.shapes generate --out data/genrm_train --split val --n 2500 --seed 13
 [ -d data/shapes/test ] || $py -m groundloop.worlds.shapes generate --out data/shapes/test --split test --n 200 --seed 0
-steps=${STEPS:-main nostage0 bon self description noise}
-# Baselines and noise runs: stage 1 only, no stage 0, on the recipe run's responses; compare
-# them with genrm_nostage0's stage 1.
-reuse="data.responses_from=runs/genrm_shapes/samples.parquet stage2.rounds=0 stage0.steps=0"
+steps=${STEPS:-main bon self description noise}
+# Baselines and noise runs re-judge the recipe run's responses and stop after stage 1; compare
+# them with the recipe run's round 0. Each trains its own stage 0 on its own labels (the
+# self-labelled baseline has no expert, so no boxes for grounded attention), except the
+# description baseline, which changes only the chain of thought and shares the recipe's stage 0.
+reuse="data.responses_from=runs/genrm_shapes/samples.parquet stage2.rounds=0"
 for step in $steps; do
   case $step in
     main) $py pipelines/genrm.py --config configs/genrm_shapes.yaml --out runs/genrm_shapes/shipped 2>&1 \
             | tee logs/genrm_shapes.log ;;
-    nostage0) $py pipelines/genrm.py --config configs/genrm_shapes.yaml run.name=genrm_nostage0 stage0.steps=0 \
-                data.responses_from=runs/genrm_shapes/samples.parquet 2>&1 | tee logs/genrm_nostage0.log ;;
-    bon) $py benchmarks/genrm_best_of_n.py --reward-model runs/genrm_nostage0/round2/adapter \
+    bon) $py benchmarks/genrm_best_of_n.py --reward-model runs/genrm_shapes/shipped \
            --data data/shapes/test --n-images 100 --n 16 --out $out/best_of_16.json 2>&1 | tee logs/genrm_bon.log ;;
-    self) $py pipelines/genrm.py --config configs/genrm_shapes.yaml run.name=genrm_self pairs.labeler=self $reuse \
-            2>&1 | tee logs/genrm_self.log ;;
+    self) $py pipelines/genrm.py --config configs/genrm_shapes.yaml run.name=genrm_self pairs.labeler=self \
+            stage0.attn_weight=0 $reuse 2>&1 | tee logs/genrm_self.log ;;
     description) $py pipelines/genrm.py --config configs/genrm_shapes.yaml run.name=genrm_description \
-                   pairs.thought=description sampling.critique=free $reuse 2>&1 | tee logs/genrm_description.log ;;
+                   pairs.thought=description sampling.critique=free train.learn=all \
+                   stage0.vlm_from=runs/genrm_shapes/stage0/vlm $reuse 2>&1 | tee logs/genrm_description.log ;;
     noise) for r in ${NOISE:-0.2 0.4}; do
              $py pipelines/genrm.py --config configs/genrm_shapes.yaml run.name=genrm_noise_$r \
                pairs.miss_rate=$r pairs.false_alarm_rate=$r $reuse 2>&1 | tee logs/genrm_noise_$r.log

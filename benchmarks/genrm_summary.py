@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 CATS = ("hallucination", "attribute", "reasoning", "general", "overall")
+STUDY = ("genrm_shapes", "genrm_self", "genrm_description", "genrm_noise_*")  # benchmarks/genrm_study.sh
 
 
 def picks_a(round_dir: Path) -> float | None:
@@ -30,13 +31,14 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/genrm"))
     a = p.parse_args()
     rows = []
-    for rep_file in sorted(a.runs.glob("genrm_*/report.json")):
+    for rep_file in [f for pattern in STUDY for f in sorted(a.runs.glob(f"{pattern}/report.json"))]:
         rep = json.loads(rep_file.read_text())
         cfg = json.loads((rep_file.parent / "config.json").read_text())
         for r in rep["rounds"]:
             rows.append({"run": rep_file.parent.name, "round": r["round"], "labeler": cfg["pairs"]["labeler"],
                          "thought": cfg["pairs"]["thought"], "noise": cfg["pairs"]["miss_rate"],
                          "stage0": cfg.get("stage0", {}).get("steps", 0),
+                         "critique": cfg["sampling"].get("critique", "free"),
                          "n_pairs": rep["n_pairs"], **{c: r["bench"].get(c) for c in CATS},
                          "written_verdict": r["bench"].get("written_verdict_overall"),
                          "picks_a": r["bench"].get("picks_a", picks_a(rep_file.parent / f"round{r['round']}")),
@@ -47,17 +49,18 @@ def main() -> None:
     if bon.exists():
         summary["best_of_16"] = json.loads(bon.read_text())
     (a.out / "summary.json").write_text(json.dumps(summary, indent=1))
-    lines = ["| run | stage-0 steps | round | labeler | thought | expert noise | pairs | " + " | ".join(CATS)
-             + " | picks A |", "|" + "---|" * (8 + len(CATS))]
+    lines = ["| run | stage-0 steps | round | labeler | thought | critique | expert noise | pairs | "
+             + " | ".join(CATS) + " | picks A |", "|" + "---|" * (9 + len(CATS))]
     for r in rows:
-        lines.append(f"| {r['run']} | {r['stage0']} | {r['round']} | {r['labeler']} | {r['thought']} | {r['noise']} "
+        lines.append(f"| {r['run']} | {r['stage0']} | {r['round']} | {r['labeler']} | {r['thought']} | {r['critique']} "
+                     f"| {r['noise']} "
                      f"| {r['n_pairs']} | "
                      + " | ".join(f"{r[c]:.3f}" if r[c] is not None else "-" for c in CATS)
                      + f" | {r['picks_a']:.2f} |")
     (a.out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     noise = sorted((r["noise"], r["hallucination"], r["overall"]) for r in rows
-                   if r["round"] == 0 and r["stage0"] == 0 and r["labeler"] == "expert" and r["thought"] == "critique")
+                   if r["round"] == 0 and (r["run"] == "genrm_shapes" or r["run"].startswith("genrm_noise_")))
     if len(noise) > 1:
         import matplotlib
 

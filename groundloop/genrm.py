@@ -8,7 +8,8 @@ A judgement is the chat: user = image + `judge_prompt(question, A, B)`, assistan
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,14 @@ def check_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
     return yes[:k], [yes[k], no[k]]
 
 
+def answer_ids(tokenizer: Any) -> list[int]:
+    """The ids that decide a yes/no question's answer: the first tokens of "Yes." and "No."."""
+    yes, no = (tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in ("Yes.", "No."))
+    if yes == no:
+        raise ValueError("'Yes.' and 'No.' start with the same token for this tokenizer")
+    return [yes, no]
+
+
 def _prompt_ids(processor: Any, image: Image.Image, judge_text: str) -> list[int]:
     chat = processor.apply_chat_template(prompts.messages(judge_text), add_generation_prompt=True)
     return list(processor(images=[image], text=[chat], add_special_tokens=False)["input_ids"][0])
@@ -43,6 +52,9 @@ def _prompt_ids(processor: Any, image: Image.Image, judge_text: str) -> list[int
 
 def _thought_ids(tokenizer: Any, thought: str) -> list[int]:
     return tokenizer(f"{thought} {rm.VERDICT} ".lstrip(), add_special_tokens=False)["input_ids"]
+
+
+LEARN = ("all", "checks", "verdict")
 
 
 def example(processor: Any, image: Image.Image, judge_text: str, thought: str, label: str,
@@ -55,9 +67,10 @@ def example(processor: Any, image: Image.Image, judge_text: str, thought: str, l
     thought, and `attn_target`, its patches (or the first token when the expert found none).
     learn="checks" (for scaffolded critiques, whose claim text the judge is given): only the
     "yes"/"no" checks, the verdict and EOS are learned; `loss_weight` puts `no_weight` on each
-    "no" check (false claims are a small minority of the checks)."""
-    if learn not in ("all", "checks"):
-        raise ValueError(f"learn must be 'all' or 'checks', got {learn!r}")
+    "no" check (false claims are a small minority of the checks). learn="verdict" (for
+    factored critiques, whose checks are answered outside the judgement): the verdict and EOS."""
+    if learn not in LEARN:
+        raise ValueError(f"learn must be one of {LEARN}, got {learn!r}")
     tok = processor.tokenizer
     p = _prompt_ids(processor, image, judge_text)
     t = _thought_ids(tok, thought)
@@ -69,8 +82,9 @@ def example(processor: Any, image: Image.Image, judge_text: str, thought: str, l
     n = len(prefix)
     decides = {i for i in range(len(p) + n, len(p) + len(t))
                if ids[i] in (yes_id, no_id) and ids[i - n:i] == prefix}
-    if learn == "checks":
-        labels = [x if i >= len(p) + len(t) or i in decides else -100 for i, x in enumerate(labels)]
+    if learn != "all":
+        labels = [x if i >= len(p) + len(t) or (learn == "checks" and i in decides) else -100
+                  for i, x in enumerate(labels)]
     ex = {"input_ids": ids, "labels": labels, "image": image,
           "verdict_at": len(p) + len(t), "correct": rm.LABELS.index(label), "weight": weight,
           "loss_weight": [no_weight if i in decides and x == no_id else 1.0 for i, x in enumerate(ids)]}
@@ -132,17 +146,25 @@ class Judgement:
         return float(rm.preference(torch.tensor(self.logp_a), torch.tensor(self.logp_b)))
 
 
-CRITIQUES = ("free", "scaffold")
+CRITIQUES = ("free", "scaffold", "factored")
 
 
 class GenRM:
     """A VLM (with its reward-model adapter) that judges pairs of responses.
 
-    critique="free": the model writes the whole critique. critique="scaffold": the claims
-    to check are read off the two responses by `rm.claims_of` (text parsing, no vision), and
-    the model writes every check ("yes" / "no", greedy or sampled between the two) and the
-    verdict; the critique then has exactly the trained format, which a small VLM does not
-    reliably copy out of a long prompt on its own.
+    How the critique is written (`critique`):
+      free      the model writes the whole critique.
+      scaffold  the claims to check are read off the two responses by `rm.claims_of` (text
+                parsing, no vision), and the model writes every check ("yes" / "no", greedy or
+                sampled between the two) inside the judgement, then the verdict.
+      factored  the same claims, but each check is the model's answer to the claim's own
+                yes/no question about the image (`rm.check_question`), asked with neither
+                response in sight (the factored checks of Chain-of-Verification): a claim both
+                responses make gets one answer, and a check cannot copy the response's
+                confidence. The answers are written into the critique and the model, in the
+                full judgement, writes the verdict. The questions are answered by the base
+                VLM (stage 0 trains it on the expert's answers to exactly these questions);
+                the adapter is switched off for them, so it only learns to judge.
     """
 
     def __init__(self, model: Any, processor: Any, max_new_tokens: int = 200, seed: int | None = None,
@@ -156,6 +178,7 @@ class GenRM:
         self.critique = critique
         self.verdict_ids = label_ids(processor.tokenizer)
         self.check_prefix, self.check_ids = check_tokens(processor.tokenizer)
+        self.answer_ids = answer_ids(processor.tokenizer)
 
     @torch.no_grad()
     def verdict_logps(self, images: Sequence[Image.Image], judge_texts: Sequence[str],
@@ -191,6 +214,43 @@ class GenRM:
             for i, y in zip(open_, says_yes.tolist()):
                 checks[i].append(bool(y))
         return [rm.critique_so_far(c, ch) for c, ch in zip(claims, checks)]
+
+    @contextlib.contextmanager
+    def _base_model(self) -> Iterator[None]:
+        """The VLM without the reward-model adapter (a no-op for a model without one)."""
+        if hasattr(self.model, "disable_adapter"):
+            with self.model.disable_adapter():
+                yield
+        else:
+            yield
+
+    @torch.no_grad()
+    def check(self, images: Sequence[Image.Image], claims: Sequence[str], temperature: float = 0.0,
+              batch_size: int = 64) -> list[bool]:
+        """The base VLM's answer to each claim's yes/no question about its image: "Yes" beats
+        "No" (greedy), or drawn from their softmax at `temperature`."""
+        out: list[bool] = []
+        with self._base_model():
+            for s in range(0, len(claims), batch_size):
+                ims = list(images[s:s + batch_size])
+                seqs = [_prompt_ids(self.processor, im, rm.check_question(c))
+                        for im, c in zip(ims, claims[s:s + batch_size])]
+                logits = self.next_logits(ims, seqs)[:, self.answer_ids]
+                if temperature > 0:
+                    out += torch.bernoulli(torch.softmax(logits / temperature, -1)[:, 0]).bool().tolist()
+                else:
+                    out += (logits[:, 0] >= logits[:, 1]).tolist()
+        return out
+
+    def factored(self, images: Sequence[Image.Image], a: Sequence[str], b: Sequence[str],
+                 temperature: float = 0.0) -> list[str]:
+        """Critiques from factored checks: every distinct (image, claim) is asked once."""
+        if self.seed is not None:
+            torch.manual_seed(self.seed)
+        claims = [[[c.text for c in rm.claims_of(x)] for x in pair] for pair in zip(a, b)]
+        asked = list(dict.fromkeys((i, t) for i, c in enumerate(claims) for side in c for t in side))
+        answers = dict(zip(asked, self.check([images[i] for i, _ in asked], [t for _, t in asked], temperature)))
+        return [rm.critique_so_far(c, [answers[i, t] for side in c for t in side]) for i, c in enumerate(claims)]
 
     def next_logits(self, images: Sequence[Image.Image], seqs: Sequence[list[int]]) -> torch.Tensor:
         """(N, V) next-token logits after each token sequence (one forward, left padded)."""
@@ -237,11 +297,13 @@ class GenRM:
                                                                   a[s:s + batch_size], b[s:s + batch_size])]
             if self.critique == "scaffold":
                 thoughts = self.scaffolded(ims, texts, a[s:s + batch_size], b[s:s + batch_size], temperature)
+            elif self.critique == "factored":
+                thoughts = self.factored(ims, a[s:s + batch_size], b[s:s + batch_size], temperature)
             else:
                 written = self.write(ims, texts, temperature)
                 thoughts = [rm.thought_of(w) for w in written]
             lp = self.verdict_logps(ims, texts, thoughts)
-            if self.critique == "scaffold":  # the verdict the model writes: the likelier label
+            if self.critique != "free":  # the verdict the model writes: the likelier label
                 written = [rm.with_verdict(th, rm.LABELS[int(y > x)]) for th, (x, y) in zip(thoughts, lp.tolist())]
             out += [Judgement(w, th, rm.parse_verdict(w), float(x), float(y))
                     for w, th, (x, y) in zip(written, thoughts, lp.tolist())]

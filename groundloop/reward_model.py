@@ -73,6 +73,14 @@ def look_phrase(claim: Claim) -> str:
     return " ".join(w for w in claim.phrase.split() if w not in world.SIZES)
 
 
+def check_question(claim_text: str) -> str:
+    """The yes/no question that checks one claim on its own (a factored check): "Is there a
+    small red circle in the image?", "Are there exactly two circles in the image?"."""
+    if claim_text.split()[0] in world.NUMBER_WORDS:
+        return f"Are there exactly {claim_text} in the image?"
+    return f"Is there a {claim_text} in the image?"
+
+
 def expert_queries(claims: Sequence[Claim]) -> list[str]:
     """Phrases to ask the detector: each object phrase, the bare shape of each count, and
     what to look at for each claim (`look_phrase`)."""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from groundloop import prompts  # noqa: E402
+from groundloop import genrm, prompts  # noqa: E402
 from groundloop import reward_bench as rb  # noqa: E402
 from groundloop.data.coco import DataError, load_dataset, load_image  # noqa: E402
 from groundloop.data.vlrewardbench import load_vlrewardbench  # noqa: E402
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-new-tokens", type=int, default=200)
-    p.add_argument("--critique", choices=["free", "scaffold"],
+    p.add_argument("--critique", choices=list(genrm.CRITIQUES),
                    help="how the judge writes its critique (default: its recipe's sampling.critique, else free)")
     p.add_argument("--both-orders", action="store_true",
                    help="judge every pair as (A, B) and as (B, A) and average: a judge that only prefers a "

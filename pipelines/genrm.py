@@ -96,21 +96,35 @@ def make_pairs(cfg: GenRMConfig, samples: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["image_id", "path", "question", "a", "b", "label", "thought", "grounding"])
 
 
+def self_labelled(samples: pd.DataFrame) -> pd.DataFrame:
+    """The samples with the VLM's own belief (`rm.self_checks`, per image) in place of the
+    expert's verdicts, and without the expert's boxes: what the baseline without a vision
+    expert trains on, stage 0 included."""
+    holds: dict[object, list[bool]] = {}
+    for _, g in samples.groupby("image_id", sort=False):
+        for idx, checked in zip(g.index, rm.self_checks(list(g["response"]))):
+            holds[idx] = list(checked.holds)
+    return samples.assign(holds=[holds[i] for i in samples.index]).drop(columns=["boxes"], errors="ignore")
+
+
 def verify_rows(samples: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """Stage 0's examples: every object claim the expert checked, as a yes/no question, with
-    as many "No." as "Yes." rows (the expert's evidence, no critique), and where the expert
-    found the object (normalized xyxy boxes; none for a refuted claim) for grounded attention."""
-    rows = {True: [], False: []}
+    """Stage 0's examples: every claim the expert checked, as its yes/no question
+    (`rm.check_question`), with as many "No." as "Yes." rows per kind (object claims, count
+    claims), and where the expert found what the claim is about (`rm.claim_boxes`:
+    normalized xyxy boxes; none for an object it did not find) for grounded attention."""
+    rows: dict[tuple[bool, bool], list[dict]] = {(k, h): [] for k in (False, True) for h in (False, True)}
     boxes_of = samples["boxes"] if "boxes" in samples else [[[]] * len(c) for c in samples["claims"]]
     for path, claims, holds, boxes in zip(samples["path"], samples["claims"], samples["holds"], boxes_of):
         for c, h, bx in zip(claims, holds, boxes):
-            if c.split()[0] not in world.NUMBER_WORDS:  # object claims only, not counts
-                rows[bool(h)].append({"path": path, "question": prompts.yes_no_question(c), "phrase": c,
-                                      "answer": "Yes." if h else "No.",
-                                      "boxes": [list(map(float, b)) for b in bx] if h else []})
-    n = min(len(rows[True]), len(rows[False]))
+            is_count = c.split()[0] in world.NUMBER_WORDS
+            rows[is_count, bool(h)].append({"path": path, "question": rm.check_question(c), "phrase": c,
+                                            "answer": "Yes." if h else "No.",
+                                            "boxes": [list(map(float, b)) for b in bx]})
     rng = random.Random(seed)
-    out = rng.sample(rows[True], n) + rng.sample(rows[False], n)
+    out = []
+    for is_count in (False, True):
+        n = min(len(rows[is_count, True]), len(rows[is_count, False]))
+        out += rng.sample(rows[is_count, True], n) + rng.sample(rows[is_count, False], n)
     rng.shuffle(out)
     return pd.DataFrame(out, columns=["path", "question", "phrase", "answer", "boxes"])
 
@@ -334,12 +348,16 @@ def main(argv: list[str] | None = None) -> dict:
     if cfg.stage0.steps > 0:
         t = time.time()
         stage0 = run_dir / "stage0" / "vlm"
+        if cfg.stage0.vlm_from and not (stage0 / "config.json").exists():
+            shutil.copytree(Path(cfg.stage0.vlm_from).resolve(), stage0)  # an earlier run's stage 0
         if not (stage0 / "config.json").exists():  # else resume
-            if cfg.stage0.attn_weight > 0 and "boxes" not in samples:
-                raise ValueError(f"{run_dir / 'samples.parquet'} has no expert boxes (made before grounded "
-                                 "attention): set stage0.attn_weight=0, or re-check the responses in a new run "
-                                 "with data.responses_from=<that file>")
-            rows0 = verify_rows(samples, cfg.run.seed)
+            labelled = samples if cfg.pairs.labeler == "expert" else self_labelled(samples)
+            if cfg.stage0.attn_weight > 0 and "boxes" not in labelled:
+                raise ValueError(f"stage 0's grounded attention needs the expert's boxes, and {run_dir / 'samples.parquet'}"
+                                 " has none (made before grounded attention), or pairs.labeler=self (no expert): set "
+                                 "stage0.attn_weight=0, or re-check the responses in a new run with "
+                                 "data.responses_from=<that file>")
+            rows0 = verify_rows(labelled, cfg.run.seed)
             print(f"stage 0: {len(rows0)} yes/no claim questions", flush=True)
             train_verify(cfg, base, rows0, stage0)
         base = str(stage0)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+CRITIQUES = ("free", "scaffold", "factored")  # groundloop.genrm.CRITIQUES (kept import-light here)
+
 FINETUNE_MODULES = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 
 
@@ -38,8 +40,10 @@ class Sampling:
     top_p: float = 0.95
     max_new_tokens: int = 128
     judge_max_new_tokens: int = 200  # a critique of two 6-object captions is ~140 tokens
-    # How the reward model writes its critique when judging: "free" (all of it) or "scaffold"
-    # (the claims come from parsing the responses; the model writes each check and the verdict)
+    # How the reward model writes its critique when judging (groundloop.genrm.GenRM): "free"
+    # (all of it), "scaffold" (the claims come from parsing the responses; the model writes
+    # each check inside the judgement, then the verdict) or "factored" (the same claims, each
+    # checked by its own yes/no question about the image, then the verdict)
     critique: str = "free"
 
 
@@ -72,9 +76,10 @@ class Train:
     # Grounded attention in stage 1: at each claim the expert-composed critique checks, the
     # head stage0.attn_layer / attn_head is trained to look at the expert's boxes (0 = off).
     attn_weight: float = 0.0
-    # What stage 1 learns of a critique: "all" its tokens, or only the "checks" (yes / no),
-    # the verdict and EOS (the scaffold hands the judge the claim text); no_weight: the loss
-    # weight of a "no" check
+    # What stage 1 learns of a critique: "all" its tokens; only the "checks" (yes / no), the
+    # verdict and EOS (the scaffold hands the judge the claim text); or only the "verdict" and
+    # EOS (factored critiques are answered outside the judgement); no_weight: the loss weight
+    # of a "no" check
     learn: str = "all"
     no_weight: float = 1.0
     num_workers: int = 1
@@ -96,6 +101,10 @@ class Stage0:
     attn_weight: float = 0.0
     attn_layer: int = 1
     attn_head: int = 0
+    # A stage-0 VLM folder from an earlier run on the same responses (e.g. runs/x/stage0/vlm):
+    # copied instead of trained, so a variant that changes only stage 1 (pairs.thought=description)
+    # shares the recipe run's verifier. Empty: train stage 0 here.
+    vlm_from: str = ""
 
 
 @dataclass(frozen=True)
@@ -140,10 +149,13 @@ class GenRMConfig:
             raise ValueError(f"pairs.labeler must be 'expert' or 'self', got {self.pairs.labeler!r}")
         if self.pairs.thought not in ("critique", "description"):
             raise ValueError(f"pairs.thought must be 'critique' or 'description', got {self.pairs.thought!r}")
-        if self.sampling.critique not in ("free", "scaffold"):
-            raise ValueError(f"sampling.critique must be 'free' or 'scaffold', got {self.sampling.critique!r}")
-        if self.sampling.critique == "scaffold" and self.pairs.thought != "critique":
-            raise ValueError("sampling.critique=scaffold writes critiques: it needs pairs.thought=critique")
+        if self.train.learn not in ("all", "checks", "verdict"):  # groundloop.genrm.LEARN
+            raise ValueError(f"train.learn must be 'all', 'checks' or 'verdict', got {self.train.learn!r}")
+        if self.sampling.critique not in CRITIQUES:
+            raise ValueError(f"sampling.critique must be one of {CRITIQUES}, got {self.sampling.critique!r}")
+        if self.sampling.critique != "free" and self.pairs.thought != "critique":
+            raise ValueError(f"sampling.critique={self.sampling.critique} writes critiques: it needs "
+                             "pairs.thought=critique")
         for name in ("miss_rate", "false_alarm_rate"):
             if not 0 <= getattr(self.pairs, name) <= 1:
                 raise ValueError(f"pairs.{name} must lie in [0, 1]")

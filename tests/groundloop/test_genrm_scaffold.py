@@ -70,3 +70,58 @@ def test_check_tokens_split_yes_and_no_where_they_differ(judge):
         ids = tok(f" {word}", add_special_tokens=False)["input_ids"]
         assert ids[:len(prefix)] == prefix and ids[len(prefix)] == first
     assert yes != no and (judge.check_prefix, judge.check_ids) == (prefix, [yes, no])
+
+
+@pytest.fixture(scope="module")
+def factored():
+    from groundloop.genrm import GenRM
+    from groundloop.models import load_vlm
+
+    return GenRM(*load_vlm("shapesworld/vlm"), critique="factored", seed=0)
+
+
+def test_factored_critique_answers_each_claim_once_by_its_own_question(factored):
+    # B repeats three of A's claims; each gets one answer, written in both halves of the critique
+    b = "In the image, there are two objects, one square and one cross. A large green square is at the left. " \
+        "A small blue cross is at the right."
+    image = world.render([world.SceneObject("square", "green", "large", (10, 30, 40, 60))], seed=0)
+    (j,) = factored.judge([image], [prompts.BASE_PROMPT], [A], [b])
+    claims = [[c.text for c in rm.claims_of(x)] for x in (A, b)]
+    checks = [w == "yes" for w in re.findall(r" (yes|no)(?=[;.])", j.thought)]
+    assert j.thought == rm.critique_so_far(claims, checks) and len(checks) == 8
+    said = dict(zip(claims[0] + claims[1], checks))
+    assert all(said[c] == checks[len(claims[0]) + i] for i, c in enumerate(claims[1]))
+    # and the answer is the model's reply to the claim's yes/no question about this image
+    assert factored.check([image] * len(said), list(said)) == list(said.values())
+    assert (j.verdict == "A") == (j.logp_a >= j.logp_b)
+
+
+def test_factored_checks_come_from_the_base_vlm_not_the_adapter():
+    import torch
+
+    from groundloop.finetune import add_lora
+    from groundloop.genrm import GenRM
+    from groundloop.models import load_vlm
+    from pipelines.genrm_config import Lora
+
+    model, processor = load_vlm("shapesworld/vlm")
+    image = world.render([world.SceneObject("circle", "red", "small", (50, 20, 70, 40))], seed=1)
+    claims = ["small red circle", "large blue square", "one circle", "two squares", "green cross"]
+    plain = GenRM(model, processor, critique="factored")
+    base_says = plain.check([image] * len(claims), claims)
+    seqs = [genrm_prompt(processor, image, c) for c in claims]
+    base_logits = plain.next_logits([image] * len(claims), seqs)
+    lora = add_lora(load_vlm("shapesworld/vlm")[0], 8, 16, 0.0, Lora().target_modules)
+    with torch.no_grad():  # an adapter far from zero: it changes what the model would answer
+        for name, p in lora.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(0))
+    judge = GenRM(lora, processor, critique="factored")
+    assert not torch.allclose(judge.next_logits([image] * len(claims), seqs), base_logits, atol=1e-2)
+    assert judge.check([image] * len(claims), claims) == base_says
+
+
+def genrm_prompt(processor, image, claim):
+    from groundloop import genrm
+
+    return genrm._prompt_ids(processor, image, rm.check_question(claim))

@@ -40,6 +40,12 @@ def test_claims_cover_objects_with_size_and_the_count_sentence():
                                          "red circle", "blue square"]
 
 
+def test_each_claim_has_its_own_yes_no_question():
+    claims = [c.text for c in rm.claims_of("There are two objects, two circles. A small red circle is at the top.")]
+    assert [rm.check_question(c) for c in claims] == ["Is there a small red circle in the image?",
+                                                      "Are there exactly two circles in the image?"]
+
+
 def test_claim_boxes_point_at_the_object_whatever_the_claimed_size():
     claims = rm.claims_of("A large red circle is at the top. A green cross is at the left. There are two circles.")
     red = Detection("red circle", (0.1, 0.1, 0.3, 0.3), 0.9)

@@ -66,3 +66,44 @@ def test_genrm_pairs_rounds_and_bench(ray_cluster, tmp_path):
     again = genrm.main(args)
     assert ((run / "samples.parquet").stat().st_mtime, adapter_file.stat().st_mtime) == stamp
     assert again["n_pairs"] == report["n_pairs"] and again["rounds"][1]["stats"] == report["rounds"][1]["stats"]
+
+
+def test_stage0_questions_are_balanced_per_kind_and_carry_the_experts_boxes():
+    from pipelines.genrm import verify_rows
+
+    box = [0.1, 0.1, 0.3, 0.3]
+    samples = pd.DataFrame({
+        "path": ["i0.png", "i1.png"],
+        "claims": [["small red circle", "large blue square", "green cross", "two circles"],
+                   ["small red circle", "one circle", "three squares", "one cross"]],
+        "holds": [[True, False, True, True], [False, True, False, False]],
+        # a wrong-size claim still has the object's boxes (what the expert found for "red circle")
+        "boxes": [[[box], [], [box], [box, box]], [[box], [box], [], [box]]]})
+    rows = verify_rows(samples, seed=0)
+    counts = rows[rows["question"].str.startswith("Are there exactly")]
+    objects = rows[rows["question"].str.startswith("Is there a")]
+    assert len(rows) == len(counts) + len(objects) == 4 + 4
+    for part in (counts, objects):
+        assert (part["answer"] == "Yes.").sum() == (part["answer"] == "No.").sum() == 2
+    wrong_size = rows[(rows["path"] == "i1.png") & (rows["phrase"] == "small red circle")]
+    assert list(wrong_size["answer"]) == ["No."] and wrong_size["boxes"].iloc[0] == [box]
+
+
+def test_baseline_without_the_expert_labels_stage0_by_the_models_own_majority():
+    from pipelines.genrm import self_labelled, verify_rows
+
+    said = ["In the image, there is one object, one circle. A small red circle is at the top.",
+            "In the image, there is one object, one circle. A small red circle is at the left.",
+            "In the image, there is one object, one square. A large blue square is at the top."]
+    samples = pd.DataFrame({"image_id": [0, 0, 0], "path": ["i.png"] * 3, "response": said,
+                            "claims": [[c.text for c in rm.claims_of(r)] for r in said],
+                            # the expert says the opposite; the baseline must not see it
+                            "holds": [[False, False], [False, False], [True, True]],
+                            "boxes": [[[], []], [[], []], [[[0, 0, 1, 1]], [[0, 0, 1, 1]]]]})
+    labelled = self_labelled(samples)
+    assert [list(h) for h in labelled["holds"]] == [[True, True], [True, True], [False, False]]
+    assert "boxes" not in labelled
+    rows = verify_rows(labelled, seed=0)
+    truth = {"Is there a small red circle in the image?": "Yes.", "Is there a large blue square in the image?": "No.",
+             "Are there exactly one circle in the image?": "Yes.", "Are there exactly one square in the image?": "No."}
+    assert set(zip(rows["question"], rows["answer"])) <= set(truth.items()) and len(rows) == 4
