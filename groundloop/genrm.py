@@ -168,7 +168,7 @@ class GenRM:
     """
 
     def __init__(self, model: Any, processor: Any, max_new_tokens: int = 200, seed: int | None = None,
-                 critique: str = "free") -> None:
+                 critique: str = "free", check_threshold: float = 0.0) -> None:
         if critique not in CRITIQUES:
             raise ValueError(f"critique must be one of {CRITIQUES}, got {critique!r}")
         self.model = model.eval()
@@ -179,6 +179,7 @@ class GenRM:
         self.verdict_ids = label_ids(processor.tokenizer)
         self.check_prefix, self.check_ids = check_tokens(processor.tokenizer)
         self.answer_ids = answer_ids(processor.tokenizer)
+        self.check_threshold = check_threshold  # factored checks: "yes" when the margin reaches it
 
     @torch.no_grad()
     def verdict_logps(self, images: Sequence[Image.Image], judge_texts: Sequence[str],
@@ -225,22 +226,26 @@ class GenRM:
             yield
 
     @torch.no_grad()
-    def check(self, images: Sequence[Image.Image], claims: Sequence[str], temperature: float = 0.0,
-              batch_size: int = 64) -> list[bool]:
-        """The base VLM's answer to each claim's yes/no question about its image: "Yes" beats
-        "No" (greedy), or drawn from their softmax at `temperature`."""
-        out: list[bool] = []
+    def check_margins(self, images: Sequence[Image.Image], claims: Sequence[str], batch_size: int = 64) -> list[float]:
+        """The base VLM's logit of "Yes" minus "No" for each claim's yes/no question about its image."""
+        out: list[float] = []
         with self._base_model():
             for s in range(0, len(claims), batch_size):
                 ims = list(images[s:s + batch_size])
                 seqs = [_prompt_ids(self.processor, im, rm.check_question(c))
                         for im, c in zip(ims, claims[s:s + batch_size])]
                 logits = self.next_logits(ims, seqs)[:, self.answer_ids]
-                if temperature > 0:
-                    out += torch.bernoulli(torch.softmax(logits / temperature, -1)[:, 0]).bool().tolist()
-                else:
-                    out += (logits[:, 0] >= logits[:, 1]).tolist()
+                out += (logits[:, 0] - logits[:, 1]).tolist()
         return out
+
+    def check(self, images: Sequence[Image.Image], claims: Sequence[str], temperature: float = 0.0) -> list[bool]:
+        """Factored checks: "yes" when the margin reaches `check_threshold` (calibrated on
+        training pairs, `rm.calibrate_check_threshold`), or drawn with probability
+        sigmoid((margin - threshold) / temperature)."""
+        m = torch.tensor(self.check_margins(images, claims)) - self.check_threshold
+        if temperature > 0:
+            return torch.bernoulli(torch.sigmoid(m / temperature)).bool().tolist()
+        return (m >= 0).tolist()
 
     def factored(self, images: Sequence[Image.Image], a: Sequence[str], b: Sequence[str],
                  temperature: float = 0.0) -> list[str]:

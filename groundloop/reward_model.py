@@ -159,19 +159,30 @@ def build_pairs(checked: Sequence[Checked], max_pairs: int, rng: random.Random) 
 # ---------------------------------------------------------------------------------------------
 
 def critique(a: Checked, b: Checked) -> str:
-    """Critique-style chain of thought: every claim of each response checked against the image."""
+    """Critique-style chain of thought: every claim of each response checked against the image,
+    then the `tally` of refuted claims where the two differ."""
     def part(label: str, c: Checked) -> str:
         body = "; ".join(f"{cl.text} {'yes' if h else 'no'}" for cl, h in zip(c.claims, c.holds))
         return f"{label}: {body or 'nothing to check'}."
 
-    return f"{part('A', a)} {part('B', b)}"
+    return f"{part('A', a)} {part('B', b)} " + tally([c.text for c in a.claims], list(a.holds),
+                                                      [c.text for c in b.claims], list(b.holds))
+
+
+def tally(claims_a: Sequence[str], checks_a: Sequence[bool], claims_b: Sequence[str],
+          checks_b: Sequence[bool]) -> str:
+    """The critique's last sentence: of the claims only one response makes, how many the
+    checks refuted in each (what the verdict weighs, said next to it; a claim both make says
+    nothing about which is better)."""
+    ra, rb = differing_refuted(claims_a, checks_a, claims_b, checks_b)
+    return f"Refuted where they differ: A {ra}, B {rb}."
 
 
 def critique_so_far(claims: Sequence[Sequence[str]], checks: Sequence[bool]) -> str:
     """A `critique` being written slot by slot (the scaffolded critique): claims[0] are A's
     claim texts, claims[1] B's; `checks` the verdicts written so far, in order. While a claim
     is unchecked the text ends with that claim (the model writes "yes" or "no" next); once
-    every claim is checked it is exactly `critique` of the two responses."""
+    every claim is checked it is exactly `critique` of the two responses, tally included."""
     out, k, total = [], 0, sum(len(c) for c in claims)
     for label, cl in zip(LABELS, claims):
         parts = []
@@ -184,7 +195,37 @@ def critique_so_far(claims: Sequence[Sequence[str]], checks: Sequence[bool]) -> 
         out.append(f"{label}: {'; '.join(parts) or 'nothing to check'}.")
     if len(checks) != total:
         raise ValueError(f"{len(checks)} checks for {total} claims")
-    return " ".join(out)
+    n_a = len(claims[0])
+    return " ".join(out + [tally(claims[0], checks[:n_a], claims[1], checks[n_a:])])
+
+
+def differing_refuted(claims_a: Sequence[str], checks_a: Sequence[bool], claims_b: Sequence[str],
+                      checks_b: Sequence[bool]) -> tuple[int, int]:
+    """How many claims each response alone makes that the checks refuted (A's, B's)."""
+    def refuted(claims: Sequence[str], checks: Sequence[bool], other: Sequence[str]) -> int:
+        return sum(not ok and c not in other for c, ok in zip(claims, checks))
+
+    return refuted(claims_a, checks_a, claims_b), refuted(claims_b, checks_b, claims_a)
+
+
+def calibrate_check_threshold(pairs: Sequence[tuple[Sequence[str], Sequence[str], str]],
+                              margins: Sequence[Sequence[float]], grid: Sequence[float]) -> tuple[float, list[float]]:
+    """The check threshold for factored critiques: a claim is checked "yes" when its margin
+    (logit Yes - logit No of its question) is at least the threshold. Picked from `grid` as the
+    one whose refuted-where-they-differ tally best separates labelled training pairs (claims of
+    A, claims of B, label; `margins[i]` the margins of A's claims then B's), a tie counting a
+    half. Returns the threshold and the accuracy at every grid point."""
+    if not pairs or not grid:
+        raise ValueError("calibration needs labelled pairs and a grid of thresholds")
+    scores = []
+    for tau in grid:
+        acc = 0.0
+        for (ca, cb, label), m in zip(pairs, margins):
+            checks = [x >= tau for x in m]
+            ra, rb = differing_refuted(ca, checks[:len(ca)], cb, checks[len(ca):])
+            acc += 0.5 if ra == rb else float(LABELS[int(rb < ra)] == label)
+        scores.append(acc / len(pairs))
+    return grid[max(range(len(grid)), key=lambda i: (scores[i], -abs(grid[i])))], scores
 
 
 def description(seen: Sequence[str]) -> str:

@@ -32,7 +32,7 @@ import torch  # noqa: E402
 from ray.data import ActorPoolStrategy  # noqa: E402
 
 from actors.expert import ExpertActor  # noqa: E402
-from actors.judge import JudgeActor  # noqa: E402
+from actors.judge import JudgeActor, claim_margins  # noqa: E402
 from actors.sampler import SamplerActor  # noqa: E402
 from groundloop import config as config_lib  # noqa: E402
 from groundloop import genrm, prompts  # noqa: E402
@@ -196,7 +196,7 @@ def train_loop(config: dict) -> None:
 
 
 def train(cfg: GenRMConfig, base: str, rows: pd.DataFrame, out: Path, adapter: str | None, lr: float,
-          epochs: int) -> Path:
+          epochs: int, threshold: float = 0.0) -> Path:
     tr, lora = cfg.train, cfg.train.lora
     config = {"base": base, "adapter": adapter, "r": lora.r, "alpha": lora.alpha, "dropout": lora.dropout,
               "target_modules": lora.target_modules, "lr": lr, "warmup": tr.warmup, "epochs": epochs,
@@ -209,7 +209,8 @@ def train(cfg: GenRMConfig, base: str, rows: pd.DataFrame, out: Path, adapter: s
     train_common.fit(train_loop, config, rows.sample(frac=1.0, random_state=cfg.run.seed), out,
                      name=f"{cfg.run.name}-{out.parent.name}", num_workers=tr.num_workers,
                      cpus_per_worker=tr.cpus_per_worker, use_gpu=cfg.resources.gpus_per_actor > 0)
-    (out / REWARD_MODEL_FILE).write_text(json.dumps({"base": base, "recipe": config_lib.to_dict(cfg)}))
+    (out / REWARD_MODEL_FILE).write_text(json.dumps({"base": base, "check_threshold": threshold,
+                                                     "recipe": config_lib.to_dict(cfg)}))
     return out
 
 
@@ -221,11 +222,45 @@ def judge(cfg: GenRMConfig, base: str, pairs: pd.DataFrame, adapter: str, sample
     ds = ds.map_batches(JudgeActor, fn_constructor_kwargs={
         "model_spec": base, "adapter": adapter, "samples": samples, "temperature": temperature,
         "max_new_tokens": cfg.sampling.judge_max_new_tokens, "seed": cfg.run.seed,
-        "torch_threads": res.judge_threads, "critique": cfg.sampling.critique},
+        "torch_threads": res.judge_threads, "critique": cfg.sampling.critique,
+        "check_threshold": check_threshold(adapter)},
         batch_format="pandas", batch_size=res.judge_batch,
         compute=ActorPoolStrategy(size=res.judge_actors), num_cpus=res.judge_cpus,
         num_gpus=res.gpus_per_actor or None)
     return ds.to_pandas()
+
+
+def check_threshold(adapter: str | Path) -> float:
+    """The factored checks' threshold an adapter was trained with (0 when none was calibrated)."""
+    meta = Path(adapter) / REWARD_MODEL_FILE
+    return float(json.loads(meta.read_text()).get("check_threshold", 0.0)) if meta.exists() else 0.0
+
+
+CHECK_GRID = [x / 4 for x in range(-8, 13)]  # -2 ... 3 in steps of 0.25
+
+
+def calibrate_checks(cfg: GenRMConfig, base: str, pairs: pd.DataFrame, run_dir: Path) -> dict:
+    """The factored checks' threshold, from the base (stage-0) VLM's margins on the claims of
+    `stage0.calibration_pairs` training pairs (`rm.calibrate_check_threshold`); resumed from
+    check_threshold.json. 0 without factored critiques or calibration pairs."""
+    out = run_dir / "check_threshold.json"
+    if out.exists():
+        return json.loads(out.read_text())
+    n = min(cfg.stage0.calibration_pairs, len(pairs))
+    if cfg.sampling.critique != "factored" or n == 0:
+        return {"threshold": 0.0}
+    subset = pairs.sample(n=n, random_state=cfg.run.seed)
+    claims = [([c.text for c in rm.claims_of(r.a)], [c.text for c in rm.claims_of(r.b)], r.label)
+              for r in subset.itertuples()]
+    asked = list(dict.fromkeys((path, c) for path, (ca, cb, _) in zip(subset["path"], claims) for c in ca + cb))
+    task = ray.remote(claim_margins).options(num_cpus=cfg.resources.judge_cpus)
+    margin = dict(zip(asked, ray.get(task.remote(base, [p for p, _ in asked], [c for _, c in asked],
+                                                 cfg.resources.judge_threads))))
+    threshold, accuracy = rm.calibrate_check_threshold(
+        claims, [[margin[path, c] for c in ca + cb] for path, (ca, cb, _) in zip(subset["path"], claims)], CHECK_GRID)
+    result = {"threshold": threshold, "pairs": n, "grid": CHECK_GRID, "tally_accuracy": accuracy}
+    out.write_text(json.dumps(result, indent=1))
+    return result
 
 
 def bench_pairs(cfg: GenRMConfig) -> pd.DataFrame:
@@ -287,7 +322,8 @@ def ship(adapter: Path, base: str, out: Path, cfg: GenRMConfig) -> None:
     if base != cfg.model.vlm:  # the stage-0 VLM travels with the adapter
         shutil.copytree(base, out / "base", ignore=shutil.ignore_patterns("losses.json"))
         spec = "base"
-    (out / REWARD_MODEL_FILE).write_text(json.dumps({"base": spec, "recipe": config_lib.to_dict(cfg)}, indent=1))
+    (out / REWARD_MODEL_FILE).write_text(json.dumps({"base": spec, "check_threshold": check_threshold(adapter),
+                                                     "recipe": config_lib.to_dict(cfg)}, indent=1))
 
 
 def load_samples(cfg: GenRMConfig, run_dir: Path) -> pd.DataFrame:
@@ -309,19 +345,21 @@ def load_samples(cfg: GenRMConfig, run_dir: Path) -> pd.DataFrame:
 
 
 def run_round(cfg: GenRMConfig, base: str, pairs: pd.DataFrame, r: int, adapter: Path | None,
-              round_dir: Path) -> tuple[Path, dict]:
+              round_dir: Path, threshold: float = 0.0) -> tuple[Path, dict]:
     """Stage 1 (r = 0) or stage-2 round r: the new adapter and the round's stats (resumed when
     the round's adapter exists)."""
     if (round_dir / "adapter" / "adapter_config.json").exists():
         return round_dir / "adapter", json.loads((round_dir / "stats.json").read_text())
     if r == 0:
-        new, stats = train(cfg, base, pairs, round_dir / "adapter", None, cfg.train.lr, cfg.train.epochs), {}
+        new = train(cfg, base, pairs, round_dir / "adapter", None, cfg.train.lr, cfg.train.epochs, threshold)
+        stats = {}
         stats["rows"] = len(pairs)
     else:
         rows, stats = stage2_rows(cfg, base, pairs, str(adapter), round_dir)
         stats["rows"] = len(rows)
         if len(rows):
-            new = train(cfg, base, rows, round_dir / "adapter", str(adapter), cfg.stage2.lr, cfg.stage2.epochs)
+            new = train(cfg, base, rows, round_dir / "adapter", str(adapter), cfg.stage2.lr, cfg.stage2.epochs,
+                        threshold)
         else:  # nothing passed rejection: the round keeps the previous adapter
             new = Path(shutil.copytree(str(adapter), round_dir / "adapter", dirs_exist_ok=True))
     (round_dir / "stats.json").write_text(json.dumps(stats))
@@ -362,13 +400,16 @@ def main(argv: list[str] | None = None) -> dict:
             train_verify(cfg, base, rows0, stage0)
         base = str(stage0)
         timings["stage0_s"] = time.time() - t
+    calibration = calibrate_checks(cfg, base, pairs, run_dir)
+    if cfg.sampling.critique == "factored":
+        print(f"factored checks: threshold {calibration['threshold']} on the Yes-No margin", flush=True)
     rounds = []
     adapter: Path | None = None
     for r in range(cfg.stage2.rounds + 1):
         round_dir = run_dir / f"round{r}"
         round_dir.mkdir(exist_ok=True)
         t = time.time()
-        adapter, stats = run_round(cfg, base, pairs, r, adapter, round_dir)
+        adapter, stats = run_round(cfg, base, pairs, r, adapter, round_dir, calibration["threshold"])
         train_s, t = time.time() - t, time.time()
         acc = evaluate(cfg, base, str(adapter), round_dir / "bench.parquet")
         rounds.append({"round": r, "adapter": str(adapter), "bench": acc, "stats": stats,
@@ -377,7 +418,7 @@ def main(argv: list[str] | None = None) -> dict:
     if a.out and adapter is not None:
         ship(adapter, base, a.out, cfg)
     report = {"config": a.config, "n_pairs": len(pairs), "n_responses": len(samples),
-              "n_verified": n_verified, "rounds": rounds, "timings": timings,
+              "n_verified": n_verified, "check_calibration": calibration, "rounds": rounds, "timings": timings,
               "final_adapter": str(adapter)}
     (run_dir / "report.json").write_text(json.dumps(report, indent=1))
     return report

@@ -105,6 +105,9 @@ class Stage0:
     # copied instead of trained, so a variant that changes only stage 1 (pairs.thought=description)
     # shares the recipe run's verifier. Empty: train stage 0 here.
     vlm_from: str = ""
+    # Factored critiques (sampling.critique=factored): the check threshold on the stage-0 VLM's
+    # Yes-No logit margin is calibrated on the claims of this many training pairs (0: threshold 0)
+    calibration_pairs: int = 300
 
 
 @dataclass(frozen=True)

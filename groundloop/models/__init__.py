@@ -87,7 +87,8 @@ REWARD_MODEL_FILE = "genrm.json"  # beside a reward model's PEFT adapter: {"base
 def load_reward_model(spec: str, base: str | None = None, **options: Any) -> Any:
     """VL-GenRM (`groundloop.genrm.GenRM`): the base VLM named in the folder's genrm.json (a
     spec, or a sub-folder of it), or `base`, with the folder's PEFT adapter on top. How it
-    writes critiques (`critique=`) defaults to its recipe's `sampling.critique`."""
+    writes critiques (`critique=`) defaults to its recipe's `sampling.critique`, and the
+    factored checks' threshold (`check_threshold=`) to the calibrated one in genrm.json."""
     from groundloop.genrm import GenRM
 
     folder = Path(resolve(spec))
@@ -103,4 +104,6 @@ def load_reward_model(spec: str, base: str | None = None, **options: Any) -> Any
     critique = meta.get("recipe", {}).get("sampling", {}).get("critique")
     if critique and "critique" not in options:
         options["critique"] = critique
+    if "check_threshold" in meta and "check_threshold" not in options:
+        options["check_threshold"] = float(meta["check_threshold"])
     return GenRM(*load_vlm(base, adapter=str(folder)), **options)

@@ -83,7 +83,7 @@ def test_critique_checks_claims_and_verdict_round_trips():
     text = rm.with_verdict(rm.critique(checked(HALLU, SEEN), checked(TRUE, SEEN)), "B")
     assert text.startswith("A: small red circle yes; large green circle no; two circles no. B: small red circle yes;")
     assert rm.parse_verdict(text) == "B"
-    assert rm.thought_of(text).endswith("one square yes.")
+    assert rm.thought_of(text).endswith("one square yes. Refuted where they differ: A 2, B 0.")
     with pytest.raises(ValueError):
         rm.with_verdict("x", "C")
 
@@ -229,8 +229,26 @@ def test_scaffolded_critique_opens_one_slot_at_a_time_and_ends_as_the_critique()
     assert rm.critique_so_far(claims, []) == "A: small red circle"
     assert rm.critique_so_far(claims, [True]) == "A: small red circle yes; one circle"
     assert rm.critique_so_far(claims, [True, False]) == rm.critique(a, b) == (
-        "A: small red circle yes; one circle no. B: nothing to check.")
+        "A: small red circle yes; one circle no. B: nothing to check. Refuted where they differ: A 1, B 0.")
+    # a refuted claim both responses make does not count for either
+    shared = [["blue square", "red circle"], ["blue square", "two squares"]]
+    assert rm.critique_so_far(shared, [False, True, False, False]).endswith(
+        "B: blue square no; two squares no. Refuted where they differ: A 0, B 1.")
     both = [["blue square"], ["green cross"]]
     assert rm.critique_so_far(both, [False]) == "A: blue square no. B: green cross"
     with pytest.raises(ValueError, match="3 checks for 2 claims"):
         rm.critique_so_far(both, [True, True, True])
+
+
+def test_check_threshold_is_the_one_whose_tally_separates_the_labelled_pairs():
+    # pair 1: A's own claim "blue square" is false (margin 0.5), B's own claim true (2.0): label B
+    # pair 2: A's own claim true (1.5), B's own claim false (-1.0); a shared claim at 0.2: label A
+    pairs = [(["red circle", "blue square"], ["red circle", "green cross"], "B"),
+             (["red circle", "two circles"], ["red circle", "one circle"], "A")]
+    margins = [[3.0, 0.5, 3.0, 2.0], [0.2, 1.5, 0.2, -1.0]]
+    tau, acc = rm.calibrate_check_threshold(pairs, margins, [-2.0, 0.0, 1.0, 2.5])
+    # -2: all yes, two ties (0.5); 0: pair 1 tied, pair 2 right (0.75); 1: both right; 2.5: pair 1 tied
+    # (both own claims refuted), pair 2 tied (0.5) -- the shared claim never counts
+    assert acc == [0.5, 0.75, 1.0, 0.5] and tau == 1.0
+    with pytest.raises(ValueError):
+        rm.calibrate_check_threshold([], [], [0.0])
