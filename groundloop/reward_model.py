@@ -143,15 +143,25 @@ def self_checks(responses: Sequence[str], quorum: float = 0.5) -> list[Checked]:
     return [Checked(r, tuple(cs), tuple(votes[c] >= need for c in cs)) for r, cs in zip(responses, all_claims)]
 
 
-def build_pairs(checked: Sequence[Checked], max_pairs: int, rng: random.Random) -> list[tuple[int, int]]:
+def build_pairs(checked: Sequence[Checked], max_pairs: int, rng: random.Random,
+                graded: int = 0) -> list[tuple[int, int]]:
     """(chosen, rejected) index pairs among one prompt's responses: a fully verified response
-    over one with a refuted claim. Two verified or two refuted responses cannot be separated
-    by the expert, so no such pair is made; identical texts are never paired."""
+    over one with a refuted claim. Two verified responses, or (by default) two refuted ones,
+    cannot be separated by the expert, so no such pair is made; identical texts are never
+    paired. With `graded` > 0, up to that many more pairs of two refuted responses whose
+    numbers of refuted claims differ, fewer over more (a judge then sees critiques in which
+    both responses fail a check); equal numbers still cannot be separated."""
     good = [i for i, c in enumerate(checked) if c.verified]
     bad = [i for i, c in enumerate(checked) if c.refuted > 0]
     pairs = [(g, b) for g in good for b in bad if checked[g].response != checked[b].response]
     rng.shuffle(pairs)
-    return pairs[:max_pairs]
+    pairs = pairs[:max_pairs]
+    if graded > 0:
+        fewer = [(i, j) for i in bad for j in bad
+                 if checked[i].refuted < checked[j].refuted and checked[i].response != checked[j].response]
+        rng.shuffle(fewer)
+        pairs += fewer[:graded]
+    return pairs
 
 
 # ---------------------------------------------------------------------------------------------

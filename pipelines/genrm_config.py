@@ -52,6 +52,9 @@ class Pairs:
     labeler: str = "expert"  # expert | self (the VLM's own belief: the baseline without the expert)
     thought: str = "critique"  # critique (check every claim) | description (say what the image shows)
     max_per_image: int = 4
+    # plus up to this many pairs per image of two responses with refuted claims, fewer refuted
+    # over more (rm.build_pairs(graded=)): the judge learns to weigh "A 1, B 2", not only "A 0, B 1"
+    graded_per_image: int = 0
     # Expert-noise study: the detector misses a true object / reports an absent one this often.
     miss_rate: float = 0.0
     false_alarm_rate: float = 0.0

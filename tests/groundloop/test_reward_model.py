@@ -73,6 +73,12 @@ def test_unseparable_pairs_are_dropped():
     pairs = rm.build_pairs([good, bad, good, also_bad], max_pairs=10, rng=random.Random(0))
     assert sorted(pairs) == [(0, 1), (0, 3), (2, 1), (2, 3)]
     assert rm.build_pairs([bad, also_bad], 10, random.Random(0)) == []
+    # graded: two refuted responses are paired only when one has fewer refuted claims
+    worse = rm.Checked("worse", bad.claims + also_bad.claims, bad.holds + also_bad.holds)
+    assert worse.refuted > bad.refuted == also_bad.refuted
+    graded = rm.build_pairs([bad, also_bad, worse], 10, random.Random(0), graded=5)
+    assert sorted(graded) == [(0, 2), (1, 2)]
+    assert rm.build_pairs([bad, also_bad, worse], 10, random.Random(0), graded=1) in ([(0, 2)], [(1, 2)])
     # a response with nothing checkable is neither verified nor refuted
     empty = checked("A nice picture.", SEEN)
     assert not empty.verified and empty.refuted == 0

@@ -46,6 +46,10 @@ def test_genrm_pairs_rounds_and_bench(ray_cluster, tmp_path):
     # stage 0 fine-tuned the VLM on the expert's claims; every round's adapter sits on it
     assert (run / "stage0" / "vlm" / "config.json").exists()
     assert json.loads((run / "round0" / "adapter" / "genrm.json").read_text())["base"] == str(run / "stage0" / "vlm")
+    # the factored checks' threshold was calibrated on training pairs and travels with every adapter
+    cal = json.loads((run / "check_threshold.json").read_text())
+    assert cal["threshold"] in cal["grid"] and len(cal["tally_accuracy"]) == len(cal["grid"])
+    assert json.loads((run / "round0" / "adapter" / "genrm.json").read_text())["check_threshold"] == cal["threshold"]
     assert len(report["rounds"]) == 2
     for r in report["rounds"]:
         assert set(r["bench"]) >= {"hallucination", "attribute", "reasoning", "general", "overall"}
@@ -55,6 +59,7 @@ def test_genrm_pairs_rounds_and_bench(ray_cluster, tmp_path):
     assert (kept["margin"] > 0).all() and (crit[crit["margin"] > 0]["kept"]).all()  # retention 1.0
     assert report["rounds"][1]["stats"]["kept"] == len(kept)
     judge = load_reward_model(str(tmp_path / "shipped"), max_new_tokens=8)  # relocatable: base inside
+    assert (judge.critique, judge.check_threshold) == ("factored", cal["threshold"])
     assert len(pairs) > 0
     p = pairs.iloc[0]
     (j,) = judge.judge([load_image(p.path)], [p.question], [p.a], [p.b])
