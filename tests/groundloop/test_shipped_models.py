@@ -107,3 +107,30 @@ def test_shipped_reward_model_loads_relocatably_and_judges():
     (j,) = judge.judge([world.render(objects, seed=0)], [prompts.BASE_PROMPT], [world.caption(objects)],
                        ["In the image, there is one object, one circle. A small red circle is at the top."])
     assert 0.0 <= j.p_a <= 1.0 and j.text
+
+
+def test_shipped_reward_model_prefers_the_true_caption_over_one_with_an_extra_object():
+    """Fresh scenes (not the bench's), the true caption against the same caption with one more
+    object whose type is not in the image, in random order: the judge must catch most."""
+    import random
+
+    from groundloop import prompts
+    from groundloop import reward_bench as rb
+    from groundloop.models import load_reward_model
+
+    judge = load_reward_model("shapesworld/genrm")
+    rng = random.Random(5)
+    images, a, b, truth = [], [], [], []
+    for objects, image in world.scenes("test", 40, seed=4242):
+        bad = rb.hallucinated(objects, rng)
+        if bad is None:
+            continue
+        first = rng.random() < 0.5
+        good = world.caption(objects)
+        images.append(image)
+        a.append(good if first else bad)
+        b.append(bad if first else good)
+        truth.append(first)
+    judged = judge.judge(images, [prompts.BASE_PROMPT] * len(images), a, b)
+    right = sum((j.p_a >= 0.5) == t for j, t in zip(judged, truth))
+    assert len(truth) >= 20 and right >= 0.8 * len(truth), f"{right} of {len(truth)}"
