@@ -39,6 +39,7 @@ def main() -> None:
     p.add_argument("--temperature", type=float, default=0.9)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--judge-batch", type=int, default=48)
+    p.add_argument("--random-draws", type=int, default=2000, help="random picks to compare against")
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args()
     torch.manual_seed(a.seed)
@@ -84,14 +85,27 @@ def main() -> None:
     res = {"genrm": chair_of(picked), "random": chair_of(random_pick),
            "all_n": metrics.chair(flat, [truths[o] for o in owner], vocab), "oracle": chair_of(oracle)}
     base = res["random"]["chair_i"]
+    # one seeded random pick is a noisy baseline: also the distribution over many random picks
+    counts = torch.tensor([[c["n_hallucinated"], c["n_mentions"]]
+                           for c in (metrics.chair([f], [truths[o]], vocab) for f, o in zip(flat, owner))],
+                          dtype=torch.float64).view(len(images), a.n, 2)
+    draws = torch.randint(0, a.n, (a.random_draws, len(images)), generator=torch.Generator().manual_seed(a.seed))
+    picked_counts = counts[torch.arange(len(images)), draws]  # (draws, images, 2)
+    draw_chair = picked_counts[..., 0].sum(1) / picked_counts[..., 1].sum(1)
+    change = (res["genrm"]["chair_i"] - draw_chair) / draw_chair
+    random_draws = {"n": a.random_draws, "chair_i_mean": draw_chair.mean().item(),
+                    "chair_i_p05": draw_chair.quantile(0.05).item(), "chair_i_p95": draw_chair.quantile(0.95).item(),
+                    "change_vs_mean": (res["genrm"]["chair_i"] - draw_chair.mean().item()) / draw_chair.mean().item(),
+                    "share_of_draws_beaten_by_30pct": (change <= -0.30).double().mean().item()}
     report = {"settings": vars(a) | {"data": str(a.data), "out": str(a.out)}, "n_images": len(images),
-              "results": res, "chair_i_change_vs_random": (res["genrm"]["chair_i"] - base) / base if base else None,
+              "results": res, "random_draws": random_draws,
+              "chair_i_change_vs_random": (res["genrm"]["chair_i"] - base) / base if base else None,
               "chair_i_change_vs_all_n": (res["genrm"]["chair_i"] - res["all_n"]["chair_i"]) / res["all_n"]["chair_i"],
               "sample_s": sample_s, "judge_s": judge_s, "judged_pairs": len(flat) - len(images)}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(report, indent=1))
     print(json.dumps({k: {m: v[m] for m in ("chair_i", "recall")} for k, v in res.items()}
-                     | {"change_vs_random": report["chair_i_change_vs_random"]}))
+                     | {"change_vs_random": report["chair_i_change_vs_random"], "random_draws": random_draws}))
 
 
 if __name__ == "__main__":
