@@ -15,21 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pandas as pd  # noqa: E402
 
-from groundloop import reward_model as rm  # noqa: E402
+from groundloop.reward_bench import claim_truth as truth_holds  # noqa: E402
 from groundloop.data.coco import load_dataset  # noqa: E402
-
-
-def truth_holds(objects, response: str) -> list[bool]:
-    out = []
-    for c in rm.claims_of(response):
-        if c.count is not None:
-            out.append(sum(o.category == c.phrase for o in objects) == c.count)
-            continue
-        words = c.phrase.split()
-        want = dict(zip(("size", "color", "shape")[-len(words):], words))
-        out.append(any(all({"size": o.attributes["size"], "color": o.attributes["color"], "shape": o.category}[k] == v
-                           for k, v in want.items()) for o in objects))
-    return out
 
 
 def main() -> None:

@@ -137,6 +137,24 @@ def scene_of(objects: Sequence[object]) -> list[world.SceneObject]:
     return out
 
 
+def claim_truth(objects: Sequence[object], response: str) -> list[bool]:
+    """Each claim of a response (`reward_model.claims_of`) against the annotations (COCO
+    objects with a category and size / colour attributes): an object claim holds when some
+    object has every attribute it names, a count claim when that many of the shape exist."""
+    from groundloop import reward_model as rm
+
+    out = []
+    for c in rm.claims_of(response):
+        if c.count is not None:
+            out.append(sum(o.category == c.phrase for o in objects) == c.count)
+            continue
+        words = c.phrase.split()
+        want = dict(zip(("size", "color", "shape")[-len(words):], words))
+        out.append(any(all({"size": o.attributes["size"], "color": o.attributes["color"], "shape": o.category}[k] == v
+                           for k, v in want.items()) for o in objects))
+    return out
+
+
 def judge_rows(pairs: Sequence[tuple[str, str, str, str]], seed: int) -> list[dict[str, str]]:
     """(id, category, chosen, rejected) pairs as judging rows: the chosen response is A or B
     at random (seeded), `label` says which."""

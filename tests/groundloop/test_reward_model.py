@@ -258,3 +258,16 @@ def test_check_threshold_is_the_one_whose_tally_separates_the_labelled_pairs():
     assert acc == [0.5, 0.75, 1.0, 0.5] and tau == 1.0
     with pytest.raises(ValueError):
         rm.calibrate_check_threshold([], [], [0.0])
+
+
+def test_claims_are_checked_against_the_annotations():
+    from types import SimpleNamespace
+
+    from groundloop import reward_bench as rb
+
+    objects = [SimpleNamespace(category="circle", attributes={"color": "red", "size": "small"}),
+               SimpleNamespace(category="circle", attributes={"color": "blue", "size": "large"})]
+    caption = ("In the image, there are two objects, two circles. A small red circle is at the top. "
+               "A small blue circle is at the left.")
+    assert [c.text for c in rm.claims_of(caption)] == ["small red circle", "small blue circle", "two circles"]
+    assert rb.claim_truth(objects, caption) == [True, False, True]  # the blue circle is large
