@@ -8,6 +8,12 @@ Every pair is (the scene's true caption, a caption of a minimally changed scene 
 - reasoning: a count or a spatial relation is wrong;
 - general: the rejected caption leaves an object out (less complete, and its counts follow).
 The chosen caption is response A or B at random.
+
+In `hallucination` the rejected caption is always the longer one, and in `general` the
+chosen one is, so a judge that prefers fewer claims scores ~1 and ~0 on them. The optional
+diagnostic category `hallucination_swap` (not in the default bench) takes that shortcut
+away: one object is replaced, at its place and size, by an object type that is not in the
+image, so both captions name as many objects.
 """
 
 from __future__ import annotations
@@ -54,6 +60,18 @@ def hallucinated(objects: list[world.SceneObject], rng: random.Random) -> str | 
     return world.caption(objects + [world.SceneObject(shape, color, size, box)])
 
 
+def swapped(objects: list[world.SceneObject], rng: random.Random) -> str | None:
+    """One object replaced by an absent colour+shape type of another shape (a hallucinated
+    object in a caption as long as the true one; its counts follow)."""
+    i = rng.randrange(len(objects))
+    present = {(o.color, o.shape) for o in objects}
+    absent = [t for t in world.object_types() if t not in present and t[1] != objects[i].shape]
+    if not absent:
+        return None
+    color, shape = rng.choice(absent)
+    return world.caption(objects[:i] + [replace(objects[i], color=color, shape=shape)] + objects[i + 1:])
+
+
 def wrong_attribute(objects: list[world.SceneObject], rng: random.Random) -> str | None:
     i = rng.randrange(len(objects))
     o = objects[i]
@@ -93,14 +111,19 @@ def omission(objects: list[world.SceneObject], rng: random.Random) -> str | None
 
 
 _MAKERS = {"hallucination": hallucinated, "attribute": wrong_attribute, "reasoning": wrong_reasoning,
-           "general": omission}
+           "general": omission, "hallucination_swap": swapped}
+DIAGNOSTIC = ("hallucination_swap",)
 
 
-def build(scenes: Sequence[tuple[int, list[world.SceneObject]]], per_category: int, seed: int) -> list[BenchPair]:
+def build(scenes: Sequence[tuple[int, list[world.SceneObject]]], per_category: int, seed: int,
+          categories: Sequence[str] = CATEGORIES) -> list[BenchPair]:
     """Up to per_category pairs per category, each from a different scene where possible."""
+    unknown = set(categories) - set(_MAKERS)
+    if unknown:
+        raise ValueError(f"unknown RewardBench categories {sorted(unknown)}; known: {sorted(_MAKERS)}")
     rng = random.Random(seed)
     out: list[BenchPair] = []
-    for cat in CATEGORIES:
+    for cat in categories:
         order = list(scenes)
         rng.shuffle(order)
         n = 0

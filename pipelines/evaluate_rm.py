@@ -26,10 +26,11 @@ from groundloop.data.vlrewardbench import load_vlrewardbench  # noqa: E402
 from groundloop.models import load_reward_model  # noqa: E402
 
 
-def shapes_bench(data: Path, per_category: int, seed: int):
+def shapes_bench(data: Path, per_category: int, seed: int, categories=rb.CATEGORIES):
     records = load_dataset(data.resolve())
     by_id = {r.image_id: r for r in records}
-    pairs = rb.build([(r.image_id, rb.scene_of(r.objects)) for r in records], per_category, seed=1000 + seed)
+    pairs = rb.build([(r.image_id, rb.scene_of(r.objects)) for r in records], per_category, seed=1000 + seed,
+                     categories=categories)
     rows = rb.judge_rows([(str(p.image_id), p.category, p.chosen, p.rejected) for p in pairs], seed)
     return rows, [load_image(by_id[int(r["id"])].path) for r in rows], [prompts.BASE_PROMPT] * len(rows)
 
@@ -48,6 +49,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--data", type=Path, default=Path("data/shapes/test"),
                    help="ShapesWorld split folder, or a VL-RewardBench .parquet/.jsonl file")
     p.add_argument("--per-category", type=int, default=100, help="ShapesWorld-RewardBench pairs per category")
+    p.add_argument("--categories", nargs="+", choices=list(rb.CATEGORIES + rb.DIAGNOSTIC), default=list(rb.CATEGORIES),
+                   help="ShapesWorld-RewardBench categories (hallucination_swap: a diagnostic, not in the default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-new-tokens", type=int, default=200)
@@ -59,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args(argv)
     try:
-        rows, images, questions = (shapes_bench(a.data, a.per_category, a.seed) if a.bench == "shapes"
+        rows, images, questions = (shapes_bench(a.data, a.per_category, a.seed, a.categories) if a.bench == "shapes"
                                    else vl_rewardbench(a.data, a.seed))
     except (DataError, FileNotFoundError) as e:
         sys.exit(f"evaluate_rm: {e}")

@@ -191,6 +191,19 @@ def test_reward_bench_pairs_are_true_by_the_annotations():
     assert rb.accuracy(["a", "a", "b"], [True, False, True]) == {"a": 0.5, "b": 1.0, "overall": 2 / 3}
 
 
+def test_swapped_hallucination_names_as_many_objects_as_the_truth():
+    scenes = [(i, objs) for i, (objs, _) in enumerate(world.scenes("test", 40, seed=9))]
+    pairs = rb.build(scenes, per_category=15, seed=0, categories=["hallucination_swap"])
+    assert len(pairs) == 15
+    for p in pairs:
+        truth = {o.name for o in dict(scenes)[p.image_id]}
+        objs = [c.text for c in rm.claims_of(p.rejected) if c.count is None]
+        assert p.rejected.count(" is at the ") == p.chosen.count(" is at the ")  # as many objects named
+        assert len({" ".join(o.split()[-2:]) for o in objs} - truth) == 1  # one object type not in the image
+    with pytest.raises(ValueError, match="unknown RewardBench categories"):
+        rb.build(scenes, 1, 0, categories=["colour"])
+
+
 def test_self_labels_trust_what_the_model_says_most():
     # the model says "blue square" in 3 of 4 samples (its prior), the image has a green one
     samples = [
