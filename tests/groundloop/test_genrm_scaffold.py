@@ -125,3 +125,16 @@ def genrm_prompt(processor, image, claim):
     from groundloop import genrm
 
     return genrm._prompt_ids(processor, image, rm.check_question(claim))
+
+
+def test_factored_checks_say_yes_from_the_calibrated_threshold_on(factored):
+    image = world.render([world.SceneObject("circle", "red", "small", (50, 20, 70, 40))], seed=1)
+    claims = ["small red circle", "large blue square", "one circle", "two squares", "green cross", "red circle"]
+    margins = factored.check_margins([image] * len(claims), claims)
+    threshold = sorted(margins)[len(margins) // 2]
+    factored.check_threshold = threshold
+    try:
+        assert factored.check([image] * len(claims), claims) == [m >= threshold for m in margins]
+        assert 0 < sum(factored.check([image] * len(claims), claims)) < len(claims)
+    finally:
+        factored.check_threshold = 0.0
