@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import shutil
 import sys
 import time
@@ -35,15 +34,15 @@ from actors.expert import ExpertActor  # noqa: E402
 from actors.judge import JudgeActor, claim_margins  # noqa: E402
 from actors.sampler import SamplerActor  # noqa: E402
 from groundloop import config as config_lib  # noqa: E402
-from groundloop import genrm, prompts  # noqa: E402
+from groundloop import genrm  # noqa: E402
 from groundloop import reward_bench as rb  # noqa: E402
 from groundloop import reward_model as rm  # noqa: E402
 from groundloop.data.coco import load_dataset  # noqa: E402
 from groundloop.finetune import add_lora, build_example, collate, grounded_example, grounded_loss  # noqa: E402
 from groundloop.models import REWARD_MODEL_FILE, load_vlm  # noqa: E402
-from groundloop.worlds import shapes as world  # noqa: E402
 from pipelines import cli, train_common  # noqa: E402
 from pipelines.genrm_config import GenRMConfig  # noqa: E402
+from pipelines.genrm_rows import bench_pairs, make_pairs, self_labelled, verify_rows  # noqa: E402
 
 
 def sample_and_check(cfg: GenRMConfig, rows: list[dict], responses: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -70,63 +69,6 @@ def sample_and_check(cfg: GenRMConfig, rows: list[dict], responses: pd.DataFrame
     df = ds.to_pandas()
     return df.assign(claims=[list(x) for x in df["claims"]], holds=[list(map(bool, x)) for x in df["holds"]],
                      boxes=[[[list(map(float, b)) for b in bs] for bs in x] for x in df["boxes"]])
-
-
-def make_pairs(cfg: GenRMConfig, samples: pd.DataFrame) -> pd.DataFrame:
-    """Training judgements: (path, question, a, b, label, thought) per separable pair."""
-    rng = random.Random(cfg.run.seed)
-    rows = []
-    for image_id, g in samples.groupby("image_id", sort=True):
-        responses = list(g["response"])
-        boxes = dict(zip(responses, g["boxes"])) if "boxes" in g else {}
-        if cfg.pairs.labeler == "expert":
-            checked = [rm.Checked(r, tuple(rm.claims_of(r)), tuple(h)) for r, h in zip(responses, g["holds"])]
-        else:
-            checked = rm.self_checks(responses)
-        for good, bad in rm.build_pairs(checked, cfg.pairs.max_per_image, rng, cfg.pairs.graded_per_image):
-            a, b, label = ((checked[good], checked[bad], "A") if rng.random() < 0.5
-                           else (checked[bad], checked[good], "B"))
-            # where the expert found each claim the critique names, in its order (A's, then B's)
-            grounding = ([[c.text, [list(map(float, bx)) for bx in boxes[x.response][i]]]
-                          for x in (a, b) for i, c in enumerate(x.claims)]
-                         if cfg.pairs.labeler == "expert" and cfg.pairs.thought == "critique" and boxes else [])
-            rows.append({"image_id": int(image_id), "path": g["path"].iloc[0], "question": prompts.BASE_PROMPT,
-                         "a": a.response, "b": b.response, "label": label,
-                         "thought": rm.thought(a, b, cfg.pairs.thought), "grounding": json.dumps(grounding)})
-    return pd.DataFrame(rows, columns=["image_id", "path", "question", "a", "b", "label", "thought", "grounding"])
-
-
-def self_labelled(samples: pd.DataFrame) -> pd.DataFrame:
-    """The samples with the VLM's own belief (`rm.self_checks`, per image) in place of the
-    expert's verdicts, and without the expert's boxes: what the baseline without a vision
-    expert trains on, stage 0 included."""
-    holds: dict[object, list[bool]] = {}
-    for _, g in samples.groupby("image_id", sort=False):
-        for idx, checked in zip(g.index, rm.self_checks(list(g["response"]))):
-            holds[idx] = list(checked.holds)
-    return samples.assign(holds=[holds[i] for i in samples.index]).drop(columns=["boxes"], errors="ignore")
-
-
-def verify_rows(samples: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """Stage 0's examples: every claim the expert checked, as its yes/no question
-    (`rm.check_question`), with as many "No." as "Yes." rows per kind (object claims, count
-    claims), and where the expert found what the claim is about (`rm.claim_boxes`:
-    normalized xyxy boxes; none for an object it did not find) for grounded attention."""
-    rows: dict[tuple[bool, bool], list[dict]] = {(k, h): [] for k in (False, True) for h in (False, True)}
-    boxes_of = samples["boxes"] if "boxes" in samples else [[[]] * len(c) for c in samples["claims"]]
-    for path, claims, holds, boxes in zip(samples["path"], samples["claims"], samples["holds"], boxes_of):
-        for c, h, bx in zip(claims, holds, boxes):
-            is_count = c.split()[0] in world.NUMBER_WORDS
-            rows[is_count, bool(h)].append({"path": path, "question": rm.check_question(c), "phrase": c,
-                                            "answer": "Yes." if h else "No.",
-                                            "boxes": [list(map(float, b)) for b in bx]})
-    rng = random.Random(seed)
-    out = []
-    for is_count in (False, True):
-        n = min(len(rows[is_count, True]), len(rows[is_count, False]))
-        out += rng.sample(rows[is_count, True], n) + rng.sample(rows[is_count, False], n)
-    rng.shuffle(out)
-    return pd.DataFrame(out, columns=["path", "question", "phrase", "answer", "boxes"])
 
 
 def verify_loop(config: dict) -> None:
@@ -263,17 +205,6 @@ def calibrate_checks(cfg: GenRMConfig, base: str, pairs: pd.DataFrame, run_dir: 
     return result
 
 
-def bench_pairs(cfg: GenRMConfig) -> pd.DataFrame:
-    """ShapesWorld-RewardBench from the bench split's annotations, chosen as A or B at random."""
-    records = load_dataset(Path(cfg.data.bench_path).resolve())
-    by_id = {r.image_id: r for r in records}
-    pairs = rb.build([(r.image_id, rb.scene_of(r.objects)) for r in records], cfg.data.bench_per_category,
-                     seed=1000 + cfg.run.seed)
-    rows = rb.judge_rows([(str(p.image_id), p.category, p.chosen, p.rejected) for p in pairs], cfg.run.seed)
-    return pd.DataFrame([r | {"image_id": int(r["id"]), "path": str(by_id[int(r["id"])].path),
-                              "question": prompts.BASE_PROMPT} for r in rows])
-
-
 def evaluate(cfg: GenRMConfig, base: str, adapter: str, out: Path) -> dict[str, float]:
     """Accuracy per RewardBench category: the verdict's preference (P(A) >= 0.5) against the truth."""
     judged = judge(cfg, base, bench_pairs(cfg), adapter)
@@ -391,8 +322,9 @@ def main(argv: list[str] | None = None) -> dict:
         if not (stage0 / "config.json").exists():  # else resume
             labelled = samples if cfg.pairs.labeler == "expert" else self_labelled(samples)
             if cfg.stage0.attn_weight > 0 and "boxes" not in labelled:
-                raise ValueError(f"stage 0's grounded attention needs the expert's boxes, and {run_dir / 'samples.parquet'}"
-                                 " has none (made before grounded attention), or pairs.labeler=self (no expert): set "
+                raise ValueError("stage 0's grounded attention needs the expert's boxes, and "
+                                 f"{run_dir / 'samples.parquet'} has none (made before grounded attention), "
+                                 "or pairs.labeler=self (no expert): set "
                                  "stage0.attn_weight=0, or re-check the responses in a new run with "
                                  "data.responses_from=<that file>")
             rows0 = verify_rows(labelled, cfg.run.seed)

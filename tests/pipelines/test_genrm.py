@@ -75,7 +75,7 @@ def test_genrm_pairs_rounds_and_bench(ray_cluster, tmp_path):
 
 
 def test_stage0_questions_are_balanced_per_kind_and_carry_the_experts_boxes():
-    from pipelines.genrm import verify_rows
+    from pipelines.genrm_rows import verify_rows
 
     box = [0.1, 0.1, 0.3, 0.3]
     samples = pd.DataFrame({
@@ -96,7 +96,7 @@ def test_stage0_questions_are_balanced_per_kind_and_carry_the_experts_boxes():
 
 
 def test_baseline_without_the_expert_labels_stage0_by_the_models_own_majority():
-    from pipelines.genrm import self_labelled, verify_rows
+    from pipelines.genrm_rows import self_labelled, verify_rows
 
     said = ["In the image, there is one object, one circle. A small red circle is at the top.",
             "In the image, there is one object, one circle. A small red circle is at the left.",
