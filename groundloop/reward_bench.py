@@ -2,18 +2,21 @@
 annotations (the scene's object list), never from a detector or a model.
 
 Every pair is (the scene's true caption, a caption of a minimally changed scene or text):
-- hallucination: the rejected caption adds an object whose colour+shape type is not in the
-  image (counts and relations are rewritten to match, so only the extra object is wrong);
+- hallucination: the rejected caption names an object whose colour+shape type is not in the
+  image (counts and relations are rewritten to match, so only that object is wrong), in
+  three equally likely forms, so that neither the shorter nor the longer caption is the
+  answer: the object is added (the rejected caption is longer), it replaces one object at
+  its place and size (as long), or it replaces one object and another is left out (shorter);
 - attribute: one object's colour or size is wrong;
 - reasoning: a count or a spatial relation is wrong;
 - general: the rejected caption leaves an object out (less complete, and its counts follow).
 The chosen caption is response A or B at random.
 
-In `hallucination` the rejected caption is always the longer one, and in `general` the
-chosen one is, so a judge that prefers fewer claims scores ~1 and ~0 on them. The optional
-diagnostic category `hallucination_swap` (not in the default bench) takes that shortcut
-away: one object is replaced, at its place and size, by an object type that is not in the
-image, so both captions name as many objects.
+In `general` the chosen caption is the longer one, so a judge that prefers fewer claims
+scores ~0 there (and ~0.5 on `hallucination`). Diagnostic categories, not in the default
+bench: `hallucination_added`, `hallucination_swap` and `hallucination_swap_drop`, one form
+each (until this version `hallucination` was `hallucination_added` alone, on which a judge
+that prefers fewer claims scores ~1).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class BenchPair:
     category: str
     chosen: str
     rejected: str
+    form: str = ""  # in `hallucination`: "added", "swapped" or "swapped_dropped"
 
 
 def _free_box(objects: Sequence[world.SceneObject], side: int, rng: random.Random) -> tuple[int, int, int, int] | None:
@@ -49,7 +53,8 @@ def _free_box(objects: Sequence[world.SceneObject], side: int, rng: random.Rando
     return None
 
 
-def hallucinated(objects: list[world.SceneObject], rng: random.Random) -> str | None:
+def added(objects: list[world.SceneObject], rng: random.Random) -> str | None:
+    """One more object, of a colour+shape type that is not in the image."""
     present = {(o.color, o.shape) for o in objects}
     absent = [t for t in world.object_types() if t not in present]
     size = rng.choice(world.SIZES)
@@ -60,16 +65,27 @@ def hallucinated(objects: list[world.SceneObject], rng: random.Random) -> str | 
     return world.caption(objects + [world.SceneObject(shape, color, size, box)])
 
 
-def swapped(objects: list[world.SceneObject], rng: random.Random) -> str | None:
+def swapped(objects: list[world.SceneObject], rng: random.Random, drop: bool = False) -> str | None:
     """One object replaced by an absent colour+shape type of another shape (a hallucinated
-    object in a caption as long as the true one; its counts follow)."""
+    object in a caption as long as the true one; its counts follow); with drop, another
+    object is also left out (the caption is shorter than the true one)."""
+    if drop and len(objects) < 2:
+        return None
     i = rng.randrange(len(objects))
-    present = {(o.color, o.shape) for o in objects}
+    present = {(o.color, o.shape) for o in objects}  # the whole scene: a dropped object is not absent
     absent = [t for t in world.object_types() if t not in present and t[1] != objects[i].shape]
     if not absent:
         return None
     color, shape = rng.choice(absent)
-    return world.caption(objects[:i] + [replace(objects[i], color=color, shape=shape)] + objects[i + 1:])
+    changed = objects[:i] + [replace(objects[i], color=color, shape=shape)] + objects[i + 1:]
+    if drop:
+        j = rng.choice([j for j in range(len(objects)) if j != i])
+        changed = changed[:j] + changed[j + 1:]
+    return world.caption(changed)
+
+
+def swapped_dropped(objects: list[world.SceneObject], rng: random.Random) -> str | None:
+    return swapped(objects, rng, drop=True)
 
 
 def wrong_attribute(objects: list[world.SceneObject], rng: random.Random) -> str | None:
@@ -110,31 +126,40 @@ def omission(objects: list[world.SceneObject], rng: random.Random) -> str | None
     return world.caption(objects[:i] + objects[i + 1:])
 
 
-_MAKERS = {"hallucination": hallucinated, "attribute": wrong_attribute, "reasoning": wrong_reasoning,
-           "general": omission, "hallucination_swap": swapped}
-DIAGNOSTIC = ("hallucination_swap",)
+_MAKERS = {"attribute": wrong_attribute, "reasoning": wrong_reasoning,
+           "general": omission, "hallucination_added": added, "hallucination_swap": swapped,
+           "hallucination_swap_drop": swapped_dropped}
+DIAGNOSTIC = ("hallucination_added", "hallucination_swap", "hallucination_swap_drop")
+# `hallucination` cycles through its three forms pair by pair (a scene that does not fit the
+# form in turn, e.g. a full scene for `added`, waits for the next one), so each is a third.
+_FORMS = {"hallucination": (added, swapped, swapped_dropped)}
 
 
 def build(scenes: Sequence[tuple[int, list[world.SceneObject]]], per_category: int, seed: int,
           categories: Sequence[str] = CATEGORIES) -> list[BenchPair]:
     """Up to per_category pairs per category, each from a different scene where possible."""
-    unknown = set(categories) - set(_MAKERS)
+    unknown = set(categories) - set(_MAKERS) - set(_FORMS)
     if unknown:
-        raise ValueError(f"unknown RewardBench categories {sorted(unknown)}; known: {sorted(_MAKERS)}")
-    rng = random.Random(seed)
+        raise ValueError(f"unknown RewardBench categories {sorted(unknown)}; known: {sorted(set(_MAKERS) | set(_FORMS))}")
     out: list[BenchPair] = []
     for cat in categories:
-        order = list(scenes)
-        rng.shuffle(order)
+        rng = random.Random(f"{seed}/{cat}")  # each category its own stream: adding one changes no other
+        pending = list(scenes)
+        rng.shuffle(pending)
+        forms = _FORMS.get(cat) or (_MAKERS[cat],)
         n = 0
-        for image_id, objects in order:
-            if n == per_category:
-                break
-            rejected = _MAKERS[cat](objects, rng)
-            true = world.caption(objects)
-            if rejected and rejected != true:
-                out.append(BenchPair(image_id, cat, true, rejected))
-                n += 1
+        while n < per_category and pending:
+            make = forms[n % len(forms)]
+            for i, (image_id, objects) in enumerate(pending):
+                rejected = make(objects, rng)
+                if rejected and rejected != world.caption(objects):
+                    out.append(BenchPair(image_id, cat, world.caption(objects), rejected,
+                                         make.__name__ if len(forms) > 1 else ""))
+                    n += 1
+                    del pending[i]
+                    break
+            else:
+                break  # no scene left fits this form
     return out
 
 

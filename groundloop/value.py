@@ -14,6 +14,7 @@ hard-coded. The value model V(I, s) is trained with semi-gradient TD(0):
 
 from __future__ import annotations
 
+import inspect
 import json
 import random
 import re
@@ -244,17 +245,23 @@ class ValueModel(torch.nn.Module):
                 **enc: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """enc: `encode`'s output. Returns (B,) values; with parts=True (a model with a reward
         head), (values, their reward part R)."""
+        want_inputs = self.meta.get("pool", "last") == "match" and self.meta.get("match_keys", "last") == "input"
+        out = self.vlm.model(**enc, output_hidden_states=want_inputs)
+        keys = out.hidden_states[0] if want_inputs else None
+        return self._read(out.last_hidden_state, sentence_mask,
+                          enc["input_ids"] == self.vlm.config.image_token_id, keys, parts)
+
+    def _read(self, h: torch.Tensor, sentence_mask: torch.Tensor | None, image_mask: torch.Tensor,
+              keys: torch.Tensor | None, parts: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The heads on a left-padded batch: h (B, T, H) the last hidden states, whose last
+        position is each row's last real token; keys: the LM's input states (match_keys "input")."""
         pool = self.meta.get("pool", "last")
-        keys_from = self.meta.get("match_keys", "last")
-        out = self.vlm.model(**enc, output_hidden_states=pool == "match" and keys_from == "input")
-        h = out.last_hidden_state
         if pool == "match":
             if sentence_mask is None:
                 raise ValueError("match pooling needs encode()'s sentence_mask")
             # "input": the image tokens as the LM receives them (the projected vision features),
             # before the LM's layers mix them; "last": the LM's last hidden states there
-            keys = out.hidden_states[0] if keys_from == "input" else None
-            args: tuple = (h, sentence_mask, enc["input_ids"] == self.vlm.config.image_token_id, keys)
+            args: tuple = (h, sentence_mask, image_mask, keys)
         elif pool == "mean" and sentence_mask is not None:
             args = ((h * sentence_mask[..., None]).sum(1) / sentence_mask.sum(1, keepdim=True),)
         else:
@@ -274,16 +281,103 @@ class ValueModel(torch.nn.Module):
 
     @torch.no_grad()
     def values(self, images: Sequence[Image.Image], sentences: Sequence[str],
-               batch_size: int = 64) -> list[float]:
+               batch_size: int = 64, share_prefix: bool = True) -> list[float]:
+        """V(image_i, sentence_i). Repeated (image, sentence) states are computed once. With
+        share_prefix (the default), each distinct image's part of the chat (image tokens and
+        prompt, the same for every sentence) runs through the backbone once and its KV cache
+        serves all of that image's sentences, which then cost only their own tokens; the
+        result equals the full forward pass (a test checks it). Images are told apart by
+        object identity, as the decoders pass them."""
         if len(images) != len(sentences):
             raise ValueError(f"{len(images)} images but {len(sentences)} sentences")
         was_training = self.training
         self.eval()
+        index: dict[tuple[int, str], int] = {}
+        unique: list[tuple[Image.Image, str]] = []
+        for im, s in zip(images, sentences):
+            if (id(im), s) not in index:
+                index[(id(im), s)] = len(unique)
+                unique.append((im, s))
         out: list[float] = []
-        for i in range(0, len(images), batch_size):
-            out += self(**self.encode(images[i:i + batch_size], sentences[i:i + batch_size])).tolist()
+        for i in range(0, len(unique), batch_size):
+            ims, sents = [u[0] for u in unique[i:i + batch_size]], [u[1] for u in unique[i:i + batch_size]]
+            v = self._values_shared_prefix(ims, sents) if share_prefix else None
+            if v is None:
+                v = self(**self.encode(ims, sents))
+            out += v.tolist()
         self.train(was_training)
-        return out
+        return [out[index[(id(im), s)]] for im, s in zip(images, sentences)]
+
+    def _values_shared_prefix(self, images: Sequence[Image.Image], sentences: Sequence[str]) -> torch.Tensor | None:
+        """`values` for one batch through a per-image prefix KV cache; None when the chat does
+        not split into (shared prefix, sentence) tokens, e.g. a tokenizer merging across the
+        boundary (the caller then runs the full pass)."""
+        tok = self.processor.tokenizer
+        chats = [self.processor.apply_chat_template(
+            prompts.messages(prompts.BASE_PROMPT) + [
+                {"role": "assistant", "content": [{"type": "text", "text": s}]}],
+            continue_final_message=True) for s in sentences]
+        if not all(s and c.endswith(s) for c, s in zip(chats, sentences)):
+            return None
+        prefix_text = chats[0][:len(chats[0]) - len(sentences[0])]
+        if any(c[:len(c) - len(s)] != prefix_text for c, s in zip(chats, sentences)):
+            return None
+        prefix_ids = tok(prefix_text, add_special_tokens=False)["input_ids"]
+        suffixes = []
+        for c in chats:
+            ids = tok(c, add_special_tokens=False)["input_ids"]
+            if ids[:len(prefix_ids)] != prefix_ids or len(ids) == len(prefix_ids):
+                return None
+            suffixes.append(ids[len(prefix_ids):])
+        slot: dict[int, int] = {}
+        distinct: list[Image.Image] = []
+        for im in images:
+            if id(im) not in slot:
+                slot[id(im)] = len(distinct)
+                distinct.append(im)
+        rows = torch.tensor([slot[id(im)] for im in images])
+        want_inputs = self.meta.get("pool", "last") == "match" and self.meta.get("match_keys", "last") == "input"
+        # The prefix, once per distinct image.
+        tok.padding_side = "left"
+        penc = self.processor(images=distinct, text=[prefix_text] * len(distinct), return_tensors="pt",
+                              add_special_tokens=False)
+        pout = self.vlm.model(**penc, use_cache=True, output_hidden_states=want_inputs)
+        # transformers >= 5.2x names the KV cache `cache`; earlier 5.x `past_key_values`
+        cache_arg = "cache" if "cache" in inspect.signature(self.vlm.model.forward).parameters else "past_key_values"
+        cache = getattr(pout, cache_arg)
+        cache.batch_select_indices(rows)
+        p_len = penc["input_ids"].shape[1]
+        # The sentences, right-padded so every real token keeps its position after the prefix.
+        n = torch.tensor([len(x) for x in suffixes])
+        width = int(n.max())
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        ids = torch.full((len(images), width), pad, dtype=torch.long)
+        smask = torch.zeros(len(images), width, dtype=torch.long)
+        for r, x in enumerate(suffixes):
+            ids[r, :len(x)] = torch.tensor(x)
+            smask[r, :len(x)] = 1
+        attn = torch.cat([torch.ones(len(images), p_len, dtype=torch.long), smask], 1)
+        pos = torch.arange(p_len, p_len + width)[None].expand(len(images), -1)
+        sout = self.vlm.model(input_ids=ids, attention_mask=attn, position_ids=pos, **{cache_arg: cache},
+                              output_hidden_states=want_inputs)
+        # Join prefix and sentence states and roll each row so its last real token is last, as
+        # in `encode`'s left-padded layout; masks follow the same roll.
+        h = torch.cat([pout.last_hidden_state[rows], sout.last_hidden_state], 1)
+        keys = torch.cat([pout.hidden_states[0][rows], sout.hidden_states[0]], 1) if want_inputs else None
+        full_ids = torch.cat([penc["input_ids"][rows], ids], 1)
+        # The sentence is its last n tokens, counted as `encode` counts them.
+        n_sent = torch.tensor([max(1, len(tok(s, add_special_tokens=False)["input_ids"])) for s in sentences])
+        n_sent = torch.minimum(n_sent, n)
+        col = torch.arange(width)[None]
+        sent_mask = torch.cat([torch.zeros(len(images), p_len),
+                               ((col < n[:, None]) & (col >= (n - n_sent)[:, None])).float()], 1)
+        shifts = (width - n).tolist()
+
+        def roll(x: torch.Tensor) -> torch.Tensor:
+            return torch.stack([torch.roll(x[r], s, dims=0) for r, s in enumerate(shifts)])
+
+        return self._read(roll(h), roll(sent_mask), roll(full_ids) == self.vlm.config.image_token_id,
+                          roll(keys) if keys is not None else None)
 
     def save_pretrained(self, folder: str | Path) -> None:
         """The backbone as an ordinary VLM folder, plus the head and the calibration."""

@@ -32,6 +32,9 @@ def shapes_bench(data: Path, per_category: int, seed: int, categories=rb.CATEGOR
     pairs = rb.build([(r.image_id, rb.scene_of(r.objects)) for r in records], per_category, seed=1000 + seed,
                      categories=categories)
     rows = rb.judge_rows([(str(p.image_id), p.category, p.chosen, p.rejected) for p in pairs], seed)
+    for row, pair in zip(rows, pairs):
+        if pair.form:
+            row["form"] = f"{pair.category}/{pair.form}"
     return rows, [load_image(by_id[int(r["id"])].path) for r in rows], [prompts.BASE_PROMPT] * len(rows)
 
 
@@ -50,7 +53,8 @@ def main(argv: list[str] | None = None) -> dict:
                    help="ShapesWorld split folder, or a VL-RewardBench .parquet/.jsonl file")
     p.add_argument("--per-category", type=int, default=100, help="ShapesWorld-RewardBench pairs per category")
     p.add_argument("--categories", nargs="+", choices=list(rb.CATEGORIES + rb.DIAGNOSTIC), default=list(rb.CATEGORIES),
-                   help="ShapesWorld-RewardBench categories (hallucination_swap: a diagnostic, not in the default)")
+                   help="ShapesWorld-RewardBench categories (the hallucination_* ones: diagnostics, one form of "
+                        "hallucination each, not in the default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-new-tokens", type=int, default=200)
@@ -81,6 +85,9 @@ def main(argv: list[str] | None = None) -> dict:
     seconds = time.time() - t
     report = {"reward_model": a.reward_model, "bench": a.bench, "data": str(a.data), "n_pairs": len(rows),
               "accuracy": rb.accuracy([r["category"] for r in rows], correct),
+              # hallucination by form: the rejected caption adds / swaps in / swaps in and drops an object
+              "accuracy_by_form": {k: v for k, v in rb.accuracy([r.get("form", "") for r in rows], correct).items()
+                                   if k not in ("", "overall")},
               "written_verdict_accuracy": sum(j.verdict == r["label"] for j, r in zip(js, rows)) / max(1, len(rows)),
               "malformed_verdicts": sum(j.verdict is None for j in js),
               "picks_a": sum(j.p_a >= 0.5 for j in js) / max(1, len(js)), "both_orders": a.both_orders,
@@ -89,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
                              for r, j, p, c in zip(rows, js, p_a, correct)]}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(report, indent=1))
-    print(json.dumps({k: report[k] for k in ("n_pairs", "accuracy", "written_verdict_accuracy", "malformed_verdicts",
+    print(json.dumps({k: report[k] for k in ("n_pairs", "accuracy", "accuracy_by_form", "written_verdict_accuracy", "malformed_verdicts",
                                              "picks_a", "both_orders")}))
     return report
 

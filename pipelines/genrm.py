@@ -213,6 +213,9 @@ def evaluate(cfg: GenRMConfig, base: str, adapter: str, out: Path) -> dict[str, 
     judged["written_correct"] = judged["verdict"] == judged["label"]
     judged.to_parquet(out)
     acc = rb.accuracy(list(judged["category"]), list(judged["correct"]))
+    # `hallucination` by form (the rejected caption adds / swaps in / swaps in and drops an object)
+    acc |= {k: v for k, v in rb.accuracy(list(judged["form"]), list(judged["correct"])).items()
+            if k not in ("", "overall")}
     acc["written_verdict_overall"] = float(judged["written_correct"].mean())
     # a judge that always prefers one position scores the bench's A/B label split, not 0.5
     acc["picks_a"] = float((judged["logp_a"] >= judged["logp_b"]).mean())

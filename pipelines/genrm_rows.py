@@ -83,4 +83,5 @@ def bench_pairs(cfg: GenRMConfig) -> pd.DataFrame:
                      seed=1000 + cfg.run.seed)
     rows = rb.judge_rows([(str(p.image_id), p.category, p.chosen, p.rejected) for p in pairs], cfg.run.seed)
     return pd.DataFrame([r | {"image_id": int(r["id"]), "path": str(by_id[int(r["id"])].path),
-                              "question": prompts.BASE_PROMPT} for r in rows])
+                              "question": prompts.BASE_PROMPT, "form": f"{p.category}/{p.form}" if p.form else ""}
+                         for r, p in zip(rows, pairs)])

@@ -284,3 +284,25 @@ def test_claims_are_checked_against_the_annotations():
                "A small blue circle is at the left.")
     assert [c.text for c in rm.claims_of(caption)] == ["small red circle", "small blue circle", "two circles"]
     assert rb.claim_truth(objects, caption) == [True, False, True]  # the blue circle is large
+
+
+def test_hallucination_pairs_do_not_reward_the_shorter_or_the_longer_caption():
+    """A judge that prefers fewer (or more) claims must not pass `hallucination`: the
+    rejected caption is longer, as long, and shorter about equally often, and always names
+    exactly one object type that is not in the image."""
+    scenes = [(i, objs) for i, (objs, _) in enumerate(world.scenes("test", 400, seed=11))]
+    pairs = rb.build(scenes, per_category=240, seed=1, categories=["hallucination"])
+    assert len(pairs) == 240
+    sign = []
+    for p in pairs:
+        objects = dict(scenes)[p.image_id]
+        truth = {o.name for o in objects}
+        named = [" ".join(c.text.split()[-2:]) for c in rm.claims_of(p.rejected) if c.count is None]
+        assert len(set(named) - truth) == 1
+        n_chosen, n_rejected = p.chosen.count(" is at the "), p.rejected.count(" is at the ")
+        assert n_chosen == len(objects)
+        sign.append((n_rejected > n_chosen) - (n_rejected < n_chosen))
+    for form in (1, 0, -1):  # longer, as long, shorter
+        assert 0.25 < sign.count(form) / len(sign) < 0.42
+    fewer_claims_judge = sum(s > 0 for s in sign) + 0.5 * sign.count(0)
+    assert 0.4 < fewer_claims_judge / len(sign) < 0.6

@@ -198,3 +198,35 @@ def _match_args(model, enc):
     out = model.vlm.model(**{k: v for k, v in enc.items() if k != "sentence_mask"}, output_hidden_states=True)
     return (out.last_hidden_state, enc["sentence_mask"], enc["input_ids"] == model.vlm.config.image_token_id,
             out.hidden_states[0])
+
+
+@pytest.mark.parametrize("meta", [{"pool": "last"}, {"pool": "mean"},
+                                  {"pool": "match", "match_keys": "input", "reward_head": True},
+                                  {"pool": "match", "match_keys": "last"}])
+def test_values_through_the_shared_image_prefix_equal_the_full_pass(meta):
+    """`values` runs each image's chat prefix once and only the sentences per state; a decoder
+    must get the same numbers as from one full forward pass per state, whatever the pooling,
+    with sentences of different lengths, several images and repeated states."""
+    from groundloop.models import load_vlm
+    from groundloop.value import ValueModel
+    from groundloop.worlds import shapes as world
+
+    torch.manual_seed(0)
+    model = ValueModel(*load_vlm("shapesworld/vlm"), meta=meta)
+    for head in filter(None, (model.head, model.reward_head)):
+        for p in head.parameters():
+            torch.nn.init.normal_(p, std=0.1)
+    images = [im for _, im in world.scenes("test", 3, seed=5)]
+    sentences = ["A small red circle is at the top.", "In the image, there are two objects.", "Blue.",
+                 "A large green triangle is to the left of the yellow square near the bottom."]
+    # as decoders pass them: each image's states together, then interleaved; the last repeats the first
+    ims = [images[i // 4] for i in range(12)] + [images[i % 3] for i in range(6)] + [images[0]]
+    sents = [sentences[i % 4] for i in range(12)] + [sentences[(i + 1) % 4] + " Two." for i in range(6)] + [sentences[0]]
+    calls = []
+    model.vlm.model.register_forward_hook(lambda m, a, kw, out: calls.append(1), with_kwargs=True)
+    shared = torch.tensor(model.values(ims, sents))
+    assert len(calls) == 2  # one pass over the 3 prefixes, one over the 18 distinct states
+    full = torch.tensor(model.values(ims, sents, share_prefix=False))
+    assert_close(shared, full, atol=1e-5, rtol=1e-5)
+    assert shared[18] == shared[0]
+    assert shared.std() > 0.01  # the heads are not constant, so equality means something
