@@ -9,7 +9,9 @@ import argparse
 import json
 from pathlib import Path
 
-CATS = ("hallucination", "attribute", "reasoning", "general", "overall")
+CATS = ("hallucination", "attribute", "reasoning", "general", "overall",
+        # `hallucination` by form (reports written on the first bench have none: "-")
+        "hallucination/added", "hallucination/swapped", "hallucination/swapped_dropped")
 STUDY = ("genrm_shapes", "genrm_self", "genrm_description", "genrm_noise_*")  # benchmarks/genrm_study.sh
 
 

@@ -140,7 +140,8 @@ def build(scenes: Sequence[tuple[int, list[world.SceneObject]]], per_category: i
     """Up to per_category pairs per category, each from a different scene where possible."""
     unknown = set(categories) - set(_MAKERS) - set(_FORMS)
     if unknown:
-        raise ValueError(f"unknown RewardBench categories {sorted(unknown)}; known: {sorted(set(_MAKERS) | set(_FORMS))}")
+        known = sorted(set(_MAKERS) | set(_FORMS))
+        raise ValueError(f"unknown RewardBench categories {sorted(unknown)}; known: {known}")
     out: list[BenchPair] = []
     for cat in categories:
         rng = random.Random(f"{seed}/{cat}")  # each category its own stream: adding one changes no other

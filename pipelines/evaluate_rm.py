@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> dict:
                              for r, j, p, c in zip(rows, js, p_a, correct)]}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(report, indent=1))
-    print(json.dumps({k: report[k] for k in ("n_pairs", "accuracy", "accuracy_by_form", "written_verdict_accuracy", "malformed_verdicts",
+    print(json.dumps({k: report[k] for k in ("n_pairs", "accuracy", "accuracy_by_form", "written_verdict_accuracy",
+                                             "malformed_verdicts",
                                              "picks_a", "both_orders")}))
     return report
 

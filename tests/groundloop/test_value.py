@@ -221,7 +221,8 @@ def test_values_through_the_shared_image_prefix_equal_the_full_pass(meta):
                  "A large green triangle is to the left of the yellow square near the bottom."]
     # as decoders pass them: each image's states together, then interleaved; the last repeats the first
     ims = [images[i // 4] for i in range(12)] + [images[i % 3] for i in range(6)] + [images[0]]
-    sents = [sentences[i % 4] for i in range(12)] + [sentences[(i + 1) % 4] + " Two." for i in range(6)] + [sentences[0]]
+    sents = ([sentences[i % 4] for i in range(12)] + [sentences[(i + 1) % 4] + " Two." for i in range(6)]
+             + [sentences[0]])
     calls = []
     model.vlm.model.register_forward_hook(lambda m, a, kw, out: calls.append(1), with_kwargs=True)
     shared = torch.tensor(model.values(ims, sents))
