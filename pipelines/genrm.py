@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> dict:
                                  "or pairs.labeler=self (no expert): set "
                                  "stage0.attn_weight=0, or re-check the responses in a new run with "
                                  "data.responses_from=<that file>")
-            rows0 = verify_rows(labelled, cfg.run.seed)
+            rows0 = verify_rows(labelled, cfg.run.seed, cfg.stage0.balance)
             print(f"stage 0: {len(rows0)} yes/no claim questions", flush=True)
             train_verify(cfg, base, rows0, stage0)
         base = str(stage0)

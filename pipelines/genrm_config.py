@@ -111,6 +111,11 @@ class Stage0:
     # Factored critiques (sampling.critique=factored): the check threshold on the stage-0 VLM's
     # Yes-No logit margin is calibrated on the claims of this many training pairs (0: threshold 0)
     calibration_pairs: int = 300
+    # How the yes/no questions are balanced: "kind" (as many "No." as "Yes." among object claims
+    # and among count claims) or "phrase" (as many per claim phrase, e.g. "small red circle",
+    # so the phrase alone never predicts the answer: the policy's hallucinations are not uniform,
+    # and with "kind" the checker can learn which phrases are usually wrong instead of looking)
+    balance: str = "kind"
 
 
 @dataclass(frozen=True)

@@ -53,35 +53,27 @@ def self_labelled(samples: pd.DataFrame) -> pd.DataFrame:
     return samples.assign(holds=[holds[i] for i in samples.index]).drop(columns=["boxes"], errors="ignore")
 
 
-def verify_rows(samples: pd.DataFrame, seed: int) -> pd.DataFrame:
+def verify_rows(samples: pd.DataFrame, seed: int, balance: str = "kind") -> pd.DataFrame:
     """Stage 0's examples: every claim the expert checked, as its yes/no question
     (`rm.check_question`), with as many "No." as "Yes." rows per kind (object claims, count
-    claims), and where the expert found what the claim is about (`rm.claim_boxes`:
-    normalized xyxy boxes; none for an object it did not find) for grounded attention."""
-    rows: dict[tuple[bool, bool], list[dict]] = {(k, h): [] for k in (False, True) for h in (False, True)}
+    claims; balance="kind") or per claim phrase (balance="phrase"), and where the expert found
+    what the claim is about (`rm.claim_boxes`: normalized xyxy boxes; none for an object it did
+    not find) for grounded attention."""
+    if balance not in ("kind", "phrase"):
+        raise ValueError(f"stage0.balance must be 'kind' or 'phrase', not {balance!r}")
+    rows: dict[tuple[object, bool], list[dict]] = {}
     boxes_of = samples["boxes"] if "boxes" in samples else [[[]] * len(c) for c in samples["claims"]]
     for path, claims, holds, boxes in zip(samples["path"], samples["claims"], samples["holds"], boxes_of):
         for c, h, bx in zip(claims, holds, boxes):
-            is_count = c.split()[0] in world.NUMBER_WORDS
-            rows[is_count, bool(h)].append({"path": path, "question": rm.check_question(c), "phrase": c,
-                                            "answer": "Yes." if h else "No.",
-                                            "boxes": [list(map(float, b)) for b in bx]})
+            group = c if balance == "phrase" else c.split()[0] in world.NUMBER_WORDS
+            rows.setdefault((group, bool(h)), []).append(
+                {"path": path, "question": rm.check_question(c), "phrase": c, "answer": "Yes." if h else "No.",
+                 "boxes": [list(map(float, b)) for b in bx]})
     rng = random.Random(seed)
     out = []
-    for is_count in (False, True):
-        n = min(len(rows[is_count, True]), len(rows[is_count, False]))
-        out += rng.sample(rows[is_count, True], n) + rng.sample(rows[is_count, False], n)
+    for group in sorted({g for g, _ in rows}, key=str):
+        yes, no = rows.get((group, True), []), rows.get((group, False), [])
+        n = min(len(yes), len(no))
+        out += rng.sample(yes, n) + rng.sample(no, n)
     rng.shuffle(out)
     return pd.DataFrame(out, columns=["path", "question", "phrase", "answer", "boxes"])
-
-
-def bench_pairs(cfg: GenRMConfig) -> pd.DataFrame:
-    """ShapesWorld-RewardBench from the bench split's annotations, chosen as A or B at random."""
-    records = load_dataset(Path(cfg.data.bench_path).resolve())
-    by_id = {r.image_id: r for r in records}
-    pairs = rb.build([(r.image_id, rb.scene_of(r.objects)) for r in records], cfg.data.bench_per_category,
-                     seed=1000 + cfg.run.seed)
-    rows = rb.judge_rows([(str(p.image_id), p.category, p.chosen, p.rejected) for p in pairs], cfg.run.seed)
-    return pd.DataFrame([r | {"image_id": int(r["id"]), "path": str(by_id[int(r["id"])].path),
-                              "question": prompts.BASE_PROMPT, "form": f"{p.category}/{p.form}" if p.form else ""}
-                         for r, p in zip(rows, pairs)])

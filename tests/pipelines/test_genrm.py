@@ -95,6 +95,24 @@ def test_stage0_questions_are_balanced_per_kind_and_carry_the_experts_boxes():
     assert list(wrong_size["answer"]) == ["No."] and wrong_size["boxes"].iloc[0] == [box]
 
 
+def test_stage0_questions_balanced_per_phrase_leave_no_phrase_that_predicts_its_answer():
+    from pipelines.genrm_rows import verify_rows
+
+    # the policy's "small" claims are mostly wrong: balanced per kind, "small" would mean "No."
+    claims = ["small red circle", "large blue square"]
+    samples = pd.DataFrame({"path": [f"i{i}.png" for i in range(8)], "claims": [claims] * 8,
+                            "holds": [[i < 2, i < 6] for i in range(8)]})
+    rows = verify_rows(samples, seed=0, balance="phrase")
+    for phrase, n_yes in (("small red circle", 2), ("large blue square", 2)):
+        answers = rows.loc[rows["phrase"] == phrase, "answer"]
+        assert (answers == "Yes.").sum() == (answers == "No.").sum() == n_yes
+    per_kind = verify_rows(samples, seed=0)
+    small = per_kind.loc[per_kind["phrase"] == "small red circle", "answer"]
+    assert (small == "No.").sum() > (small == "Yes.").sum()  # what phrase balancing removes
+    with pytest.raises(ValueError, match="balance"):
+        verify_rows(samples, seed=0, balance="size")
+
+
 def test_baseline_without_the_expert_labels_stage0_by_the_models_own_majority():
     from pipelines.genrm_rows import self_labelled, verify_rows
 
