@@ -122,7 +122,7 @@ def test_shipped_reward_model_prefers_the_true_caption_over_one_with_an_extra_ob
     rng = random.Random(5)
     images, a, b, truth = [], [], [], []
     for objects, image in world.scenes("test", 40, seed=4242):
-        bad = rb.hallucinated(objects, rng)
+        bad = rb.added(objects, rng)
         if bad is None:
             continue
         first = rng.random() < 0.5
