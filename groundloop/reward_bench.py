@@ -204,13 +204,14 @@ def claim_truth(objects: Sequence[object], response: str) -> list[bool]:
     return out
 
 
-def judge_rows(pairs: Sequence[tuple[str, str, str, str]], seed: int) -> list[dict[str, str]]:
-    """(id, category, chosen, rejected) pairs as judging rows: the chosen response is A or B
-    at random (seeded), `label` says which."""
+def judge_rows(pairs: Sequence[tuple[str, ...]], seed: int) -> list[dict[str, str]]:
+    """(id, category, chosen, rejected[, form]) pairs as judging rows: the chosen response is
+    A or B at random (seeded), `label` says which; `form` is "category/form" or ""."""
     rng = random.Random(seed)
     rows = []
-    for pid, cat, chosen, rejected in pairs:
+    for pid, cat, chosen, rejected, *form in pairs:
         a_first = rng.random() < 0.5
         rows.append({"id": pid, "category": cat, "a": chosen if a_first else rejected,
-                     "b": rejected if a_first else chosen, "label": "A" if a_first else "B"})
+                     "b": rejected if a_first else chosen, "label": "A" if a_first else "B",
+                     "form": f"{cat}/{form[0]}" if form and form[0] else ""})
     return rows

@@ -18,7 +18,7 @@ import inspect
 import json
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -146,6 +146,18 @@ def optimizer(model: ValueModel, lr: float, head_lr_mult: float = 10.0,
                              weight_decay=weight_decay)
 
 
+def _distinct(items: list, key: Callable[[Any], Any]) -> tuple[list, list[int]]:
+    """The items with repeats (by key) left out, first occurrences in order, and for every
+    item the position of its first occurrence among them."""
+    first: dict[Any, int] = {}
+    out = []
+    for it in items:
+        if key(it) not in first:
+            first[key(it)] = len(out)
+            out.append(it)
+    return out, [first[key(it)] for it in items]
+
+
 class ValueFunction(Protocol):
     def values(self, images: Sequence[Image.Image], sentences: Sequence[str]) -> list[float]:
         """V(image_i, sentence_i) for each pair."""
@@ -226,13 +238,21 @@ class ValueModel(torch.nn.Module):
         torch.nn.init.zeros_(head.bias)
         return head
 
+    def _chat(self, sentence: str) -> str:
+        """The state as text: user = image + base prompt, assistant = the sentence (unfinished)."""
+        turn = {"role": "assistant", "content": [{"type": "text", "text": sentence}]}
+        return self.processor.apply_chat_template(prompts.messages(prompts.BASE_PROMPT) + [turn],
+                                                  continue_final_message=True)
+
+    @property
+    def _reads_input_states(self) -> bool:
+        """Whether a head reads the LM's input states (match pooling with match_keys "input")."""
+        return self.meta.get("pool", "last") == "match" and self.meta.get("match_keys", "last") == "input"
+
     def encode(self, images: Sequence[Image.Image], sentences: Sequence[str]) -> dict[str, torch.Tensor]:
         tok = self.processor.tokenizer
         tok.padding_side = "left"  # the last position is then every row's last real token
-        chats = [self.processor.apply_chat_template(
-            prompts.messages(prompts.BASE_PROMPT) + [
-                {"role": "assistant", "content": [{"type": "text", "text": s}]}],
-            continue_final_message=True) for s in sentences]
+        chats = [self._chat(s) for s in sentences]
         enc = self.processor(images=list(images), text=chats, padding=True, return_tensors="pt",
                              add_special_tokens=False)
         # Left padding: a sentence is the last n tokens of its row.
@@ -245,9 +265,8 @@ class ValueModel(torch.nn.Module):
                 **enc: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """enc: `encode`'s output. Returns (B,) values; with parts=True (a model with a reward
         head), (values, their reward part R)."""
-        want_inputs = self.meta.get("pool", "last") == "match" and self.meta.get("match_keys", "last") == "input"
-        out = self.vlm.model(**enc, output_hidden_states=want_inputs)
-        keys = out.hidden_states[0] if want_inputs else None
+        out = self.vlm.model(**enc, output_hidden_states=self._reads_input_states)
+        keys = out.hidden_states[0] if self._reads_input_states else None
         return self._read(out.last_hidden_state, sentence_mask,
                           enc["input_ids"] == self.vlm.config.image_token_id, keys, parts)
 
@@ -292,12 +311,7 @@ class ValueModel(torch.nn.Module):
             raise ValueError(f"{len(images)} images but {len(sentences)} sentences")
         was_training = self.training
         self.eval()
-        index: dict[tuple[int, str], int] = {}
-        unique: list[tuple[Image.Image, str]] = []
-        for im, s in zip(images, sentences):
-            if (id(im), s) not in index:
-                index[(id(im), s)] = len(unique)
-                unique.append((im, s))
+        unique, index = _distinct(list(zip(images, sentences)), key=lambda u: (id(u[0]), u[1]))
         out: list[float] = []
         for i in range(0, len(unique), batch_size):
             ims, sents = [u[0] for u in unique[i:i + batch_size]], [u[1] for u in unique[i:i + batch_size]]
@@ -306,17 +320,14 @@ class ValueModel(torch.nn.Module):
                 v = self(**self.encode(ims, sents))
             out += v.tolist()
         self.train(was_training)
-        return [out[index[(id(im), s)]] for im, s in zip(images, sentences)]
+        return [out[i] for i in index]
 
     def _values_shared_prefix(self, images: Sequence[Image.Image], sentences: Sequence[str]) -> torch.Tensor | None:
         """`values` for one batch through a per-image prefix KV cache; None when the chat does
         not split into (shared prefix, sentence) tokens, e.g. a tokenizer merging across the
         boundary (the caller then runs the full pass)."""
         tok = self.processor.tokenizer
-        chats = [self.processor.apply_chat_template(
-            prompts.messages(prompts.BASE_PROMPT) + [
-                {"role": "assistant", "content": [{"type": "text", "text": s}]}],
-            continue_final_message=True) for s in sentences]
+        chats = [self._chat(s) for s in sentences]
         if not all(s and c.endswith(s) for c, s in zip(chats, sentences)):
             return None
         prefix_text = chats[0][:len(chats[0]) - len(sentences[0])]
@@ -329,14 +340,9 @@ class ValueModel(torch.nn.Module):
             if ids[:len(prefix_ids)] != prefix_ids or len(ids) == len(prefix_ids):
                 return None
             suffixes.append(ids[len(prefix_ids):])
-        slot: dict[int, int] = {}
-        distinct: list[Image.Image] = []
-        for im in images:
-            if id(im) not in slot:
-                slot[id(im)] = len(distinct)
-                distinct.append(im)
-        rows = torch.tensor([slot[id(im)] for im in images])
-        want_inputs = self.meta.get("pool", "last") == "match" and self.meta.get("match_keys", "last") == "input"
+        distinct, slots = _distinct(list(images), key=id)
+        rows = torch.tensor(slots)
+        want_inputs = self._reads_input_states
         # The prefix, once per distinct image.
         tok.padding_side = "left"
         penc = self.processor(images=distinct, text=[prefix_text] * len(distinct), return_tensors="pt",

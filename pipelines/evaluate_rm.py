@@ -31,10 +31,7 @@ def shapes_bench(data: Path, per_category: int, seed: int, categories=rb.CATEGOR
     by_id = {r.image_id: r for r in records}
     pairs = rb.build([(r.image_id, rb.scene_of(r.objects)) for r in records], per_category, seed=1000 + seed,
                      categories=categories)
-    rows = rb.judge_rows([(str(p.image_id), p.category, p.chosen, p.rejected) for p in pairs], seed)
-    for row, pair in zip(rows, pairs):
-        if pair.form:
-            row["form"] = f"{pair.category}/{pair.form}"
+    rows = rb.judge_rows([(str(p.image_id), p.category, p.chosen, p.rejected, p.form) for p in pairs], seed)
     return rows, [load_image(by_id[int(r["id"])].path) for r in rows], [prompts.BASE_PROMPT] * len(rows)
 
 
@@ -86,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
     report = {"reward_model": a.reward_model, "bench": a.bench, "data": str(a.data), "n_pairs": len(rows),
               "accuracy": rb.accuracy([r["category"] for r in rows], correct),
               # hallucination by form: the rejected caption adds / swaps in / swaps in and drops an object
-              "accuracy_by_form": {k: v for k, v in rb.accuracy([r.get("form", "") for r in rows], correct).items()
+              "accuracy_by_form": {k: v for k, v in rb.accuracy([r["form"] for r in rows], correct).items()
                                    if k not in ("", "overall")},
               "written_verdict_accuracy": sum(j.verdict == r["label"] for j, r in zip(js, rows)) / max(1, len(rows)),
               "malformed_verdicts": sum(j.verdict is None for j in js),

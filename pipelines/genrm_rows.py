@@ -85,7 +85,7 @@ def bench_pairs(cfg: GenRMConfig) -> pd.DataFrame:
     by_id = {r.image_id: r for r in records}
     pairs = rb.build([(r.image_id, rb.scene_of(r.objects)) for r in records], cfg.data.bench_per_category,
                      seed=1000 + cfg.run.seed)
-    rows = rb.judge_rows([(str(p.image_id), p.category, p.chosen, p.rejected) for p in pairs], cfg.run.seed)
+    rows = rb.judge_rows([(str(p.image_id), p.category, p.chosen, p.rejected, p.form) for p in pairs],
+                         cfg.run.seed)
     return pd.DataFrame([r | {"image_id": int(r["id"]), "path": str(by_id[int(r["id"])].path),
-                              "question": prompts.BASE_PROMPT, "form": f"{p.category}/{p.form}" if p.form else ""}
-                         for r, p in zip(rows, pairs)])
+                              "question": prompts.BASE_PROMPT} for r in rows])
