@@ -2,7 +2,8 @@
 
 Rows are one response each (image_id, path, response); out come the claims and, per claim,
 whether the expert confirmed it and where it found it (normalized xyxy boxes, for grounded
-attention). A noisy expert (misses, false alarms) is for the noise study."""
+attention). A row may instead carry `phrases` (a list of object phrases, no response): those
+are checked as they are (`rm.probe_phrases`' extra questions). A noisy expert (misses, false alarms) is for the noise study."""
 
 from __future__ import annotations
 
@@ -24,11 +25,13 @@ class ExpertActor:
         self.rng = random.Random(seed)
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        require(batch, ["path", "response"], "ExpertActor")
+        probes = "phrases" in batch and "response" not in batch
+        require(batch, ["path", "phrases" if probes else "response"], "ExpertActor")
         images, errors = read_rows(batch)
         claims, holds, boxes = ([[] for _ in range(len(batch))] for _ in range(3))
         ok = [i for i, e in enumerate(errors) if not e]
-        cl = {i: rm.claims_of(batch["response"].iloc[i]) for i in ok}
+        cl = {i: [rm.Claim(str(p)) for p in batch["phrases"].iloc[i]] if probes
+              else rm.claims_of(batch["response"].iloc[i]) for i in ok}
         queries = {i: rm.expert_queries(cl[i]) for i in ok}
         found = self.detector.detect([images[i] for i in ok], [queries[i] for i in ok]) if ok else []
         for i, dets in zip(ok, found):

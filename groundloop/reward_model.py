@@ -130,6 +130,22 @@ class Checked:
         return bool(self.claims) and self.refuted == 0
 
 
+def probe_phrases(claims: Sequence[Sequence[str]], n: int, rng: random.Random) -> list[list[str]]:
+    """Extra questions for the expert, per image: up to `n` distinct object phrases drawn
+    uniformly from the vocabulary of object claims made on any image (`claims[i]`: every claim
+    of image i's responses), leaving out the ones made on image i itself (already checked).
+    The policy's own claims are mostly true and its false ones are its habitual confusions; a
+    checker trained on them alone rarely sees an object that is simply absent."""
+    objects = [[c for c in cs if c.split()[0] not in world.NUMBER_WORDS] for cs in claims]
+    vocab = sorted({c for cs in objects for c in cs})
+    out = []
+    for cs in objects:
+        made = set(cs)
+        pool = [c for c in vocab if c not in made]
+        out.append(rng.sample(pool, min(n, len(pool))))
+    return out
+
+
 def self_checks(responses: Sequence[str], quorum: float = 0.5) -> list[Checked]:
     """The baseline without a vision expert: the VLM's own belief labels the claims. A claim
     holds when at least `quorum` of the image's responses make it too (for a count: the same

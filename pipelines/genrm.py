@@ -42,7 +42,7 @@ from groundloop.finetune import add_lora, build_example, collate, grounded_examp
 from groundloop.models import REWARD_MODEL_FILE, load_vlm  # noqa: E402
 from pipelines import cli, train_common  # noqa: E402
 from pipelines.genrm_config import GenRMConfig  # noqa: E402
-from pipelines.genrm_rows import bench_pairs, make_pairs, self_labelled, verify_rows  # noqa: E402
+from pipelines.genrm_rows import bench_pairs, make_pairs, probe_rows, self_labelled, verify_rows  # noqa: E402
 
 
 def sample_and_check(cfg: GenRMConfig, rows: list[dict], responses: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -61,14 +61,38 @@ def sample_and_check(cfg: GenRMConfig, rows: list[dict], responses: pd.DataFrame
                             batch_format="pandas")
     else:
         ds = ray.data.from_pandas(responses[["image_id", "path", "error", "sample", "response"]])
+    return expert_checks(cfg, ds)
+
+
+def expert_checks(cfg: GenRMConfig, ds: ray.data.Dataset) -> pd.DataFrame:
+    """The expert pool over rows of responses (or of `phrases`): claims, holds and boxes."""
+    res = cfg.resources
     ds = ds.map_batches(ExpertActor, fn_constructor_kwargs={
         "detector_spec": cfg.model.detector, "miss_rate": cfg.pairs.miss_rate,
         "false_alarm_rate": cfg.pairs.false_alarm_rate, "seed": cfg.run.seed},
-        batch_format="pandas", batch_size=res.batch_size * smp.k,
+        batch_format="pandas", batch_size=res.batch_size * cfg.sampling.k,
         compute=ActorPoolStrategy(size=res.expert_actors), num_cpus=res.expert_cpus)
     df = ds.to_pandas()
     return df.assign(claims=[list(x) for x in df["claims"]], holds=[list(map(bool, x)) for x in df["holds"]],
                      boxes=[[[list(map(float, b)) for b in bs] for bs in x] for x in df["boxes"]])
+
+
+def probe_checks(cfg: GenRMConfig, samples: pd.DataFrame, run_dir: Path) -> pd.DataFrame:
+    """Stage 0's extra questions (`stage0.probes` object phrases per image, `rm.probe_phrases`)
+    labelled by the expert, or by the VLM's own belief for pairs.labeler=self (it made none of
+    them on that image, so it believes none); resumed from probes.parquet."""
+    out = run_dir / "probes.parquet"
+    if out.exists():
+        return pd.read_parquet(out)
+    probes = probe_rows(samples, cfg.stage0.probes, cfg.run.seed)
+    if cfg.pairs.labeler == "self":
+        checked = probes.assign(claims=probes["phrases"], holds=[[False] * len(p) for p in probes["phrases"]])
+    else:
+        checked = expert_checks(cfg, ray.data.from_pandas(probes.assign(error="")))
+    checked = checked[checked["error"] == ""] if "error" in checked else checked
+    checked = checked.drop(columns=["phrases"])  # the claims, as asked
+    checked.to_parquet(out)
+    return checked
 
 
 def verify_loop(config: dict) -> None:
@@ -330,6 +354,13 @@ def main(argv: list[str] | None = None) -> dict:
                                  "or pairs.labeler=self (no expert): set "
                                  "stage0.attn_weight=0, or re-check the responses in a new run with "
                                  "data.responses_from=<that file>")
+            if cfg.stage0.probes > 0:
+                probes = probe_checks(cfg, samples, run_dir)
+                print(f"stage 0: {sum(map(len, probes['claims']))} probe questions, "
+                      f"{sum(map(sum, probes['holds']))} confirmed", flush=True)
+                labelled = pd.concat([labelled, probes[["path", "claims", "holds"]
+                                                       + (["boxes"] if "boxes" in labelled else [])]],
+                                     ignore_index=True)
             rows0 = verify_rows(labelled, cfg.run.seed, cfg.stage0.balance)
             print(f"stage 0: {len(rows0)} yes/no claim questions", flush=True)
             train_verify(cfg, base, rows0, stage0)

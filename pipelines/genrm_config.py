@@ -116,6 +116,11 @@ class Stage0:
     # so the phrase alone never predicts the answer: the policy's hallucinations are not uniform,
     # and with "kind" the checker can learn which phrases are usually wrong instead of looking)
     balance: str = "kind"
+    # Extra questions per training image about object phrases none of its responses made (drawn
+    # from the vocabulary of all responses' claims, rm.probe_phrases), answered by the expert
+    # (by the VLM's own belief for pairs.labeler=self): the policy's false claims are its habitual
+    # confusions, and without these the checker rarely sees an object that is simply absent. 0: none
+    probes: int = 0
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,16 @@ def self_labelled(samples: pd.DataFrame) -> pd.DataFrame:
     return samples.assign(holds=[holds[i] for i in samples.index]).drop(columns=["boxes"], errors="ignore")
 
 
+def probe_rows(samples: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """One row per image (image_id, path, phrases): `n` object phrases its responses did not
+    make, from the vocabulary of all the samples' claims (`rm.probe_phrases`)."""
+    images = samples.groupby("image_id", sort=True)
+    made = [[c for cs in g["claims"] for c in cs] for _, g in images]
+    phrases = rm.probe_phrases(made, n, random.Random(seed))
+    paths = images["path"].first()
+    return pd.DataFrame({"image_id": list(paths.index), "path": list(paths), "phrases": phrases})
+
+
 def verify_rows(samples: pd.DataFrame, seed: int, balance: str = "kind") -> pd.DataFrame:
     """Stage 0's examples: every claim the expert checked, as its yes/no question
     (`rm.check_question`), with as many "No." as "Yes." rows per kind (object claims, count

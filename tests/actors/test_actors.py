@@ -88,3 +88,18 @@ def test_judge_and_rank_actors(rows, reward_model_folder):
     ranked = RewardRankActor(reward_model_folder, max_new_tokens=6)(group)
     # round robin over 3 captions: each pair's two win probabilities add up to 1
     assert ranked["genrm"].sum() == pytest.approx(3.0)
+
+
+def test_expert_checks_probe_phrases_without_a_response(rows):
+    from actors.expert import ExpertActor
+
+    objects, _ = next(iter(world.scenes("val", 1, seed=4)))
+    present = f"{objects[0].size} {objects[0].color} {objects[0].shape}"
+    types = {(o.color, o.shape) for o in objects}
+    color, shape = next(t for t in world.object_types() if t not in types)
+    absent = f"large {color} {shape}"
+    out = ExpertActor("shapesworld/detector")(rows.assign(phrases=[[present, absent], [absent], ["red circle"]]))
+    assert list(out["claims"].iloc[0]) == [present, absent]
+    assert list(out["holds"].iloc[0]) == [True, False]
+    assert len(out["boxes"].iloc[0][0]) > 0 and out["boxes"].iloc[0][1] == []
+    assert "bad.png" in out["error"].iloc[2]

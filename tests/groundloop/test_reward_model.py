@@ -306,3 +306,22 @@ def test_hallucination_pairs_do_not_reward_the_shorter_or_the_longer_caption():
         assert 0.25 < sign.count(form) / len(sign) < 0.42
     fewer_claims_judge = sum(s > 0 for s in sign) + 0.5 * sign.count(0)
     assert 0.4 < fewer_claims_judge / len(sign) < 0.6
+
+
+def test_probe_phrases_ask_about_objects_other_images_mentioned_and_this_one_did_not():
+    claims = [["small red circle", "one circle"], ["large blue square", "small red circle", "two squares"],
+              ["small green cross"]]
+    probes = rm.probe_phrases(claims, 5, random.Random(0))
+    vocab = {"small red circle", "large blue square", "small green cross"}  # counts are not probed
+    assert [sorted(p) for p in probes] == [["large blue square", "small green cross"], ["small green cross"],
+                                           ["large blue square", "small red circle"]]
+    assert all(set(p) <= vocab and not set(p) & set(c) for p, c in zip(probes, claims))
+    one = rm.probe_phrases(claims, 1, random.Random(0))
+    assert [len(p) for p in one] == [1, 1, 1]
+    # uniform over the vocabulary, not over how often the policy says a phrase
+    many = [["small red circle"]] * 50 + [["large blue square"], ["small green cross"], ["large red cross"]]
+    assert rm.probe_phrases(many[:50], 1, random.Random(1)) == [[]] * 50  # nothing else was ever said
+    drawn = [p[0] for p in rm.probe_phrases([["small red circle"]] * 600 + many[50:], 1, random.Random(1))[:600]]
+    counts = {c: drawn.count(c) for c in set(drawn)}
+    assert set(counts) == {"large blue square", "small green cross", "large red cross"}
+    assert min(counts.values()) > 150

@@ -28,7 +28,7 @@ def test_genrm_pairs_rounds_and_bench(ray_cluster, tmp_path):
             "data.bench_per_category=2", "sampling.k=4", "sampling.judge_max_new_tokens=24",
             "train.epochs=1", "stage2.rounds=1", "stage2.n_pairs=4", "stage2.samples=2",
             "stage2.retention=1.0", "stage0.steps=2", "stage0.batch_size=4", "stage0.attn_weight=1.0",
-            "train.attn_weight=1.0"]
+            "stage0.probes=2", "train.attn_weight=1.0"]
     report = genrm.main(args)
     run = tmp_path / "g"
     samples = pd.read_parquet(run / "samples.parquet")
@@ -44,6 +44,14 @@ def test_genrm_pairs_rounds_and_bench(ray_cluster, tmp_path):
         assert holds[(p.image_id, good)].count(False) < holds[(p.image_id, bad)].count(False)
         assert p.thought == rm.critique(
             *(rm.Checked(x, tuple(rm.claims_of(x)), tuple(holds[(p.image_id, x)])) for x in (p.a, p.b)))
+    # stage 0's extra questions: phrases other images' responses made and this image's did not,
+    # answered by the expert (boxes where it confirmed one)
+    probes = pd.read_parquet(run / "probes.parquet")
+    made = ok.groupby("image_id")["claims"].agg(lambda cs: {c for x in cs for c in x})
+    assert set(probes["image_id"]) == set(made.index)
+    for r in probes.itertuples():
+        assert len(r.claims) == 2 and not set(r.claims) & made[r.image_id]
+        assert all((len(b) > 0) == h for h, b in zip(r.holds, r.boxes))
     # stage 0 fine-tuned the VLM on the expert's claims; every round's adapter sits on it
     assert (run / "stage0" / "vlm" / "config.json").exists()
     assert json.loads((run / "round0" / "adapter" / "genrm.json").read_text())["base"] == str(run / "stage0" / "vlm")
