@@ -1,7 +1,8 @@
 """How well a reward model's critiques check claims: every "yes"/"no" it wrote on the bench,
 against the expert's verdict on the same claim (the expert agrees with the annotations on
 ShapesWorld: `benchmarks/genrm_pair_truth.py`), and whether its verdict follows its own
-critique (prefers the response with fewer "no").
+critique (prefers the response with fewer "no"); per kind of claim (count, small or large
+object), the share of true claims confirmed and of false ones refuted.
 
     python benchmarks/genrm_claim_checks.py runs/genrm_ga2/round0/bench.parquet \\
         --out benchmarks/results/genrm/claim_checks_ga2.json
@@ -22,8 +23,17 @@ import pandas as pd  # noqa: E402
 from groundloop import reward_model as rm  # noqa: E402
 from groundloop.data.coco import load_image  # noqa: E402
 from groundloop.models import load_detector  # noqa: E402
+from groundloop.worlds import shapes as world  # noqa: E402
 
 CHECK = re.compile(r" (yes|no)(?=[;.])")
+
+
+def kind(claim: rm.Claim) -> str:
+    """count, or an object claim's size word (small / large), or "object" without one."""
+    if claim.count is not None:
+        return "count"
+    first = claim.phrase.split()[0]
+    return first if first in world.SIZES else "object"
 
 
 def main() -> None:
@@ -35,6 +45,7 @@ def main() -> None:
     det = load_detector(a.detector)
     judged = pd.read_parquet(a.bench)
     n = right = said_no = false = caught = unparsed = decided = follows = 0
+    by_kind: dict[str, dict[str, int]] = {}
     for r in judged.itertuples():
         ca, cb = rm.claims_of(r.a), rm.claims_of(r.b)
         found = det.detect([load_image(r.path)], [rm.expert_queries(ca + cb)])[0]
@@ -43,6 +54,10 @@ def main() -> None:
         if len(checks) != len(truth):  # a free critique that did not list the claims
             unparsed += 1
             continue
+        for c, chk, t in zip(ca + cb, checks, truth):
+            k = by_kind.setdefault(kind(c), {"true": 0, "confirmed": 0, "false": 0, "refuted": 0})
+            k["true" if t else "false"] += 1
+            k["confirmed" if t else "refuted"] += chk == t
         n += len(truth)
         right += sum(c == t for c, t in zip(checks, truth))
         said_no += sum(not c for c in checks)
@@ -55,7 +70,11 @@ def main() -> None:
     report = {"bench": str(a.bench), "pairs": len(judged), "pairs_unparsed": unparsed, "claims": n,
               "check_accuracy": right / max(1, n), "says_no_rate": said_no / max(1, n),
               "false_claim_rate": false / max(1, n), "false_claims_caught": caught, "false_claims": false,
-              "pairs_critique_decides": decided, "verdict_follows_critique": follows / max(1, decided)}
+              "pairs_critique_decides": decided, "verdict_follows_critique": follows / max(1, decided),
+              # per kind of claim: true ones the critique confirmed, false ones it refuted
+              "by_kind": {k: {"true": v["true"], "confirmed": v["confirmed"] / max(1, v["true"]),
+                              "false": v["false"], "refuted": v["refuted"] / max(1, v["false"])}
+                          for k, v in sorted(by_kind.items())}}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(report, indent=1))
     print(json.dumps(report))

@@ -160,13 +160,16 @@ def self_checks(responses: Sequence[str], quorum: float = 0.5) -> list[Checked]:
 
 
 def build_pairs(checked: Sequence[Checked], max_pairs: int, rng: random.Random,
-                graded: int = 0) -> list[tuple[int, int]]:
+                graded: int = 0, complete: int = 0) -> list[tuple[int, int]]:
     """(chosen, rejected) index pairs among one prompt's responses: a fully verified response
     over one with a refuted claim. Two verified responses, or (by default) two refuted ones,
-    cannot be separated by the expert, so no such pair is made; identical texts are never
+    are not separated by faithfulness, so no such pair is made; identical texts are never
     paired. With `graded` > 0, up to that many more pairs of two refuted responses whose
     numbers of refuted claims differ, fewer over more (a judge then sees critiques in which
-    both responses fail a check); equal numbers still cannot be separated."""
+    both responses fail a check); equal numbers still cannot be separated. With `complete` > 0,
+    up to that many more pairs of two verified responses, the one with more verified claims
+    that the other does not make over the other (the more complete of two faithful
+    descriptions; `tally_prefers` on the expert's checks)."""
     good = [i for i, c in enumerate(checked) if c.verified]
     bad = [i for i, c in enumerate(checked) if c.refuted > 0]
     pairs = [(g, b) for g in good for b in bad if checked[g].response != checked[b].response]
@@ -177,6 +180,15 @@ def build_pairs(checked: Sequence[Checked], max_pairs: int, rng: random.Random,
                  if checked[i].refuted < checked[j].refuted and checked[i].response != checked[j].response]
         rng.shuffle(fewer)
         pairs += fewer[:graded]
+    if complete > 0:
+        def texts(c: Checked) -> list[str]:
+            return [x.text for x in c.claims]
+
+        more = [(i, j) for i in good for j in good
+                if tally_prefers(texts(checked[i]), list(checked[i].holds),
+                                 texts(checked[j]), list(checked[j].holds)) == LABELS[0]]
+        rng.shuffle(more)
+        pairs += more[:complete]
     return pairs
 
 
@@ -197,11 +209,22 @@ def critique(a: Checked, b: Checked) -> str:
 
 def tally(claims_a: Sequence[str], checks_a: Sequence[bool], claims_b: Sequence[str],
           checks_b: Sequence[bool]) -> str:
-    """The critique's last sentence: of the claims only one response makes, how many the
-    checks refuted in each (what the verdict weighs, said next to it; a claim both make says
-    nothing about which is better)."""
-    ra, rb = differing_refuted(claims_a, checks_a, claims_b, checks_b)
-    return f"Refuted where they differ: A {ra}, B {rb}."
+    """The critique's last sentence: of the claims only one response makes (a claim both make
+    says nothing about which is better), how many the checks refuted and how many they
+    confirmed in each: what the verdict weighs (`tally_prefers`), said next to it."""
+    (ra, ca), (rb, cb) = differing(claims_a, checks_a, claims_b, checks_b)
+    return f"Where they differ, refuted: A {ra}, B {rb}; confirmed: A {ca}, B {cb}."
+
+
+def tally_prefers(claims_a: Sequence[str], checks_a: Sequence[bool], claims_b: Sequence[str],
+                  checks_b: Sequence[bool]) -> str | None:
+    """The label the tally favours: fewer refuted claims where they differ (faithfulness first,
+    as the expert's pairs rank), then, on a tie, more confirmed ones (the more complete of two
+    equally faithful descriptions); None when both tie."""
+    (ra, ca), (rb, cb) = differing(claims_a, checks_a, claims_b, checks_b)
+    if (ra, -ca) == (rb, -cb):
+        return None
+    return LABELS[int((rb, -cb) < (ra, -ca))]
 
 
 def critique_so_far(claims: Sequence[Sequence[str]], checks: Sequence[bool]) -> str:
@@ -225,20 +248,21 @@ def critique_so_far(claims: Sequence[Sequence[str]], checks: Sequence[bool]) -> 
     return " ".join(out + [tally(claims[0], checks[:n_a], claims[1], checks[n_a:])])
 
 
-def differing_refuted(claims_a: Sequence[str], checks_a: Sequence[bool], claims_b: Sequence[str],
-                      checks_b: Sequence[bool]) -> tuple[int, int]:
-    """How many claims each response alone makes that the checks refuted (A's, B's)."""
-    def refuted(claims: Sequence[str], checks: Sequence[bool], other: Sequence[str]) -> int:
-        return sum(not ok and c not in other for c, ok in zip(claims, checks))
+def differing(claims_a: Sequence[str], checks_a: Sequence[bool], claims_b: Sequence[str],
+              checks_b: Sequence[bool]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(refuted, confirmed) among the claims each response alone makes: A's, then B's."""
+    def count(claims: Sequence[str], checks: Sequence[bool], other: Sequence[str]) -> tuple[int, int]:
+        own = [ok for c, ok in zip(claims, checks) if c not in other]
+        return own.count(False), own.count(True)
 
-    return refuted(claims_a, checks_a, claims_b), refuted(claims_b, checks_b, claims_a)
+    return count(claims_a, checks_a, claims_b), count(claims_b, checks_b, claims_a)
 
 
 def calibrate_check_threshold(pairs: Sequence[tuple[Sequence[str], Sequence[str], str]],
                               margins: Sequence[Sequence[float]], grid: Sequence[float]) -> tuple[float, list[float]]:
     """The check threshold for factored critiques: a claim is checked "yes" when its margin
     (logit Yes - logit No of its question) is at least the threshold. Picked from `grid` as the
-    one whose refuted-where-they-differ tally best separates labelled training pairs (claims of
+    one whose tally (`tally_prefers`) best separates labelled training pairs (claims of
     A, claims of B, label; `margins[i]` the margins of A's claims then B's), a tie counting a
     half. Returns the threshold and the accuracy at every grid point."""
     if not pairs or not grid:
@@ -248,8 +272,8 @@ def calibrate_check_threshold(pairs: Sequence[tuple[Sequence[str], Sequence[str]
         acc = 0.0
         for (ca, cb, label), m in zip(pairs, margins):
             checks = [x >= tau for x in m]
-            ra, rb = differing_refuted(ca, checks[:len(ca)], cb, checks[len(ca):])
-            acc += 0.5 if ra == rb else float(LABELS[int(rb < ra)] == label)
+            prefers = tally_prefers(ca, checks[:len(ca)], cb, checks[len(ca):])
+            acc += 0.5 if prefers is None else float(prefers == label)
         scores.append(acc / len(pairs))
     return grid[max(range(len(grid)), key=lambda i: (scores[i], -abs(grid[i])))], scores
 

@@ -55,6 +55,10 @@ class Pairs:
     # plus up to this many pairs per image of two responses with refuted claims, fewer refuted
     # over more (rm.build_pairs(graded=)): the judge learns to weigh "A 1, B 2", not only "A 0, B 1"
     graded_per_image: int = 0
+    # plus up to this many pairs per image of two verified responses, the one with more verified
+    # claims the other does not make over the other (rm.build_pairs(complete=)): with the
+    # tally's second rule (more confirmed wins when refuted tie) the judge learns completeness
+    complete_per_image: int = 0
     # Expert-noise study: the detector misses a true object / reports an absent one this often.
     miss_rate: float = 0.0
     false_alarm_rate: float = 0.0

@@ -89,7 +89,7 @@ def test_critique_checks_claims_and_verdict_round_trips():
     text = rm.with_verdict(rm.critique(checked(HALLU, SEEN), checked(TRUE, SEEN)), "B")
     assert text.startswith("A: small red circle yes; large green circle no; two circles no. B: small red circle yes;")
     assert rm.parse_verdict(text) == "B"
-    assert rm.thought_of(text).endswith("one square yes. Refuted where they differ: A 2, B 0.")
+    assert rm.thought_of(text).endswith("one square yes. Where they differ, refuted: A 2, B 0; confirmed: A 0, B 3.")
     with pytest.raises(ValueError):
         rm.with_verdict("x", "C")
 
@@ -248,15 +248,40 @@ def test_scaffolded_critique_opens_one_slot_at_a_time_and_ends_as_the_critique()
     assert rm.critique_so_far(claims, []) == "A: small red circle"
     assert rm.critique_so_far(claims, [True]) == "A: small red circle yes; one circle"
     assert rm.critique_so_far(claims, [True, False]) == rm.critique(a, b) == (
-        "A: small red circle yes; one circle no. B: nothing to check. Refuted where they differ: A 1, B 0.")
+        "A: small red circle yes; one circle no. B: nothing to check. "
+        "Where they differ, refuted: A 1, B 0; confirmed: A 1, B 0.")
     # a refuted claim both responses make does not count for either
     shared = [["blue square", "red circle"], ["blue square", "two squares"]]
     assert rm.critique_so_far(shared, [False, True, False, False]).endswith(
-        "B: blue square no; two squares no. Refuted where they differ: A 0, B 1.")
+        "B: blue square no; two squares no. Where they differ, refuted: A 0, B 1; confirmed: A 1, B 0.")
     both = [["blue square"], ["green cross"]]
     assert rm.critique_so_far(both, [False]) == "A: blue square no. B: green cross"
     with pytest.raises(ValueError, match="3 checks for 2 claims"):
         rm.critique_so_far(both, [True, True, True])
+
+
+def test_tally_prefers_fewer_refuted_then_more_confirmed_where_the_responses_differ():
+    # B refutes one claim of its own: A wins though B confirms more
+    assert rm.tally_prefers(["red circle"], [True], ["blue square", "green cross", "two squares"],
+                            [True, True, False]) == "A"
+    # refuted tie (a shared claim never counts): the more complete one wins
+    assert rm.tally_prefers(["red circle", "blue square", "one circle"], [False, True, True],
+                            ["red circle", "one circle"], [False, True]) == "A"
+    assert rm.tally_prefers(["red circle"], [True], ["red circle", "blue square"], [True, True]) == "B"
+    assert rm.tally_prefers(["red circle"], [True], ["green cross"], [True]) is None
+    assert rm.tally_prefers(["red circle"], [False], ["green cross"], [False]) is None
+
+
+def test_complete_pairs_put_the_verified_response_with_more_verified_claims_first():
+    one = rm.Checked("a", (rm.Claim("red circle"),), (True,))
+    two = rm.Checked("b", (rm.Claim("red circle"), rm.Claim("blue square")), (True, True))
+    other = rm.Checked("c", (rm.Claim("green cross"),), (True,))
+    wrong = rm.Checked("d", (rm.Claim("red circle"), rm.Claim("blue cross")), (True, False))
+    checked = [one, two, other, wrong]
+    assert sorted(rm.build_pairs(checked, 0, random.Random(0), complete=5)) == [(1, 0), (1, 2)]
+    assert len(rm.build_pairs(checked, 0, random.Random(0), complete=1)) == 1
+    # faithfulness pairs are unchanged: the three verified responses over the refuted one
+    assert sorted(rm.build_pairs(checked, 10, random.Random(0))) == [(0, 3), (1, 3), (2, 3)]
 
 
 def test_check_threshold_is_the_one_whose_tally_separates_the_labelled_pairs():

@@ -41,7 +41,11 @@ def test_genrm_pairs_rounds_and_bench(ray_cluster, tmp_path):
     holds = {(r.image_id, r.response): list(r.holds) for r in ok.itertuples()}
     for p in pairs.itertuples():
         good, bad = (p.a, p.b) if p.label == "A" else (p.b, p.a)
-        assert holds[(p.image_id, good)].count(False) < holds[(p.image_id, bad)].count(False)
+        refuted = holds[(p.image_id, good)].count(False), holds[(p.image_id, bad)].count(False)
+        # ... or (the recipe's complete pairs) of two verified ones, the more complete first
+        assert refuted[0] < refuted[1] or refuted == (0, 0) and rm.tally_prefers(
+            [c.text for c in rm.claims_of(good)], holds[(p.image_id, good)],
+            [c.text for c in rm.claims_of(bad)], holds[(p.image_id, bad)]) == "A"
         assert p.thought == rm.critique(
             *(rm.Checked(x, tuple(rm.claims_of(x)), tuple(holds[(p.image_id, x)])) for x in (p.a, p.b)))
     # stage 0's extra questions: phrases other images' responses made and this image's did not,
