@@ -31,15 +31,19 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--runs", type=Path, default=Path("runs"))
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/genrm"))
+    p.add_argument("--names", nargs="+", default=list(STUDY), help="run folder patterns, in table order")
     a = p.parse_args()
     rows = []
-    for rep_file in [f for pattern in STUDY for f in sorted(a.runs.glob(f"{pattern}/report.json"))]:
+    for rep_file in [f for pattern in a.names for f in sorted(a.runs.glob(f"{pattern}/report.json"))]:
         rep = json.loads(rep_file.read_text())
         cfg = json.loads((rep_file.parent / "config.json").read_text())
         for r in rep["rounds"]:
             rows.append({"run": rep_file.parent.name, "round": r["round"], "labeler": cfg["pairs"]["labeler"],
                          "thought": cfg["pairs"]["thought"], "noise": cfg["pairs"]["miss_rate"],
                          "stage0": cfg.get("stage0", {}).get("steps", 0),
+                         # how stage 0's questions were balanced, and its probe questions per image
+                         "stage0_data": f"{cfg.get('stage0', {}).get('balance', 'kind')}"
+                                        f" +{cfg.get('stage0', {}).get('probes', 0)}",
                          "critique": cfg["sampling"].get("critique", "free"),
                          "n_pairs": rep["n_pairs"], **{c: r["bench"].get(c) for c in CATS},
                          "written_verdict": r["bench"].get("written_verdict_overall"),
@@ -51,10 +55,11 @@ def main() -> None:
     if bon.exists():
         summary["best_of_16"] = json.loads(bon.read_text())
     (a.out / "summary.json").write_text(json.dumps(summary, indent=1))
-    lines = ["| run | stage-0 steps | round | labeler | thought | critique | expert noise | pairs | "
-             + " | ".join(CATS) + " | picks A |", "|" + "---|" * (9 + len(CATS))]
+    lines = ["| run | stage-0 steps | stage-0 balance +probes | round | labeler | thought | critique | expert noise "
+             "| pairs | " + " | ".join(CATS) + " | picks A |", "|" + "---|" * (10 + len(CATS))]
     for r in rows:
-        lines.append(f"| {r['run']} | {r['stage0']} | {r['round']} | {r['labeler']} | {r['thought']} | {r['critique']} "
+        lines.append(f"| {r['run']} | {r['stage0']} | {r['stage0_data']} | {r['round']} | {r['labeler']} "
+                     f"| {r['thought']} | {r['critique']} "
                      f"| {r['noise']} "
                      f"| {r['n_pairs']} | "
                      + " | ".join(f"{r[c]:.3f}" if r[c] is not None else "-" for c in CATS)

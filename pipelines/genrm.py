@@ -261,14 +261,13 @@ def stage2_rows(cfg: GenRMConfig, base: str, pairs: pd.DataFrame, adapter: str,
     # critique is correct when they favour the right response; the training row then writes the
     # right verdict after it whatever the sample wrote there.
     correct = [m > 0 for m in margins]
-    threshold = rm.margin_threshold(margins, correct, s2.retention)
-    keep = rm.reject(margins, correct, threshold)
+    keep, thresholds = rm.reject_per_label(margins, correct, list(judged["label"]), s2.retention)
     judged = judged.assign(margin=margins, correct=correct, kept=keep)
     judged.to_parquet(round_dir / "critiques.parquet")
     kept = judged[judged["kept"]].drop_duplicates(["image_id", "a", "b", "thought"])
     stats = {"sampled": len(judged), "correct": int(sum(correct)), "kept": int(sum(keep)),
              "kept_unique": len(kept), "retention": sum(keep) / max(1, len(judged)),
-             "threshold": threshold if math.isfinite(threshold) else None}
+             "threshold": {k: t if math.isfinite(t) else None for k, t in thresholds.items()}}
     return kept[["image_id", "path", "question", "a", "b", "label", "thought"]].reset_index(drop=True), stats
 
 

@@ -133,7 +133,9 @@ class Stage2:
     n_pairs: int = 300  # training pairs re-judged per round
     samples: int = 4  # critiques sampled per pair
     temperature: float = 0.8
-    retention: float = 0.4  # keep this fraction of sampled critiques (correct ones, highest margin)
+    # keep this fraction of sampled critiques (correct ones, highest margin), within each right
+    # label (rm.reject_per_label: one threshold for all amplifies a lean to A or B)
+    retention: float = 0.4
     epochs: int = 1
     lr: float = 5e-4
 

@@ -142,6 +142,23 @@ def test_rejection_keeps_exactly_correct_critiques_at_or_above_threshold():
         rm.reject([1.0], [True, False], 0.0)
 
 
+def test_rejection_per_label_keeps_the_same_share_of_each_right_label():
+    # the judge leans to A: its A-labelled critiques have the larger margins
+    margins = [5.0, 4.0, 3.5, 3.0, 1.0, 0.8, 0.5, 0.2]
+    correct = [True] * 8
+    labels = ["A", "A", "A", "A", "B", "B", "B", "B"]
+    one = rm.reject(margins, correct, rm.margin_threshold(margins, correct, 0.5))
+    assert one == [True] * 4 + [False] * 4  # one threshold: only A-labelled critiques survive
+    keep, thresholds = rm.reject_per_label(margins, correct, labels, 0.5)
+    assert keep == [True, True, False, False, True, True, False, False]
+    assert thresholds == {"A": 4.0, "B": 0.8}
+    # still only correct critiques, at or above their own label's threshold
+    keep, _ = rm.reject_per_label(margins, [True, False] * 4, labels, 0.5)
+    assert keep == [True, False, True, False, True, False, True, False]
+    with pytest.raises(ValueError, match="labels"):
+        rm.reject_per_label([1.0], [True], ["A", "B"], 0.5)
+
+
 def scripted_judge(quality: list[float]):
     calls: list[tuple[int, int]] = []
 

@@ -109,9 +109,11 @@ def test_shipped_reward_model_loads_relocatably_and_judges():
     assert 0.0 <= j.p_a <= 1.0 and j.text
 
 
-def test_shipped_reward_model_prefers_the_true_caption_over_one_with_an_extra_object():
-    """Fresh scenes (not the bench's), the true caption against the same caption with one more
-    object whose type is not in the image, in random order: the judge must catch most."""
+def test_shipped_reward_model_prefers_the_true_caption_over_one_with_an_absent_object():
+    """Fresh scenes (not the bench's), the true caption against one naming an object whose type
+    is not in the image, added, swapped in for a present object, or swapped in with another
+    object left out (so the wrong caption is longer, as long, or shorter), in random order:
+    the judge must catch most, not just prefer the shorter caption."""
     import random
 
     from groundloop import prompts
@@ -120,9 +122,10 @@ def test_shipped_reward_model_prefers_the_true_caption_over_one_with_an_extra_ob
 
     judge = load_reward_model("shapesworld/genrm")
     rng = random.Random(5)
+    forms = [rb.added, rb.swapped, rb.swapped_dropped]
     images, a, b, truth = [], [], [], []
-    for objects, image in world.scenes("test", 40, seed=4242):
-        bad = rb.added(objects, rng)
+    for i, (objects, image) in enumerate(world.scenes("test", 90, seed=4242)):
+        bad = forms[i % 3](objects, rng)
         if bad is None:
             continue
         first = rng.random() < 0.5
@@ -133,4 +136,4 @@ def test_shipped_reward_model_prefers_the_true_caption_over_one_with_an_extra_ob
         truth.append(first)
     judged = judge.judge(images, [prompts.BASE_PROMPT] * len(images), a, b)
     right = sum((j.p_a >= 0.5) == t for j, t in zip(judged, truth))
-    assert len(truth) >= 20 and right >= 0.8 * len(truth), f"{right} of {len(truth)}"
+    assert len(truth) >= 60 and right >= 0.7 * len(truth), f"{right} of {len(truth)}"
