@@ -3,7 +3,8 @@
 Rows are one response each (image_id, path, response); out come the claims and, per claim,
 whether the expert confirmed it and where it found it (normalized xyxy boxes, for grounded
 attention). A row may instead carry `phrases` (a list of object phrases, no response): those
-are checked as they are (`rm.probe_phrases`' extra questions). A noisy expert (misses, false alarms) is for the noise study."""
+are checked as they are (`rm.probe_phrases`' extra questions). A noisy expert (misses, false
+alarms) is for the noise study."""
 
 from __future__ import annotations
 

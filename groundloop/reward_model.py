@@ -121,6 +121,11 @@ class Checked:
     holds: tuple[bool, ...]
 
     @property
+    def texts(self) -> list[str]:
+        """The claims as the critique writes them."""
+        return [c.text for c in self.claims]
+
+    @property
     def refuted(self) -> int:
         return sum(not h for h in self.holds)
 
@@ -181,12 +186,9 @@ def build_pairs(checked: Sequence[Checked], max_pairs: int, rng: random.Random,
         rng.shuffle(fewer)
         pairs += fewer[:graded]
     if complete > 0:
-        def texts(c: Checked) -> list[str]:
-            return [x.text for x in c.claims]
-
         more = [(i, j) for i in good for j in good
-                if tally_prefers(texts(checked[i]), list(checked[i].holds),
-                                 texts(checked[j]), list(checked[j].holds)) == LABELS[0]]
+                if tally_prefers(checked[i].texts, list(checked[i].holds),
+                                 checked[j].texts, list(checked[j].holds)) == LABELS[0]]
         rng.shuffle(more)
         pairs += more[:complete]
     return pairs
@@ -198,13 +200,12 @@ def build_pairs(checked: Sequence[Checked], max_pairs: int, rng: random.Random,
 
 def critique(a: Checked, b: Checked) -> str:
     """Critique-style chain of thought: every claim of each response checked against the image,
-    then the `tally` of refuted claims where the two differ."""
+    then the `tally` of refuted and confirmed claims where the two differ."""
     def part(label: str, c: Checked) -> str:
         body = "; ".join(f"{cl.text} {'yes' if h else 'no'}" for cl, h in zip(c.claims, c.holds))
         return f"{label}: {body or 'nothing to check'}."
 
-    return f"{part('A', a)} {part('B', b)} " + tally([c.text for c in a.claims], list(a.holds),
-                                                      [c.text for c in b.claims], list(b.holds))
+    return f"{part('A', a)} {part('B', b)} " + tally(a.texts, list(a.holds), b.texts, list(b.holds))
 
 
 def tally(claims_a: Sequence[str], checks_a: Sequence[bool], claims_b: Sequence[str],
