@@ -7,8 +7,7 @@ import pandas as pd
 
 from actors import require
 from actors.images import read_rows
-from groundloop import prompts
-from groundloop import reward_model as rm
+from groundloop import best_of_n, prompts
 from groundloop.models import load_reward_model
 
 
@@ -28,6 +27,6 @@ class RewardRankActor:
                                   [caps[i] for i, _ in pairs], [caps[j] for _, j in pairs])
 
         scores = [float("nan")] * len(group)
-        for i, s in zip(ok, rm.pairwise_scores(len(ok), judge)):
+        for i, s in zip(ok, best_of_n.pairwise_scores(len(ok), judge)):
             scores[i] = s
         return group.assign(genrm=scores)

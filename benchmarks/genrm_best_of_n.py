@@ -22,8 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from groundloop import evaluation, metrics, prompts  # noqa: E402
-from groundloop import reward_model as rm  # noqa: E402
+from groundloop import best_of_n, evaluation, metrics, prompts  # noqa: E402
 from groundloop.data.coco import load_dataset  # noqa: E402
 from groundloop.models import load_reward_model, load_vlm  # noqa: E402
 from groundloop.sampling import HFSampler  # noqa: E402
@@ -73,7 +72,7 @@ def main() -> None:
         g = list(range(b * a.n, (b + 1) * a.n))
         rng.shuffle(g)  # a random bracket
         groups.append(g)
-    picked = rm.knockouts(groups, judge)
+    picked = best_of_n.knockouts(groups, judge)
     judge_s = time.time() - t
     halluc = metrics.chair_per_caption(flat, [truths[o] for o in owner], vocab)
     oracle = [min(range(b * a.n, (b + 1) * a.n), key=lambda i: len(halluc[i])) for b in range(len(images))]

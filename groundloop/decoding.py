@@ -27,8 +27,8 @@ from typing import Protocol
 
 from PIL import Image
 
+from groundloop import best_of_n as bon
 from groundloop import prompts
-from groundloop import reward_model as rm
 from groundloop.sampling import StepSampler
 from groundloop.similarity import ImageTextScorer
 from groundloop.value import ValueFunction, split_sentences
@@ -145,7 +145,7 @@ def reward_model_best_of_n(eng: Engines, images: Sequence[Image.Image], temperat
         return eng.prefer([images[owner[i]] for i, _ in pairs], [caps[i] for i, _ in pairs],
                           [caps[j] for _, j in pairs])
 
-    return [caps[w] for w in rm.knockouts([range(b * n, (b + 1) * n) for b in range(len(images))], judge)]
+    return [caps[w] for w in bon.knockouts([range(b * n, (b + 1) * n) for b in range(len(images))], judge)]
 
 
 def _best_next(eng: Engines, images: Sequence[Image.Image], prefixes: Sequence[str],

@@ -1,5 +1,5 @@
 """VL-GenRM's pure parts: expert-verified preference pairs, critiques, the mixture loss,
-margin-based rejection, verdict parsing and Best-of-N by pairwise judging.
+margin-based rejection and verdict parsing (Best-of-N by pairwise judging: `groundloop.best_of_n`).
 
 The reward model is a VLM that reads (image, question, response A, response B), writes a
 critique that checks the responses' claims against the image, and ends with
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -165,7 +165,7 @@ def self_checks(responses: Sequence[str], quorum: float = 0.5) -> list[Checked]:
 
 
 def build_pairs(checked: Sequence[Checked], max_pairs: int, rng: random.Random,
-                graded: int = 0, complete: int = 0) -> list[tuple[int, int]]:
+                graded: int = 0, complete: int = 0, separable: int = 0) -> list[tuple[int, int]]:
     """(chosen, rejected) index pairs among one prompt's responses: a fully verified response
     over one with a refuted claim. Two verified responses, or (by default) two refuted ones,
     are not separated by faithfulness, so no such pair is made; identical texts are never
@@ -174,7 +174,11 @@ def build_pairs(checked: Sequence[Checked], max_pairs: int, rng: random.Random,
     both responses fail a check); equal numbers still cannot be separated. With `complete` > 0,
     up to that many more pairs of two verified responses, the one with more verified claims
     that the other does not make over the other (the more complete of two faithful
-    descriptions; `tally_prefers` on the expert's checks)."""
+    descriptions; `tally_prefers` on the expert's checks). With `separable` > 0, up to that
+    many more pairs drawn uniformly from every pair of different responses that the expert's
+    checks separate by `tally_prefers` (the tally's preferred one first), not already paired:
+    the comparisons a Best-of-N knockout among the policy's own samples asks for, e.g. two
+    responses that each make a false claim, or make different true ones."""
     good = [i for i, c in enumerate(checked) if c.verified]
     bad = [i for i, c in enumerate(checked) if c.refuted > 0]
     pairs = [(g, b) for g in good for b in bad if checked[g].response != checked[b].response]
@@ -191,6 +195,14 @@ def build_pairs(checked: Sequence[Checked], max_pairs: int, rng: random.Random,
                                  checked[j].texts, list(checked[j].holds)) == LABELS[0]]
         rng.shuffle(more)
         pairs += more[:complete]
+    if separable > 0:
+        taken = set(pairs)
+        pool = [(i, j) for i in range(len(checked)) for j in range(len(checked))
+                if (i, j) not in taken and (j, i) not in taken and checked[i].response != checked[j].response
+                and tally_prefers(checked[i].texts, list(checked[i].holds),
+                                  checked[j].texts, list(checked[j].holds)) == LABELS[0]]
+        rng.shuffle(pool)
+        pairs += pool[:separable]
     return pairs
 
 
@@ -384,52 +396,3 @@ def reject_per_label(margins: Sequence[float], correct: Sequence[bool], labels: 
         for i, k in zip(idx, reject([margins[i] for i in idx], [correct[i] for i in idx], thresholds[label])):
             keep[i] = k
     return keep, thresholds
-
-
-# ---------------------------------------------------------------------------------------------
-# Best-of-N by pairwise judging
-# ---------------------------------------------------------------------------------------------
-
-Judge = Callable[[Sequence[tuple[int, int]]], Sequence[float]]
-"""Given (i, j) index pairs, P(response i is better than response j) for each pair."""
-
-
-def knockouts(groups: Sequence[Sequence[int]], judge: Judge) -> list[int]:
-    """The winner of a single-elimination tournament within each group of response indices
-    (len - 1 comparisons per group; an odd one out gets a bye). Each round of every group is
-    judged in one call, so many tournaments batch together."""
-    if any(not g for g in groups):
-        raise ValueError("a knockout needs at least one response")
-    alive = [list(g) for g in groups]
-    while any(len(a) > 1 for a in alive):
-        pairs = [(a[k], a[k + 1]) for a in alive for k in range(0, len(a) - 1, 2)]
-        wins = iter(i if p >= 0.5 else j for (i, j), p in zip(pairs, judge(pairs)))
-        alive = [[next(wins) for _ in range(len(a) // 2)] + ([a[-1]] if len(a) % 2 else []) for a in alive]
-    return [a[0] for a in alive]
-
-
-def knockout(n: int, judge: Judge, rng: random.Random | None = None) -> int:
-    """The knockout winner among n responses, in a random bracket when rng is given."""
-    order = list(range(n))
-    if rng is not None:
-        rng.shuffle(order)
-    return knockouts([order], judge)[0]
-
-
-def pairwise_scores(n: int, judge: Judge) -> list[float]:
-    """Each response's summed win probability over all n(n-1)/2 pairs (round robin): a score
-    to rank responses by, as S(q,p) or a value would."""
-    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
-    wins = [0.0] * n
-    for (i, j), p in zip(pairs, judge(pairs)):
-        wins[i] += p
-        wins[j] += 1 - p
-    return wins
-
-
-def round_robin(n: int, judge: Judge) -> int:
-    """The response with the highest round-robin score."""
-    if n <= 0:
-        raise ValueError("round robin needs at least one response")
-    wins = pairwise_scores(n, judge)
-    return max(range(n), key=lambda i: wins[i])

@@ -59,6 +59,10 @@ class Pairs:
     # claims the other does not make over the other (rm.build_pairs(complete=)): with the
     # tally's second rule (more confirmed wins when refuted tie) the judge learns completeness
     complete_per_image: int = 0
+    # plus up to this many pairs per image drawn uniformly from all pairs the expert's checks
+    # separate by the tally (rm.build_pairs(separable=)): the verdict learns to follow the tally
+    # on the comparisons Best-of-N makes, not only on "A 0, B 1"
+    separable_per_image: int = 0
     # Expert-noise study: the detector misses a true object / reports an absent one this often.
     miss_rate: float = 0.0
     false_alarm_rate: float = 0.0

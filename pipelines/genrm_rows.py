@@ -30,7 +30,7 @@ def make_pairs(cfg: GenRMConfig, samples: pd.DataFrame) -> pd.DataFrame:
         else:
             checked = rm.self_checks(responses)
         for good, bad in rm.build_pairs(checked, cfg.pairs.max_per_image, rng, cfg.pairs.graded_per_image,
-                                         cfg.pairs.complete_per_image):
+                                         cfg.pairs.complete_per_image, cfg.pairs.separable_per_image):
             a, b, label = ((checked[good], checked[bad], "A") if rng.random() < 0.5
                            else (checked[bad], checked[good], "B"))
             # where the expert found each claim the critique names, in its order (A's, then B's)
