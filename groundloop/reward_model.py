@@ -222,11 +222,22 @@ def critique(a: Checked, b: Checked) -> str:
 
 def tally(claims_a: Sequence[str], checks_a: Sequence[bool], claims_b: Sequence[str],
           checks_b: Sequence[bool]) -> str:
-    """The critique's last sentence: of the claims only one response makes (a claim both make
+    """The critique's last sentences: of the claims only one response makes (a claim both make
     says nothing about which is better), how many the checks refuted and how many they
-    confirmed in each: what the verdict weighs (`tally_prefers`), said next to it."""
+    confirmed in each, then what that says (`tally_prefers`: fewer refuted wins, then more
+    confirmed): "A has fewer refuted claims.", "Refuted even; B has more confirmed claims." or
+    "They are even." The verdict follows the conclusion; without it a small judge learned to
+    compare the four numbers only on the tallies its training pairs showed most (the verdict
+    followed the tally on 69.5 % of Best-of-N comparisons, `genrm_tally_rules.py`)."""
     (ra, ca), (rb, cb) = differing(claims_a, checks_a, claims_b, checks_b)
-    return f"Where they differ, refuted: A {ra}, B {rb}; confirmed: A {ca}, B {cb}."
+    better = tally_prefers(claims_a, checks_a, claims_b, checks_b)
+    if better is None:
+        conclusion = "They are even."
+    elif ra != rb:
+        conclusion = f"{better} has fewer refuted claims."
+    else:
+        conclusion = f"Refuted even; {better} has more confirmed claims."
+    return f"Where they differ, refuted: A {ra}, B {rb}; confirmed: A {ca}, B {cb}. {conclusion}"
 
 
 def tally_prefers(claims_a: Sequence[str], checks_a: Sequence[bool], claims_b: Sequence[str],

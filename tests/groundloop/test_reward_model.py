@@ -89,7 +89,7 @@ def test_critique_checks_claims_and_verdict_round_trips():
     text = rm.with_verdict(rm.critique(checked(HALLU, SEEN), checked(TRUE, SEEN)), "B")
     assert text.startswith("A: small red circle yes; large green circle no; two circles no. B: small red circle yes;")
     assert rm.parse_verdict(text) == "B"
-    assert rm.thought_of(text).endswith("one square yes. Where they differ, refuted: A 2, B 0; confirmed: A 0, B 3.")
+    assert rm.thought_of(text).endswith("one square yes. Where they differ, refuted: A 2, B 0; confirmed: A 0, B 3. B has fewer refuted claims.")
     with pytest.raises(ValueError):
         rm.with_verdict("x", "C")
 
@@ -230,11 +230,11 @@ def test_scaffolded_critique_opens_one_slot_at_a_time_and_ends_as_the_critique()
     assert rm.critique_so_far(claims, [True]) == "A: small red circle yes; one circle"
     assert rm.critique_so_far(claims, [True, False]) == rm.critique(a, b) == (
         "A: small red circle yes; one circle no. B: nothing to check. "
-        "Where they differ, refuted: A 1, B 0; confirmed: A 1, B 0.")
+        "Where they differ, refuted: A 1, B 0; confirmed: A 1, B 0. B has fewer refuted claims.")
     # a refuted claim both responses make does not count for either
     shared = [["blue square", "red circle"], ["blue square", "two squares"]]
     assert rm.critique_so_far(shared, [False, True, False, False]).endswith(
-        "B: blue square no; two squares no. Where they differ, refuted: A 0, B 1; confirmed: A 1, B 0.")
+        "B: blue square no; two squares no. Where they differ, refuted: A 0, B 1; confirmed: A 1, B 0. A has fewer refuted claims.")
     both = [["blue square"], ["green cross"]]
     assert rm.critique_so_far(both, [False]) == "A: blue square no. B: green cross"
     with pytest.raises(ValueError, match="3 checks for 2 claims"):
@@ -350,3 +350,15 @@ def test_separable_pairs_cover_every_comparison_the_expert_tally_decides():
     both = rm.build_pairs(checked, 10, random.Random(0), separable=10)
     assert sorted(both) == sorted(set(base) | set(pairs)) and len(both) == len(set(both))
     assert len(rm.build_pairs(checked, 0, random.Random(0), separable=2)) == 2
+
+
+def test_tally_ends_with_the_conclusion_the_verdict_follows():
+    # fewer refuted decides; a refuted tie goes to more confirmed; a full tie is said to be even
+    assert rm.tally(["red circle", "blue cross"], [True, False], ["red circle"], [True]).endswith(
+        "refuted: A 1, B 0; confirmed: A 0, B 0. B has fewer refuted claims.")
+    assert rm.tally(["red circle"], [True], ["red circle", "blue cross"], [True, True]).endswith(
+        "refuted: A 0, B 0; confirmed: A 0, B 1. Refuted even; B has more confirmed claims.")
+    assert rm.tally(["red circle"], [False], ["green cross"], [False]).endswith("They are even.")
+    # a shared claim never counts, whatever its check
+    assert rm.tally(["red circle", "one circle"], [False, True], ["red circle", "two circles"],
+                    [False, False]).endswith("refuted: A 0, B 1; confirmed: A 1, B 0. A has fewer refuted claims.")
