@@ -189,18 +189,19 @@ def build_pairs(checked: Sequence[Checked], max_pairs: int, rng: random.Random,
                  if checked[i].refuted < checked[j].refuted and checked[i].response != checked[j].response]
         rng.shuffle(fewer)
         pairs += fewer[:graded]
+    def first_wins(i: int, j: int) -> bool:  # the expert's tally prefers response i to j
+        return tally_prefers(checked[i].texts, list(checked[i].holds),
+                             checked[j].texts, list(checked[j].holds)) == LABELS[0]
+
     if complete > 0:
-        more = [(i, j) for i in good for j in good
-                if tally_prefers(checked[i].texts, list(checked[i].holds),
-                                 checked[j].texts, list(checked[j].holds)) == LABELS[0]]
+        more = [(i, j) for i in good for j in good if first_wins(i, j)]
         rng.shuffle(more)
         pairs += more[:complete]
     if separable > 0:
         taken = set(pairs)
         pool = [(i, j) for i in range(len(checked)) for j in range(len(checked))
-                if (i, j) not in taken and (j, i) not in taken and checked[i].response != checked[j].response
-                and tally_prefers(checked[i].texts, list(checked[i].holds),
-                                  checked[j].texts, list(checked[j].holds)) == LABELS[0]]
+                if (i, j) not in taken and (j, i) not in taken
+                and checked[i].response != checked[j].response and first_wins(i, j)]
         rng.shuffle(pool)
         pairs += pool[:separable]
     return pairs
@@ -226,11 +227,10 @@ def tally(claims_a: Sequence[str], checks_a: Sequence[bool], claims_b: Sequence[
     says nothing about which is better), how many the checks refuted and how many they
     confirmed in each, then what that says (`tally_prefers`: fewer refuted wins, then more
     confirmed): "A has fewer refuted claims.", "Refuted even; B has more confirmed claims." or
-    "They are even." The verdict follows the conclusion; without it a small judge learned to
-    compare the four numbers only on the tallies its training pairs showed most (the verdict
-    followed the tally on 69.5 % of Best-of-N comparisons, `genrm_tally_rules.py`)."""
+    "They are even." The verdict follows the conclusion (without it, it followed the tally on
+    69.5 % of Best-of-N comparisons: `benchmarks/genrm_tally_rules.py`)."""
     (ra, ca), (rb, cb) = differing(claims_a, checks_a, claims_b, checks_b)
-    better = tally_prefers(claims_a, checks_a, claims_b, checks_b)
+    better = _prefers((ra, ca), (rb, cb))
     if better is None:
         conclusion = "They are even."
     elif ra != rb:
@@ -245,7 +245,12 @@ def tally_prefers(claims_a: Sequence[str], checks_a: Sequence[bool], claims_b: S
     """The label the tally favours: fewer refuted claims where they differ (faithfulness first,
     as the expert's pairs rank), then, on a tie, more confirmed ones (the more complete of two
     equally faithful descriptions); None when both tie."""
-    (ra, ca), (rb, cb) = differing(claims_a, checks_a, claims_b, checks_b)
+    return _prefers(*differing(claims_a, checks_a, claims_b, checks_b))
+
+
+def _prefers(a: tuple[int, int], b: tuple[int, int]) -> str | None:
+    """`tally_prefers` on (refuted, confirmed) counts of A and of B."""
+    (ra, ca), (rb, cb) = a, b
     if (ra, -ca) == (rb, -cb):
         return None
     return LABELS[int((rb, -cb) < (ra, -ca))]

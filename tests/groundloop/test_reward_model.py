@@ -89,7 +89,8 @@ def test_critique_checks_claims_and_verdict_round_trips():
     text = rm.with_verdict(rm.critique(checked(HALLU, SEEN), checked(TRUE, SEEN)), "B")
     assert text.startswith("A: small red circle yes; large green circle no; two circles no. B: small red circle yes;")
     assert rm.parse_verdict(text) == "B"
-    assert rm.thought_of(text).endswith("one square yes. Where they differ, refuted: A 2, B 0; confirmed: A 0, B 3. B has fewer refuted claims.")
+    assert rm.thought_of(text).endswith("one square yes. Where they differ, refuted: A 2, B 0; confirmed: A 0, B 3."
+                                         " B has fewer refuted claims.")
     with pytest.raises(ValueError):
         rm.with_verdict("x", "C")
 
@@ -234,7 +235,8 @@ def test_scaffolded_critique_opens_one_slot_at_a_time_and_ends_as_the_critique()
     # a refuted claim both responses make does not count for either
     shared = [["blue square", "red circle"], ["blue square", "two squares"]]
     assert rm.critique_so_far(shared, [False, True, False, False]).endswith(
-        "B: blue square no; two squares no. Where they differ, refuted: A 0, B 1; confirmed: A 1, B 0. A has fewer refuted claims.")
+        "B: blue square no; two squares no. Where they differ, refuted: A 0, B 1; confirmed: A 1, B 0."
+        " A has fewer refuted claims.")
     both = [["blue square"], ["green cross"]]
     assert rm.critique_so_far(both, [False]) == "A: blue square no. B: green cross"
     with pytest.raises(ValueError, match="3 checks for 2 claims"):
