@@ -15,13 +15,15 @@ import pandas as pd
 from actors import require
 from actors.images import read_rows
 from groundloop import reward_model as rm
+from groundloop import vocab
 from groundloop.models import load_detector
 
 
 class ExpertActor:
-    def __init__(self, detector_spec: str, miss_rate: float = 0.0, false_alarm_rate: float = 0.0,
-                 seed: int = 0) -> None:
+    def __init__(self, detector_spec: str, vocabulary: str, miss_rate: float = 0.0,
+                 false_alarm_rate: float = 0.0, seed: int = 0) -> None:
         self.detector = load_detector(detector_spec)
+        self.vocab = vocab.get(vocabulary)
         self.miss, self.false_alarm = miss_rate, false_alarm_rate
         self.rng = random.Random(seed)
 
@@ -32,13 +34,13 @@ class ExpertActor:
         claims, holds, boxes = ([[] for _ in range(len(batch))] for _ in range(3))
         ok = [i for i, e in enumerate(errors) if not e]
         cl = {i: [rm.Claim(str(p)) for p in batch["phrases"].iloc[i]] if probes
-              else rm.claims_of(batch["response"].iloc[i]) for i in ok}
-        queries = {i: rm.expert_queries(cl[i]) for i in ok}
+              else self.vocab.claims(batch["response"].iloc[i]) for i in ok}
+        queries = {i: rm.expert_queries(cl[i], self.vocab) for i in ok}
         found = self.detector.detect([images[i] for i in ok], [queries[i] for i in ok]) if ok else []
         for i, dets in zip(ok, found):
             if self.miss or self.false_alarm:
                 dets = rm.perturb(dets, queries[i], self.miss, self.false_alarm, self.rng)
             claims[i] = [c.text for c in cl[i]]
             holds[i] = rm.check_claims(cl[i], dets)
-            boxes[i] = [[list(b) for b in bs] for bs in rm.claim_boxes(cl[i], dets)]
+            boxes[i] = [[list(b) for b in bs] for bs in rm.claim_boxes(cl[i], dets, self.vocab)]
         return batch.assign(claims=claims, holds=holds, boxes=boxes, error=errors)

@@ -9,15 +9,17 @@ import pandas as pd
 
 from actors import require
 from actors.images import read_rows
+from groundloop import vocab
 from groundloop.evaluation import ground
 from groundloop.models import load_detector
 
 
 class GroundingActor:
-    def __init__(self, detector_spec: str, phrases_from: str = "sample") -> None:
+    def __init__(self, detector_spec: str, vocabulary: str, phrases_from: str = "sample") -> None:
         if phrases_from not in ("sample", "image"):
             raise ValueError(f"phrases_from must be 'sample' or 'image', got {phrases_from!r}")
         self.detector = load_detector(detector_spec)
+        self.vocab = vocab.get(vocabulary)
         self.column = "prior" if phrases_from == "sample" else "image_priors"
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
@@ -27,7 +29,7 @@ class GroundingActor:
         captions = [batch[self.column].iloc[i] for i in ok]
         if self.column == "image_priors":
             captions = [list(c) for c in captions]  # arrow hands lists over as arrays
-        texts = ground(self.detector, [images[i] for i in ok], captions)
+        texts = ground(self.detector, [images[i] for i in ok], captions, self.vocab)
         grounding = [""] * len(batch)
         for i, t in zip(ok, texts):
             grounding[i] = t

@@ -10,6 +10,7 @@ import torch
 
 from actors import require
 from actors.images import read_rows
+from groundloop import vocab
 from groundloop.data.coco import load_image
 from groundloop.genrm import GenRM
 from groundloop.models import load_vlm
@@ -18,11 +19,11 @@ from groundloop.models import load_vlm
 class JudgeActor:
     def __init__(self, model_spec: str, adapter: str | None, samples: int = 1, temperature: float = 0.0,
                  max_new_tokens: int = 200, seed: int = 0, torch_threads: int = 0, critique: str = "free",
-                 check_threshold: float = 0.0) -> None:
+                 check_threshold: float = 0.0, vocabulary: str = "shapes") -> None:
         if torch_threads:  # Ray pins a fractional-CPU actor to one thread; judging may run alone
             torch.set_num_threads(torch_threads)
         self.rm = GenRM(*load_vlm(model_spec, adapter=adapter), max_new_tokens=max_new_tokens, seed=seed,
-                        critique=critique, check_threshold=check_threshold)
+                        critique=critique, check_threshold=check_threshold, vocab=vocab.get(vocabulary))
         self.samples, self.temperature = samples, temperature
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
@@ -41,11 +42,12 @@ class JudgeActor:
         return pd.DataFrame(rows)
 
 
-def claim_margins(model_spec: str, paths: list[str], claims: list[str], torch_threads: int = 0) -> list[float]:
+def claim_margins(model_spec: str, paths: list[str], claims: list[str], vocabulary: str,
+                  torch_threads: int = 0) -> list[float]:
     """The base VLM's Yes-minus-No logit for each (image path, claim) question: what the factored
     checks' threshold is calibrated on. Run as a Ray task."""
     if torch_threads:
         torch.set_num_threads(torch_threads)
-    judge = GenRM(*load_vlm(model_spec), critique="factored")
+    judge = GenRM(*load_vlm(model_spec), critique="factored", vocab=vocab.get(vocabulary))
     images = {p: load_image(p) for p in dict.fromkeys(paths)}
     return judge.check_margins([images[p] for p in paths], claims)

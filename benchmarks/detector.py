@@ -18,8 +18,8 @@ from pathlib import Path
 from groundloop.data.coco import load_dataset, load_image
 from groundloop.models import load_detector
 from groundloop.models.detection import iou
-from groundloop.models.shapes_detector import parse_phrase
 from groundloop.worlds import shapes as world
+from groundloop.worlds.detector import parse_phrase
 
 
 def main() -> None:

@@ -23,6 +23,9 @@ from groundloop import genrm  # noqa: E402
 from groundloop import reward_model as rm  # noqa: E402
 from groundloop.data.coco import load_image  # noqa: E402
 from groundloop.models import load_detector, load_reward_model  # noqa: E402
+from groundloop.vocab.shapes import ShapesVocabulary  # noqa: E402
+
+SHAPES = ShapesVocabulary()
 
 
 def auc(pos: list[float], neg: list[float]) -> float:
@@ -46,8 +49,8 @@ def main() -> None:
     false_m, true_m = [], []
     for r in pairs.itertuples():
         image = load_image(r.path)
-        ca, cb = rm.claims_of(r.a), rm.claims_of(r.b)
-        found = det.detect([image], [rm.expert_queries(ca + cb)])[0]
+        ca, cb = SHAPES.claims(r.a), SHAPES.claims(r.b)
+        found = det.detect([image], [rm.expert_queries(ca + cb, SHAPES)])[0]
         truth = rm.check_claims(ca, found) + rm.check_claims(cb, found)
         claims = [[c.text for c in ca], [c.text for c in cb]]
         prompt = genrm._prompt_ids(judge.processor, image, rm.judge_prompt(r.question, r.a, r.b))

@@ -30,12 +30,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from groundloop import evaluation, prompts  # noqa: E402
-from groundloop import reward_model as rm  # noqa: E402
 from groundloop.data.coco import load_dataset  # noqa: E402
 from groundloop.models import load_reward_model, load_vlm  # noqa: E402
-from groundloop.reward_bench import claim_truth  # noqa: E402
 from groundloop.sampling import HFSampler  # noqa: E402
+from groundloop.vocab.shapes import ShapesVocabulary  # noqa: E402
 from groundloop.worlds import shapes as world  # noqa: E402
+from groundloop.worlds.reward_bench import claim_truth  # noqa: E402
+
+SHAPES = ShapesVocabulary()
 
 
 def auc(false: list[float], true: list[float]) -> float | None:
@@ -69,7 +71,7 @@ def main() -> None:
     sets: dict[str, dict[tuple[int, str], bool]] = {"own": {}, "random": {}}
     for b, (r, cs) in enumerate(zip(records, caps)):
         for c in cs:
-            sets["own"].update({(b, cl.text): t for cl, t in zip(rm.claims_of(c), claim_truth(r.objects, c))})
+            sets["own"].update({(b, cl.text): t for cl, t in zip(SHAPES.claims(c), claim_truth(r.objects, c))})
         present = sorted({f"{o.attributes['color']} {o.category}" for o in r.objects})
         absent = [f"{c} {s}" for c, s in world.object_types() if f"{c} {s}" not in present]
         sets["random"].update({(b, rng.choice(present)): True, (b, rng.choice(absent)): False})

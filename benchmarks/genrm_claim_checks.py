@@ -23,7 +23,10 @@ import pandas as pd  # noqa: E402
 from groundloop import reward_model as rm  # noqa: E402
 from groundloop.data.coco import load_image  # noqa: E402
 from groundloop.models import load_detector  # noqa: E402
+from groundloop.vocab.shapes import ShapesVocabulary  # noqa: E402
 from groundloop.worlds import shapes as world  # noqa: E402
+
+SHAPES = ShapesVocabulary()
 
 CHECK = re.compile(r" (yes|no)(?=[;.])")
 
@@ -47,8 +50,8 @@ def main() -> None:
     n = right = said_no = false = caught = unparsed = decided = follows = 0
     by_kind: dict[str, dict[str, int]] = {}
     for r in judged.itertuples():
-        ca, cb = rm.claims_of(r.a), rm.claims_of(r.b)
-        found = det.detect([load_image(r.path)], [rm.expert_queries(ca + cb)])[0]
+        ca, cb = SHAPES.claims(r.a), SHAPES.claims(r.b)
+        found = det.detect([load_image(r.path)], [rm.expert_queries(ca + cb, SHAPES)])[0]
         truth = rm.check_claims(ca, found) + rm.check_claims(cb, found)
         checks = [w == "yes" for w in CHECK.findall(r.thought)]
         if len(checks) != len(truth):  # a free critique that did not list the claims

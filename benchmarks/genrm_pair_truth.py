@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pandas as pd  # noqa: E402
 
 from groundloop.data.coco import load_dataset  # noqa: E402
-from groundloop.reward_bench import claim_truth as truth_holds  # noqa: E402
+from groundloop.worlds.reward_bench import claim_truth as truth_holds  # noqa: E402
 
 
 def main() -> None:

@@ -34,12 +34,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from groundloop import best_of_n, evaluation, metrics, prompts  # noqa: E402
-from groundloop import reward_bench as rb  # noqa: E402
 from groundloop import reward_model as rm  # noqa: E402
+from groundloop import vocab as vocab_lib  # noqa: E402
 from groundloop.data.coco import load_dataset  # noqa: E402
 from groundloop.models import load_reward_model, load_vlm  # noqa: E402
 from groundloop.sampling import HFSampler  # noqa: E402
+from groundloop.vocab.shapes import ShapesVocabulary  # noqa: E402
+from groundloop.worlds import reward_bench as rb  # noqa: E402
 from pipelines.evaluate_rm import shapes_bench  # noqa: E402
+
+SHAPES = ShapesVocabulary()
 
 Rule = Callable[[Sequence[str], Sequence[bool], Sequence[str], Sequence[bool]], "str | None"]
 
@@ -53,7 +57,7 @@ RULES: dict[str, Rule] = {"refuted_then_confirmed": rm.tally_prefers, "refuted":
 
 
 def claim_texts(response: str, objects_only: bool) -> list[str]:
-    return [c.text for c in rm.claims_of(response) if not (objects_only and c.count is not None)]
+    return [c.text for c in SHAPES.claims(response) if not (objects_only and c.count is not None)]
 
 
 def replay(rule_name: str, objects_only: bool, tau: float, margins: dict, rows: Sequence[dict],
@@ -152,7 +156,7 @@ def main() -> None:
     # Best-of-N: n captions per image, as genrm_best_of_n.py samples them
     ok, _ = evaluation.load_images(load_dataset(a.data.resolve())[: a.n_images])
     records, images = [r for r, _ in ok], [im for _, im in ok]
-    vocab = evaluation.vocabulary_for(records)
+    vocab = vocab_lib.for_records(records)
     truths = [vocab.truth_labels(r) for r in records]
     sampler = HFSampler(*load_vlm(a.vlm), max_new_tokens=128, seed=a.seed)
     caps: list[str] = []

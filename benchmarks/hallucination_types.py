@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from groundloop import evaluation  # noqa: E402
+from groundloop import vocab as vocab_lib  # noqa: E402
 from groundloop.data.coco import load_dataset  # noqa: E402
 from groundloop.worlds import shapes as world  # noqa: E402
 
@@ -29,7 +29,7 @@ def main() -> None:
     p.add_argument("captions", nargs="+", type=Path)
     a = p.parse_args()
     recs = {r.image_id: r for r in load_dataset(a.data)}
-    vocab = evaluation.vocabulary_for(list(recs.values()))
+    vocab = vocab_lib.for_records(list(recs.values()))
     partner: dict[str, set[str]] = {}
     for x, y in world.PRIOR_PAIRS:
         partner.setdefault(" ".join(x), set()).add(" ".join(y))

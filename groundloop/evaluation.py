@@ -6,7 +6,7 @@ ShapesWorld VLM on a laptop and a 7B LLaVA behind vLLM.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
 from PIL import Image
@@ -14,9 +14,10 @@ from PIL import Image
 from groundloop import metrics, prompts
 from groundloop import pope as pope_lib
 from groundloop.data.coco import ImageError, ImageRecord, load_image
-from groundloop.grounding import extract_phrases, grounding_text
+from groundloop.grounding import grounding_text
 from groundloop.models.detection import Detector
 from groundloop.sampling import Sampler
+from groundloop.vocab import Vocabulary
 
 T = TypeVar("T")
 
@@ -49,25 +50,24 @@ def caption(sampler: Sampler, images: Sequence[Image.Image], text: str | Sequenc
     return out
 
 
-def union_phrases(captions: Sequence[str], extract: Callable[[str], list[str]] = extract_phrases) -> list[str]:
+def union_phrases(captions: Sequence[str], vocab: Vocabulary) -> list[str]:
     """The distinct phrases of several captions of one image, in order of first mention."""
     out: list[str] = []
     for c in captions:
-        out += [p for p in extract(c) if p not in out]
+        out += [p for p in vocab.phrases(c) if p not in out]
     return out
 
 
 def ground(detector: Detector, images: Sequence[Image.Image], captions: Sequence[str | Sequence[str]],
-           extract: Callable[[str], list[str]] = extract_phrases) -> list[str]:
+           vocab: Vocabulary) -> list[str]:
     """The grounding text per image: the phrases of its caption (or of all its captions),
     kept only where the detector finds them, with their boxes."""
-    phrases = [extract(c) if isinstance(c, str) else union_phrases(c, extract) for c in captions]
+    phrases = [vocab.phrases(c) if isinstance(c, str) else union_phrases(c, vocab) for c in captions]
     return [grounding_text(d) for d in detector.detect(list(images), phrases)]
 
 
 def grounded_recaption(sampler: Sampler, detector: Detector, images: Sequence[Image.Image],
-                       priors: Sequence[str], batch_size: int = 32,
-                       extract: Callable[[str], list[str]] = extract_phrases,
+                       priors: Sequence[str], vocab: Vocabulary, batch_size: int = 32,
                        extra_samples: int = 0, temperature: float = 1.0,
                        ) -> tuple[list[str], list[str]]:
     """iSVP at inference: ground the prior captions, then caption again with `<context>`.
@@ -84,7 +84,7 @@ def grounded_recaption(sampler: Sampler, detector: Detector, images: Sequence[Im
                                        n=extra_samples, temperature=temperature)
             for j, s in enumerate(samples):
                 pools[i + j] += s
-    groundings = ground(detector, images, pools, extract)
+    groundings = ground(detector, images, pools, vocab)
     guided = caption(sampler, images, [prompts.grounded_prompt(g) for g in groundings], batch_size)
     return groundings, guided
 
@@ -102,20 +102,12 @@ def pope(sampler: Sampler, images: Sequence[Image.Image], truths: Sequence[set[s
     return out
 
 
-def vocabulary_for(records: Sequence[ImageRecord]) -> metrics.Vocabulary:
-    """ShapesWorld's colour+shape vocabulary when annotations carry colours, else COCO's."""
-    objs = [o for r in records for o in r.objects]
-    if objs and all("color" in o.attributes for o in objs):
-        return metrics.shapesworld_vocabulary()
-    return metrics.coco_vocabulary()
-
-
 def caption_metrics(records: Sequence[ImageRecord], captions: Sequence[str],
-                    vocab: metrics.Vocabulary) -> dict[str, Any]:
+                    vocab: Vocabulary) -> dict[str, Any]:
     """CHAIR and recall against the instances; BLEU-4 and CIDEr-D over the whole set when
     reference captions exist."""
     truths = [vocab.truth_labels(r) for r in records]
-    out: dict[str, Any] = metrics.chair(captions, truths, vocab)
+    out: dict[str, Any] = metrics.chair(captions, truths, vocab) | {"vocabulary": vocab.name}
     with_refs = [(r, c) for r, c in zip(records, captions) if r.captions]
     if with_refs:
         out |= metrics.caption_scores({r.image_id: c for r, c in with_refs},

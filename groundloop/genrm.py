@@ -19,6 +19,7 @@ from PIL import Image
 from groundloop import finetune, prompts
 from groundloop import grounded_attention as ga
 from groundloop import reward_model as rm
+from groundloop.vocab import Vocabulary
 
 
 def label_ids(tokenizer: Any) -> list[int]:
@@ -154,11 +155,11 @@ class GenRM:
 
     How the critique is written (`critique`):
       free      the model writes the whole critique.
-      scaffold  the claims to check are read off the two responses by `rm.claims_of` (text
+      scaffold  the claims to check are read off the two responses by `vocab.claims` (text
                 parsing, no vision), and the model writes every check ("yes" / "no", greedy or
                 sampled between the two) inside the judgement, then the verdict.
       factored  the same claims, but each check is the model's answer to the claim's own
-                yes/no question about the image (`rm.check_question`), asked with neither
+                yes/no question about the image (`vocab.check_question`), asked with neither
                 response in sight (the factored checks of Chain-of-Verification): a claim both
                 responses make gets one answer, and a check cannot copy the response's
                 confidence. The answers are written into the critique and the model, in the
@@ -168,9 +169,12 @@ class GenRM:
     """
 
     def __init__(self, model: Any, processor: Any, max_new_tokens: int = 200, seed: int | None = None,
-                 critique: str = "free", check_threshold: float = 0.0) -> None:
+                 critique: str = "free", check_threshold: float = 0.0, vocab: Vocabulary | None = None) -> None:
         if critique not in CRITIQUES:
             raise ValueError(f"critique must be one of {CRITIQUES}, got {critique!r}")
+        if critique != "free" and vocab is None:
+            raise ValueError(f"critique {critique!r} reads claims off the responses: it needs a vocabulary")
+        self.vocab = vocab
         self.model = model.eval()
         self.processor = processor
         self.max_new_tokens = max_new_tokens
@@ -198,7 +202,7 @@ class GenRM:
         if self.seed is not None:
             torch.manual_seed(self.seed)
         tok = self.processor.tokenizer
-        claims = [[[c.text for c in rm.claims_of(x)] for x in pair] for pair in zip(a, b)]
+        claims = [[self.claim_texts(x) for x in pair] for pair in zip(a, b)]
         prompts_ids = [_prompt_ids(self.processor, im, jt) for im, jt in zip(images, judge_texts)]
         checks: list[list[bool]] = [[] for _ in claims]
         while True:
@@ -216,6 +220,15 @@ class GenRM:
                 checks[i].append(bool(y))
         return [rm.critique_so_far(c, ch) for c, ch in zip(claims, checks)]
 
+    @property
+    def _vocab(self) -> Vocabulary:
+        if self.vocab is None:
+            raise ValueError("reading claims needs a vocabulary (GenRM(vocab=...))")
+        return self.vocab
+
+    def claim_texts(self, response: str) -> list[str]:
+        return [c.text for c in self._vocab.claims(response)]
+
     @contextlib.contextmanager
     def _base_model(self) -> Iterator[None]:
         """The VLM without the reward-model adapter (a no-op for a model without one)."""
@@ -232,7 +245,7 @@ class GenRM:
         with self._base_model():
             for s in range(0, len(claims), batch_size):
                 ims = list(images[s:s + batch_size])
-                seqs = [_prompt_ids(self.processor, im, rm.check_question(c))
+                seqs = [_prompt_ids(self.processor, im, self._vocab.check_question(c))
                         for im, c in zip(ims, claims[s:s + batch_size])]
                 logits = self.next_logits(ims, seqs)[:, self.answer_ids]
                 out += (logits[:, 0] - logits[:, 1]).tolist()
@@ -252,7 +265,7 @@ class GenRM:
         """Critiques from factored checks: every distinct (image, claim) is asked once."""
         if self.seed is not None:
             torch.manual_seed(self.seed)
-        claims = [[[c.text for c in rm.claims_of(x)] for x in pair] for pair in zip(a, b)]
+        claims = [[self.claim_texts(x) for x in pair] for pair in zip(a, b)]
         asked = list(dict.fromkeys((i, t) for i, c in enumerate(claims) for side in c for t in side))
         answers = dict(zip(asked, self.check([images[i] for i, _ in asked], [t for _, t in asked], temperature)))
         return [rm.critique_so_far(c, [answers[i, t] for side in c for t in side]) for i, c in enumerate(claims)]

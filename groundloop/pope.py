@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from groundloop.metrics import tokenize
+from groundloop.vocab.lexicon import tokenize
 
 POPE_KINDS = ("random", "popular", "adversarial")
 

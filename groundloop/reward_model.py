@@ -18,18 +18,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from groundloop.grounding import extract_phrases
 from groundloop.models.detection import Detection
-from groundloop.worlds import shapes as world
+from groundloop.vocab import Claim, Vocabulary
 
 LABELS = ("A", "B")
 VERDICT = "Verdict:"
 JUDGE_TEMPLATE = "Question: {prompt} Response A: {a} Response B: {b} Which response is faithful to the image?"
-
-_NUMBERS = {w: i for i, w in enumerate(world.NUMBER_WORDS)}
-_PLURALS = {("crosses" if s == "cross" else s + "s"): s for s in world.SHAPES} | {s: s for s in world.SHAPES}
-COUNT_CLAIM = re.compile(r"\b(" + "|".join(world.NUMBER_WORDS[1:]) + r")\s+(" + "|".join(_PLURALS) + r")\b")
-
 
 def judge_prompt(prompt: str, a: str, b: str) -> str:
     return JUDGE_TEMPLATE.format(prompt=prompt, a=a, b=b)
@@ -39,52 +33,10 @@ def judge_prompt(prompt: str, a: str, b: str) -> str:
 # The vision expert's verification of a response
 # ---------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Claim:
-    """One checkable statement: an object phrase ("small red circle"), or a count of a shape."""
-
-    phrase: str
-    count: int | None = None
-
-    @property
-    def text(self) -> str:
-        if self.count is None:
-            return self.phrase
-        noun = self.phrase if self.count == 1 else ("crosses" if self.phrase == "cross" else self.phrase + "s")
-        return f"{world.NUMBER_WORDS[self.count]} {noun}"
-
-
-def claims_of(response: str) -> list[Claim]:
-    """The response's object phrases (with size when it gives one) and its shape counts."""
-    claims = [Claim(p) for p in extract_phrases(response, sizes=True)]
-    seen: set[str] = set()
-    for m in COUNT_CLAIM.finditer(response.lower()):
-        shape = _PLURALS[m.group(2)]
-        if shape not in seen:  # the first count of a shape is the caption's count sentence
-            seen.add(shape)
-            claims.append(Claim(shape, _NUMBERS[m.group(1)]))
-    return claims
-
-
-def look_phrase(claim: Claim) -> str:
-    """What a checker looks at for the claim: the object without its size ("red circle" for
-    "small red circle": a wrong size is judged by looking at the red circle), the bare shape
-    for a count."""
-    return " ".join(w for w in claim.phrase.split() if w not in world.SIZES)
-
-
-def check_question(claim_text: str) -> str:
-    """The yes/no question that checks one claim on its own (a factored check): "Is there a
-    small red circle in the image?", "Are there exactly two circles in the image?"."""
-    if claim_text.split()[0] in world.NUMBER_WORDS:
-        return f"Are there exactly {claim_text} in the image?"
-    return f"Is there a {claim_text} in the image?"
-
-
-def expert_queries(claims: Sequence[Claim]) -> list[str]:
-    """Phrases to ask the detector: each object phrase, the bare shape of each count, and
-    what to look at for each claim (`look_phrase`)."""
-    return list(dict.fromkeys([c.phrase for c in claims] + [look_phrase(c) for c in claims]))
+def expert_queries(claims: Sequence[Claim], vocab: Vocabulary) -> list[str]:
+    """Phrases to ask the detector: each claim's phrase (the object, or what a count counts)
+    and what to look at for it (`vocab.look_phrase`)."""
+    return list(dict.fromkeys([c.phrase for c in claims] + [vocab.look_phrase(c) for c in claims]))
 
 
 def check_claims(claims: Sequence[Claim], detections: Sequence[Detection]) -> list[bool]:
@@ -97,10 +49,11 @@ def check_claims(claims: Sequence[Claim], detections: Sequence[Detection]) -> li
             for c in claims]
 
 
-def claim_boxes(claims: Sequence[Claim], detections: Sequence[Detection]) -> list[list[tuple[float, ...]]]:
-    """Where the expert found what each claim is about (its `look_phrase`, asked by
+def claim_boxes(claims: Sequence[Claim], detections: Sequence[Detection],
+                vocab: Vocabulary) -> list[list[tuple[float, ...]]]:
+    """Where the expert found what each claim is about (its `vocab.look_phrase`, asked by
     `expert_queries`): the normalized xyxy boxes of those detections, none when it found none."""
-    return [[tuple(d.box) for d in detections if d.phrase == look_phrase(c)] for c in claims]
+    return [[tuple(d.box) for d in detections if d.phrase == vocab.look_phrase(c)] for c in claims]
 
 
 def perturb(detections: Sequence[Detection], queries: Sequence[str], miss_rate: float,
@@ -135,13 +88,14 @@ class Checked:
         return bool(self.claims) and self.refuted == 0
 
 
-def probe_phrases(claims: Sequence[Sequence[str]], n: int, rng: random.Random) -> list[list[str]]:
+def probe_phrases(claims: Sequence[Sequence[str]], n: int, rng: random.Random,
+                  vocab: Vocabulary) -> list[list[str]]:
     """Extra questions for the expert, per image: up to `n` distinct object phrases drawn
     uniformly from the vocabulary of object claims made on any image (`claims[i]`: every claim
     of image i's responses), leaving out the ones made on image i itself (already checked).
     The policy's own claims are mostly true and its false ones are its habitual confusions; a
     checker trained on them alone rarely sees an object that is simply absent."""
-    objects = [[c for c in cs if c.split()[0] not in world.NUMBER_WORDS] for cs in claims]
+    objects = [[c for c in cs if not vocab.is_count(c)] for cs in claims]
     vocab = sorted({c for cs in objects for c in cs})
     out = []
     for cs in objects:
@@ -151,11 +105,11 @@ def probe_phrases(claims: Sequence[Sequence[str]], n: int, rng: random.Random) -
     return out
 
 
-def self_checks(responses: Sequence[str], quorum: float = 0.5) -> list[Checked]:
+def self_checks(responses: Sequence[str], vocab: Vocabulary, quorum: float = 0.5) -> list[Checked]:
     """The baseline without a vision expert: the VLM's own belief labels the claims. A claim
     holds when at least `quorum` of the image's responses make it too (for a count: the same
     count of that shape), so what the model habitually says (its priors included) counts as true."""
-    all_claims = [claims_of(r) for r in responses]
+    all_claims = [vocab.claims(r) for r in responses]
     votes: dict[Claim, int] = {}
     for cs in all_claims:
         for c in set(cs):

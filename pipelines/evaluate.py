@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from groundloop import decoding, evaluation, prompts
+from groundloop import decoding, evaluation, prompts, vocab
 from groundloop.data.coco import DataError, load_coco, load_dataset
 from groundloop.models import load_clip, load_detector, load_reward_model, load_value, load_vlm
 from groundloop.sampling import HFSampler
@@ -44,6 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--images", type=Path, help="image folder for --annotations")
     p.add_argument("--captions", type=Path, help="COCO captions JSON for BLEU/CIDEr (optional)")
     p.add_argument("--n", type=int, help="evaluate only the first N images")
+    p.add_argument("--vocabulary", choices=vocab.NAMES, help="object vocabulary (default: from the annotations)")
     p.add_argument("--out", type=Path, required=True, help="report JSON path")
     p.add_argument("--grounded", action="store_true", help="also evaluate inference-time grounding")
     p.add_argument("--detector", default="shapesworld/detector")
@@ -89,7 +90,8 @@ def run_decoders(a: argparse.Namespace, sampler: HFSampler, records, images, voc
     needs_clip = bool(names & {"bon", "clip_prm"})
     value = load_value(a.value) if needs_value else None
     clip = ClipScorer(*load_clip(a.clip)) if needs_clip else None
-    judge = load_reward_model(a.reward_model, max_new_tokens=a.max_new_tokens) if "genrm_bon" in names else None
+    judge = (load_reward_model(a.reward_model, max_new_tokens=a.max_new_tokens, vocab=vocab)
+             if "genrm_bon" in names else None)
     out = {}
     for spec, (name, s) in specs.items():
         eng = decoding.Engines(sampler, value=value, clip=clip, judge=judge)
@@ -137,29 +139,29 @@ def main(argv: list[str] | None = None) -> dict:
     images = [im for _, im in loaded]
     model, processor = load_vlm(a.model, adapter=a.adapter)
     sampler = HFSampler(model, processor, max_new_tokens=a.max_new_tokens, seed=a.seed)
-    vocab = evaluation.vocabulary_for(records)
+    words = vocab.for_records(records, a.vocabulary or "")
     timings = {}
 
     t = time.time()
     captions = evaluation.caption(sampler, images, prompts.BASE_PROMPT, a.batch_size)
     timings["caption_s"] = time.time() - t
     report = {"model": a.model, "adapter": a.adapter, "data": str(a.data or a.annotations),
-              "n_images": len(records), "n_errors": len(errors), "vocabulary": vocab.name}
-    report |= evaluation.caption_metrics(records, captions, vocab)
+              "n_images": len(records), "n_errors": len(errors), "vocabulary": words.name}
+    report |= evaluation.caption_metrics(records, captions, words)
     rows = [{"image_id": r.image_id, "file": r.path.name, "caption": c}
             for r, c in zip(records, captions)]
     if not a.no_pope:
         t = time.time()
-        truths = [vocab.truth_labels(r) for r in records]
-        report["pope"] = evaluation.pope(sampler, images, truths, vocab.labels, a.batch_size)
+        truths = [words.truth_labels(r) for r in records]
+        report["pope"] = evaluation.pope(sampler, images, truths, words.labels, a.batch_size)
         timings["pope_s"] = time.time() - t
     if a.grounded:
         t = time.time()
         groundings, guided = evaluation.grounded_recaption(
-            sampler, load_detector(a.detector), images, captions, a.batch_size,
+            sampler, load_detector(a.detector), images, captions, words, a.batch_size,
             extra_samples=a.grounding_samples, temperature=a.temperature)
         timings["grounded_s"] = time.time() - t
-        g = evaluation.caption_metrics(records, guided, vocab)
+        g = evaluation.caption_metrics(records, guided, words)
         g["chair_i_relative_change"] = (
             (g["chair_i"] - report["chair_i"]) / report["chair_i"] if report["chair_i"] else None)
         report["grounded"] = g | {"detector": a.detector, "extra_samples": a.grounding_samples,
@@ -167,7 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
         for row, gr, gc in zip(rows, groundings, guided):
             row |= {"grounding": gr, "guided_caption": gc}
     if a.decoder:
-        report["decoders"] = run_decoders(a, sampler, records, images, vocab, rows)
+        report["decoders"] = run_decoders(a, sampler, records, images, words, rows)
         timings["decoders_s"] = sum(d["seconds"] for d in report["decoders"].values())
     report["timings"] = timings | {"total_s": time.time() - t0}
 

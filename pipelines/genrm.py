@@ -35,14 +35,21 @@ from actors.judge import JudgeActor, claim_margins  # noqa: E402
 from actors.sampler import SamplerActor  # noqa: E402
 from groundloop import config as config_lib  # noqa: E402
 from groundloop import genrm  # noqa: E402
-from groundloop import reward_bench as rb  # noqa: E402
 from groundloop import reward_model as rm  # noqa: E402
 from groundloop.data.coco import load_dataset  # noqa: E402
 from groundloop.finetune import add_lora, build_example, collate, grounded_example, grounded_loss  # noqa: E402
 from groundloop.models import REWARD_MODEL_FILE, load_vlm  # noqa: E402
+from groundloop.worlds import reward_bench as rb  # noqa: E402
 from pipelines import cli, train_common  # noqa: E402
 from pipelines.genrm_config import GenRMConfig  # noqa: E402
-from pipelines.genrm_rows import bench_pairs, make_pairs, probe_rows, self_labelled, verify_rows  # noqa: E402
+from pipelines.genrm_rows import (  # noqa: E402
+    bench_pairs,
+    make_pairs,
+    probe_rows,
+    self_labelled,
+    verify_rows,
+    vocabulary,
+)
 
 
 def sample_and_check(cfg: GenRMConfig, rows: list[dict], responses: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -68,7 +75,7 @@ def expert_checks(cfg: GenRMConfig, ds: ray.data.Dataset) -> pd.DataFrame:
     """The expert pool over rows of responses (or of `phrases`): claims, holds and boxes."""
     res = cfg.resources
     ds = ds.map_batches(ExpertActor, fn_constructor_kwargs={
-        "detector_spec": cfg.model.detector, "miss_rate": cfg.pairs.miss_rate,
+        "detector_spec": cfg.model.detector, "vocabulary": vocabulary(cfg).name, "miss_rate": cfg.pairs.miss_rate,
         "false_alarm_rate": cfg.pairs.false_alarm_rate, "seed": cfg.run.seed},
         batch_format="pandas", batch_size=res.batch_size * cfg.sampling.k,
         compute=ActorPoolStrategy(size=res.expert_actors), num_cpus=res.expert_cpus)
@@ -84,7 +91,7 @@ def probe_checks(cfg: GenRMConfig, samples: pd.DataFrame, run_dir: Path) -> pd.D
     out = run_dir / "probes.parquet"
     if out.exists():
         return pd.read_parquet(out)
-    probes = probe_rows(samples, cfg.stage0.probes, cfg.run.seed)
+    probes = probe_rows(samples, cfg.stage0.probes, cfg.run.seed, vocabulary(cfg))
     if cfg.pairs.labeler == "self":
         checked = probes.assign(claims=probes["phrases"], holds=[[False] * len(p) for p in probes["phrases"]])
     else:
@@ -175,8 +182,8 @@ def train(cfg: GenRMConfig, base: str, rows: pd.DataFrame, out: Path, adapter: s
     train_common.fit(train_loop, config, rows.sample(frac=1.0, random_state=cfg.run.seed), out,
                      name=f"{cfg.run.name}-{out.parent.name}", num_workers=tr.num_workers,
                      cpus_per_worker=tr.cpus_per_worker, use_gpu=cfg.resources.gpus_per_actor > 0)
-    (out / REWARD_MODEL_FILE).write_text(json.dumps({"base": base, "check_threshold": threshold,
-                                                     "recipe": config_lib.to_dict(cfg)}))
+    (out / REWARD_MODEL_FILE).write_text(json.dumps({"base": base, "vocabulary": vocabulary(cfg).name,
+                                                     "check_threshold": threshold, "recipe": config_lib.to_dict(cfg)}))
     return out
 
 
@@ -189,7 +196,7 @@ def judge(cfg: GenRMConfig, base: str, pairs: pd.DataFrame, adapter: str, sample
         "model_spec": base, "adapter": adapter, "samples": samples, "temperature": temperature,
         "max_new_tokens": cfg.sampling.judge_max_new_tokens, "seed": cfg.run.seed,
         "torch_threads": res.judge_threads, "critique": cfg.sampling.critique,
-        "check_threshold": check_threshold(adapter)},
+        "check_threshold": check_threshold(adapter), "vocabulary": vocabulary(cfg).name},
         batch_format="pandas", batch_size=res.judge_batch,
         compute=ActorPoolStrategy(size=res.judge_actors), num_cpus=res.judge_cpus,
         num_gpus=res.gpus_per_actor or None)
@@ -216,12 +223,13 @@ def calibrate_checks(cfg: GenRMConfig, base: str, pairs: pd.DataFrame, run_dir: 
     if cfg.sampling.critique != "factored" or n == 0:
         return {"threshold": 0.0}
     subset = pairs.sample(n=n, random_state=cfg.run.seed)
-    claims = [([c.text for c in rm.claims_of(r.a)], [c.text for c in rm.claims_of(r.b)], r.label)
+    words = vocabulary(cfg)
+    claims = [([c.text for c in words.claims(r.a)], [c.text for c in words.claims(r.b)], r.label)
               for r in subset.itertuples()]
     asked = list(dict.fromkeys((path, c) for path, (ca, cb, _) in zip(subset["path"], claims) for c in ca + cb))
     task = ray.remote(claim_margins).options(num_cpus=cfg.resources.judge_cpus)
     margin = dict(zip(asked, ray.get(task.remote(base, [p for p, _ in asked], [c for _, c in asked],
-                                                 cfg.resources.judge_threads))))
+                                                 words.name, cfg.resources.judge_threads))))
     threshold, accuracy = rm.calibrate_check_threshold(
         claims, [[margin[path, c] for c in ca + cb] for path, (ca, cb, _) in zip(subset["path"], claims)], CHECK_GRID)
     result = {"threshold": threshold, "pairs": n, "grid": CHECK_GRID, "tally_accuracy": accuracy}
@@ -279,7 +287,8 @@ def ship(adapter: Path, base: str, out: Path, cfg: GenRMConfig) -> None:
     if base != cfg.model.vlm:  # the stage-0 VLM travels with the adapter
         shutil.copytree(base, out / "base", ignore=shutil.ignore_patterns("losses.json"))
         spec = "base"
-    (out / REWARD_MODEL_FILE).write_text(json.dumps({"base": spec, "check_threshold": check_threshold(adapter),
+    (out / REWARD_MODEL_FILE).write_text(json.dumps({"base": spec, "vocabulary": vocabulary(cfg).name,
+                                                     "check_threshold": check_threshold(adapter),
                                                      "recipe": config_lib.to_dict(cfg)}, indent=1))
 
 
@@ -346,7 +355,7 @@ def main(argv: list[str] | None = None) -> dict:
         if cfg.stage0.vlm_from and not (stage0 / "config.json").exists():
             shutil.copytree(Path(cfg.stage0.vlm_from).resolve(), stage0)  # an earlier run's stage 0
         if not (stage0 / "config.json").exists():  # else resume
-            labelled = samples if cfg.pairs.labeler == "expert" else self_labelled(samples)
+            labelled = samples if cfg.pairs.labeler == "expert" else self_labelled(samples, vocabulary(cfg))
             if cfg.stage0.attn_weight > 0 and "boxes" not in labelled:
                 raise ValueError("stage 0's grounded attention needs the expert's boxes, and "
                                  f"{run_dir / 'samples.parquet'} has none (made before grounded attention), "
@@ -360,7 +369,7 @@ def main(argv: list[str] | None = None) -> dict:
                 labelled = pd.concat([labelled, probes[["path", "claims", "holds"]
                                                        + (["boxes"] if "boxes" in labelled else [])]],
                                      ignore_index=True)
-            rows0 = verify_rows(labelled, cfg.run.seed, cfg.stage0.balance)
+            rows0 = verify_rows(labelled, cfg.run.seed, vocabulary(cfg), cfg.stage0.balance)
             print(f"stage 0: {len(rows0)} yes/no claim questions", flush=True)
             train_verify(cfg, base, rows0, stage0)
         base = str(stage0)
@@ -382,7 +391,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"round {r}: {json.dumps(acc)}", flush=True)
     if a.out and adapter is not None:
         ship(adapter, base, a.out, cfg)
-    report = {"config": a.config, "n_pairs": len(pairs), "n_responses": len(samples),
+    report = {"config": a.config, "vocabulary": vocabulary(cfg).name, "n_pairs": len(pairs),
+              "n_responses": len(samples),
               "n_verified": n_verified, "check_calibration": calibration, "rounds": rounds, "timings": timings,
               "final_adapter": str(adapter)}
     (run_dir / "report.json").write_text(json.dumps(report, indent=1))

@@ -4,31 +4,44 @@ questions, the self-labelled baseline's labels, and ShapesWorld-RewardBench's pa
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from pathlib import Path
 
 import pandas as pd
 
-from groundloop import prompts
-from groundloop import reward_bench as rb
+from groundloop import prompts, vocab
 from groundloop import reward_model as rm
 from groundloop.data.coco import load_dataset
-from groundloop.worlds import shapes as world
+from groundloop.vocab import Vocabulary
+from groundloop.worlds import reward_bench as rb
 from pipelines.genrm_config import GenRMConfig
+
+
+def vocabulary(cfg: GenRMConfig) -> Vocabulary:
+    """The vocabulary claims are read with: data.vocabulary, or the one the training images'
+    annotations call for."""
+    return _vocabulary(cfg.data.vocabulary, cfg.data.path)
+
+
+@functools.lru_cache(maxsize=8)
+def _vocabulary(name: str, path: str) -> Vocabulary:
+    return vocab.get(name) if name else vocab.for_records(load_dataset(Path(path).resolve()))
 
 
 def make_pairs(cfg: GenRMConfig, samples: pd.DataFrame) -> pd.DataFrame:
     """Training judgements: (path, question, a, b, label, thought) per separable pair."""
     rng = random.Random(cfg.run.seed)
+    words = vocabulary(cfg)
     rows = []
     for image_id, g in samples.groupby("image_id", sort=True):
         responses = list(g["response"])
         boxes = dict(zip(responses, g["boxes"])) if "boxes" in g else {}
         if cfg.pairs.labeler == "expert":
-            checked = [rm.Checked(r, tuple(rm.claims_of(r)), tuple(h)) for r, h in zip(responses, g["holds"])]
+            checked = [rm.Checked(r, tuple(words.claims(r)), tuple(h)) for r, h in zip(responses, g["holds"])]
         else:
-            checked = rm.self_checks(responses)
+            checked = rm.self_checks(responses, words)
         for good, bad in rm.build_pairs(checked, cfg.pairs.max_per_image, rng, cfg.pairs.graded_per_image,
                                          cfg.pairs.complete_per_image, cfg.pairs.separable_per_image):
             a, b, label = ((checked[good], checked[bad], "A") if rng.random() < 0.5
@@ -43,30 +56,30 @@ def make_pairs(cfg: GenRMConfig, samples: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["image_id", "path", "question", "a", "b", "label", "thought", "grounding"])
 
 
-def self_labelled(samples: pd.DataFrame) -> pd.DataFrame:
+def self_labelled(samples: pd.DataFrame, words: Vocabulary) -> pd.DataFrame:
     """The samples with the VLM's own belief (`rm.self_checks`, per image) in place of the
     expert's verdicts, and without the expert's boxes: what the baseline without a vision
     expert trains on, stage 0 included."""
     holds: dict[object, list[bool]] = {}
     for _, g in samples.groupby("image_id", sort=False):
-        for idx, checked in zip(g.index, rm.self_checks(list(g["response"]))):
+        for idx, checked in zip(g.index, rm.self_checks(list(g["response"]), words)):
             holds[idx] = list(checked.holds)
     return samples.assign(holds=[holds[i] for i in samples.index]).drop(columns=["boxes"], errors="ignore")
 
 
-def probe_rows(samples: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+def probe_rows(samples: pd.DataFrame, n: int, seed: int, words: Vocabulary) -> pd.DataFrame:
     """One row per image (image_id, path, phrases): `n` object phrases its responses did not
     make, from the vocabulary of all the samples' claims (`rm.probe_phrases`)."""
     images = samples.groupby("image_id", sort=True)
     made = [[c for cs in g["claims"] for c in cs] for _, g in images]
-    phrases = rm.probe_phrases(made, n, random.Random(seed))
+    phrases = rm.probe_phrases(made, n, random.Random(seed), words)
     paths = images["path"].first()
     return pd.DataFrame({"image_id": list(paths.index), "path": list(paths), "phrases": phrases})
 
 
-def verify_rows(samples: pd.DataFrame, seed: int, balance: str = "kind") -> pd.DataFrame:
+def verify_rows(samples: pd.DataFrame, seed: int, words: Vocabulary, balance: str = "kind") -> pd.DataFrame:
     """Stage 0's examples: every claim the expert checked, as its yes/no question
-    (`rm.check_question`), with as many "No." as "Yes." rows per kind (object claims, count
+    (`words.check_question`), with as many "No." as "Yes." rows per kind (object claims, count
     claims; balance="kind") or per claim phrase (balance="phrase"), and where the expert found
     what the claim is about (`rm.claim_boxes`: normalized xyxy boxes; none for an object it did
     not find) for grounded attention."""
@@ -76,9 +89,9 @@ def verify_rows(samples: pd.DataFrame, seed: int, balance: str = "kind") -> pd.D
     boxes_of = samples["boxes"] if "boxes" in samples else [[[]] * len(c) for c in samples["claims"]]
     for path, claims, holds, boxes in zip(samples["path"], samples["claims"], samples["holds"], boxes_of):
         for c, h, bx in zip(claims, holds, boxes):
-            group = c if balance == "phrase" else c.split()[0] in world.NUMBER_WORDS
+            group = c if balance == "phrase" else words.is_count(c)
             rows.setdefault((group, bool(h)), []).append(
-                {"path": path, "question": rm.check_question(c), "phrase": c, "answer": "Yes." if h else "No.",
+                {"path": path, "question": words.check_question(c), "phrase": c, "answer": "Yes." if h else "No.",
                  "boxes": [list(map(float, b)) for b in bx]})
     rng = random.Random(seed)
     out = []

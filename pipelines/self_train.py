@@ -25,8 +25,8 @@ from ray.data import ActorPoolStrategy  # noqa: E402
 
 from actors.serve_client import ServeCaptionActor  # noqa: E402
 from groundloop import config as config_lib  # noqa: E402
-from groundloop import evaluation, prompts  # noqa: E402
 from groundloop import metrics as metrics_lib  # noqa: E402
+from groundloop import prompts, vocab  # noqa: E402
 from groundloop.data.coco import load_dataset  # noqa: E402
 from pipelines import cli, svp_report, svp_train, train_common  # noqa: E402
 from pipelines.self_train_config import SelfTrainConfig  # noqa: E402
@@ -73,10 +73,10 @@ def main(argv: list[str] | None = None) -> dict:
     serve.start(http_options={"host": "127.0.0.1", "port": cfg.serving.port})
     records = load_dataset(Path(cfg.data.path).resolve())[: cfg.data.n_images]
     rows = [{"image_id": r.image_id, "path": str(r.path)} for r in records]
-    by_id, vocab = {r.image_id: r for r in records}, evaluation.vocabulary_for(records)
+    by_id, words = {r.image_id: r for r in records}, vocab.for_records(records, cfg.data.vocabulary)
     evaluate = lambda adapter, out: svp_report.evaluate_greedy(  # noqa: E731
         cfg.serving.vlm, adapter, Path(cfg.data.eval_path), cfg.data.eval_n_images,
-        cfg.self_train.max_new_tokens, out)
+        cfg.self_train.max_new_tokens, out, words.name)
     report: dict = {"config": config_lib.to_dict(cfg), "base": evaluate(None, run_dir / "base_metrics.json"),
                     "rounds": []}
     deploy(cfg, None)
@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> dict:
         t_train = time.time() - t
         deploy(cfg, adapter)  # same app, new user_config: replicas switch adapters in place
         metrics = evaluate(adapter, round_dir / "metrics.json")
-        sample = metrics_lib.chair(good["caption"].tolist(), [vocab.truth_labels(by_id[int(i)])
-                                                              for i in good["image_id"]], vocab) if len(good) else {}
+        sample = metrics_lib.chair(good["caption"].tolist(), [words.truth_labels(by_id[int(i)])
+                                                              for i in good["image_id"]], words) if len(good) else {}
         report["rounds"].append({"round": r, "adapter": adapter, "metrics": metrics, "n_captions": len(good),
                                  "n_errors": int((caps["error"] != "").sum()),
                                  "training_captions": {k: sample.get(k) for k in ("chair_i", "recall")},

@@ -31,6 +31,7 @@ from actors.grounder import GroundingActor  # noqa: E402
 from actors.ranker import RewardRankActor  # noqa: E402
 from actors.sampler import SamplerActor  # noqa: E402
 from actors.scorer import ScorerActor  # noqa: E402
+from groundloop import vocab  # noqa: E402
 from groundloop.data.coco import load_dataset  # noqa: E402
 from groundloop.scoring import top_fraction  # noqa: E402
 from pipelines import cli, svp_report, svp_train  # noqa: E402
@@ -62,7 +63,7 @@ def actor_stage(ds, cls, kwargs: dict, size: int, cpus: float, gpus: float, batc
                           compute=ActorPoolStrategy(size=size), num_cpus=cpus, num_gpus=gpus or None)
 
 
-def sample_and_score(cfg: SVPConfig, rows: list[dict], adapter: str | None) -> pd.DataFrame:
+def sample_and_score(cfg: SVPConfig, rows: list[dict], adapter: str | None, vocabulary: str) -> pd.DataFrame:
     """The Ray Data graph: prior samples -> grounding -> guided samples -> scores."""
     res, smp = cfg.resources, cfg.sampling
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 8)))
@@ -73,7 +74,8 @@ def sample_and_score(cfg: SVPConfig, rows: list[dict], adapter: str | None) -> p
     if cfg.svp.ablation == "no_feedback":
         return ds.to_pandas().assign(grounding="", guided=lambda d: d["prior"], S=float("nan"),
                                      delta=float("nan"))
-    ds = actor_stage(ds, GroundingActor, {"detector_spec": cfg.model.detector, "phrases_from": cfg.svp.grounding},
+    ds = actor_stage(ds, GroundingActor, {"detector_spec": cfg.model.detector, "vocabulary": vocabulary,
+                                          "phrases_from": cfg.svp.grounding},
                      res.grounder_actors,
                      res.grounder_cpus, 0.0, res.batch_size * smp.k)
     ds = actor_stage(ds, SamplerActor, common | {"mode": "guided"}, res.sampler_actors, res.sampler_cpus,
@@ -131,6 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
     # Absolute paths: Ray Train workers and actors do not run in the driver's directory.
     records = load_dataset(Path(cfg.data.path).resolve())[: cfg.data.n_images]
     rows = [{"image_id": r.image_id, "path": str(r.path), "error": ""} for r in records]
+    vocabulary = vocab.for_records(records, cfg.data.vocabulary).name
 
     def stage(name: str, fn) -> None:
         if stages.done(name):
@@ -141,7 +144,8 @@ def main(argv: list[str] | None = None) -> dict:
         fn()
         stages.finish(name, time.time() - t)
 
-    stage("eval_base", lambda: svp_report.evaluate_to(cfg, None, run_dir / "base_metrics.json"))
+    stage("eval_base", lambda: svp_report.evaluate_to(cfg, None, run_dir / "base_metrics.json",
+                                                                vocabulary))
     adapter: str | None = None
     for it in range(1, cfg.svp.iterations + 1):
         it_dir = run_dir / f"iter_{it}"
@@ -150,7 +154,8 @@ def main(argv: list[str] | None = None) -> dict:
 
         def sample_stage(it_dir=it_dir, prev=prev, it=it) -> None:
             # image_priors (each image's K priors, repeated on its rows) only fed the grounder
-            df = select(cfg, sample_and_score(cfg, rows, prev), it).drop(columns=["image_priors"], errors="ignore")
+            df = select(cfg, sample_and_score(cfg, rows, prev, vocabulary), it)
+            df = df.drop(columns=["image_priors"], errors="ignore")
             errs = df[df["error"] != ""].drop_duplicates("image_id")
             if len(errs):
                 with open(run_dir / "errors.jsonl", "a") as f:
@@ -159,13 +164,14 @@ def main(argv: list[str] | None = None) -> dict:
                                             "error": r.error}) + "\n")
             df.to_parquet(it_dir / "scored.parquet")
             df[df["selected"]].to_parquet(it_dir / "selected.parquet")
-            (it_dir / "sample_quality.json").write_text(json.dumps(svp_report.sample_quality(cfg, df), indent=1))
+            (it_dir / "sample_quality.json").write_text(json.dumps(svp_report.sample_quality(cfg, df, vocabulary),
+                                                                               indent=1))
 
         stage(f"iter_{it}/sample_score_select", sample_stage)
-        stage(f"iter_{it}/train", lambda it_dir=it_dir, prev=prev: svp_train.train(cfg, it_dir, prev))
+        stage(f"iter_{it}/train", lambda it_dir=it_dir, prev=prev: svp_train.train(cfg, it_dir, prev, vocabulary))
         adapter = str(it_dir / "adapter")
         stage(f"iter_{it}/eval", lambda it_dir=it_dir, adapter=adapter: svp_report.evaluate_to(
-            cfg, adapter, it_dir / "metrics.json"))
+            cfg, adapter, it_dir / "metrics.json", vocabulary))
     ablations = {}
     for name in cfg.svp.compare_ablations:
         ablations[name] = run_ablation(cfg, a.config, a.overrides, name, run_dir)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from groundloop import config as config_lib
-from groundloop import evaluation, metrics, prompts
+from groundloop import evaluation, metrics, prompts, vocab
 from groundloop.data.coco import load_dataset
 from groundloop.models import load_vlm
 from groundloop.sampling import HFSampler
@@ -17,41 +17,41 @@ from pipelines.svp_config import SVPConfig
 KEYS = ("chair_s", "chair_i", "recall", "bleu4", "cider")
 
 
-def evaluate_to(cfg: SVPConfig, adapter: str | None, out: Path) -> dict:
+def evaluate_to(cfg: SVPConfig, adapter: str | None, out: Path, vocabulary: str = "") -> dict:
     """Greedy captions of the held-out split with the (adapted) VLM; metrics to `out`."""
     return evaluate_greedy(cfg.model.vlm, adapter, Path(cfg.data.eval_path), cfg.data.eval_n_images,
-                           cfg.sampling.max_new_tokens, out)
+                           cfg.sampling.max_new_tokens, out, vocabulary)
 
 
 def evaluate_greedy(vlm: str, adapter: str | None, data: Path, n_images: int, max_new_tokens: int,
-                    out: Path) -> dict:
+                    out: Path, vocabulary: str = "") -> dict:
     """Greedy captions of `n_images` of a held-out split; metrics to `out`, captions beside it."""
     records = load_dataset(data)[:n_images]
     loaded, errors = evaluation.load_images(records)
     recs, images = [r for r, _ in loaded], [im for _, im in loaded]
     sampler = HFSampler(*load_vlm(vlm, adapter=adapter), max_new_tokens=max_new_tokens)
     caps = evaluation.caption(sampler, images, prompts.BASE_PROMPT)
-    m = evaluation.caption_metrics(recs, caps, evaluation.vocabulary_for(recs)) | {"n_errors": len(errors)}
+    m = evaluation.caption_metrics(recs, caps, vocab.for_records(recs, vocabulary)) | {"n_errors": len(errors)}
     out.write_text(json.dumps(m, indent=1))
     out.with_suffix(".captions.jsonl").write_text(
         "".join(json.dumps({"image_id": r.image_id, "caption": c}) + "\n" for r, c in zip(recs, caps)))
     return m
 
 
-def sample_quality(cfg: SVPConfig, scored: pd.DataFrame) -> dict:
+def sample_quality(cfg: SVPConfig, scored: pd.DataFrame, vocabulary: str = "") -> dict:
     """CHAIR_i and recall of the prior, guided and selected captions of one iteration, against
     the training images' own annotations: does grounding + scoring pick cleaner captions?"""
     by_id = {r.image_id: r for r in load_dataset(Path(cfg.data.path))}
     good = scored[(scored["error"] == "") & scored["image_id"].isin(list(by_id))]
     if good.empty:
         return {}
-    vocab = evaluation.vocabulary_for(list(by_id.values()))
+    words = vocab.for_records(list(by_id.values()), vocabulary)
     out = {}
     for name, col, rows in (("prior", "prior", good), ("guided", "guided", good),
                             ("selected", "guided", good[good["selected"]])):
         if len(rows):
-            truths = [vocab.truth_labels(by_id[int(i)]) for i in rows["image_id"]]
-            m = metrics.chair(rows[col].tolist(), truths, vocab)
+            truths = [words.truth_labels(by_id[int(i)]) for i in rows["image_id"]]
+            m = metrics.chair(rows[col].tolist(), truths, words)
             out[name] = {"n": len(rows), "chair_i": m["chair_i"], "recall": m["recall"]}
     return out
 

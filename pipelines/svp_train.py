@@ -15,33 +15,36 @@ import ray
 import ray.train.torch
 import torch
 
-from groundloop import prompts
+from groundloop import prompts, vocab
 from groundloop.data.coco import load_dataset, load_image
 from groundloop.finetune import add_lora, build_example, collate
 from groundloop.models import load_vlm
-from groundloop.worlds import shapes as world
+from groundloop.vocab.lexicon import NUMBER_WORDS, plural
 from pipelines import train_common
 from pipelines.svp_config import SVPConfig
 
 
-def qa_rows(cfg: SVPConfig, selected: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """As many QA pairs as captions: yes/no about a present or absent object, or a count."""
+def qa_rows(cfg: SVPConfig, selected: pd.DataFrame, seed: int, vocabulary: str) -> pd.DataFrame:
+    """As many QA pairs as captions: yes/no about a present or absent object, or a count of a
+    category, answered from the annotations."""
     rng = random.Random(seed)
-    by_id = {r.image_id: r for r in load_dataset(Path(cfg.data.path))}
+    records = load_dataset(Path(cfg.data.path))
+    words = vocab.for_records(records, vocabulary)
+    by_id = {r.image_id: r for r in records}
     rows = []
     for image_id, path in zip(selected["image_id"], selected["path"]):
         rec = by_id[int(image_id)]
-        names = {f"{o.attributes.get('color', '')} {o.category}".strip() for o in rec.objects}
+        names = words.truth_labels(rec)
         kind = rng.choice(["yes", "no", "count"])
         if kind == "yes" and names:
             q, ans = prompts.yes_no_question(rng.choice(sorted(names))), "Yes."
-        elif kind == "count":
-            shape = rng.choice(world.SHAPES)
-            k = sum(o.category == shape for o in rec.objects)
-            plural = "crosses" if shape == "cross" else shape + "s"
-            q, ans = f"How many {plural} are there in the image?", f"{world.NUMBER_WORDS[k].capitalize()}."
+        elif kind == "count" and rec.objects:
+            category = rng.choice(sorted({o.category for o in rec.objects}))
+            k = sum(o.category == category for o in rec.objects)
+            q = f"How many {plural(category)} are there in the image?"
+            ans = f"{NUMBER_WORDS[k].capitalize() if k < len(NUMBER_WORDS) else k}."
         else:
-            absent = [f"{c} {s}" for c, s in world.object_types() if f"{c} {s}" not in names]
+            absent = [lab for lab in words.labels if lab not in names]
             q, ans = prompts.yes_no_question(rng.choice(absent)), "No."
         rows.append({"path": path, "prompt": q, "target": ans})
     return pd.DataFrame(rows)
@@ -76,11 +79,11 @@ def lora_config(cfg: Any, model: str, adapter: str | None, n_rows: int) -> dict:
             "batch_size": tr.batch_size, "n_rows": n_rows, "seed": cfg.run.seed, "torch_threads": tr.torch_threads}
 
 
-def train(cfg: SVPConfig, it_dir: Path, prev_adapter: str | None) -> None:
+def train(cfg: SVPConfig, it_dir: Path, prev_adapter: str | None, vocabulary: str = "") -> None:
     selected = pd.read_parquet(it_dir / "selected.parquet")
     rows = pd.DataFrame({"path": selected["path"], "prompt": prompts.BASE_PROMPT, "target": selected["guided"]})
     if cfg.svp.variant == "CVQ":
-        rows = pd.concat([rows, qa_rows(cfg, selected, cfg.run.seed)], ignore_index=True)
+        rows = pd.concat([rows, qa_rows(cfg, selected, cfg.run.seed, vocabulary)], ignore_index=True)
     rows = rows.sample(frac=1.0, random_state=cfg.run.seed).reset_index(drop=True)
     tr = cfg.train
     train_common.fit(train_loop, lora_config(cfg, cfg.model.vlm, prev_adapter, len(rows)), rows, it_dir / "adapter",

@@ -9,6 +9,7 @@ the ordinary transformers / peft `from_pretrained` path.
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -61,13 +62,20 @@ def load_clip(spec: str) -> tuple[Any, Any]:
     return CLIPModel.from_pretrained(path).eval(), AutoProcessor.from_pretrained(path)
 
 
+# Detectors that are not transformers models, by the `detector_type` of their config.json: the
+# class that loads them, as "module:Class" (imported on use, so the synthetic world's code is
+# loaded only for its own models).
+DETECTOR_TYPES = {"shapesworld": "groundloop.worlds.detector:ShapesWorldDetector"}
+
+
 def load_detector(spec: str, **options: Any) -> Detector:
     """A `Detector`: ShapesWorld's own, or transformers GroundingDINO / OWLv2 by id or folder."""
     path = resolve(spec)
-    if _local_config(path).get("detector_type") == "shapesworld":
-        from groundloop.models.shapes_detector import ShapesWorldDetector
-
-        return ShapesWorldDetector.from_pretrained(path, **options)
+    kind = _local_config(path).get("detector_type")
+    if kind in DETECTOR_TYPES:
+        module, name = DETECTOR_TYPES[kind].split(":")
+        detector: Detector = getattr(importlib.import_module(module), name).from_pretrained(path, **options)
+        return detector
     from groundloop.models.hf_detectors import HFDetector
 
     return HFDetector.from_pretrained(path, **options)
@@ -88,7 +96,8 @@ def load_reward_model(spec: str, base: str | None = None, **options: Any) -> Any
     """VL-GenRM (`groundloop.genrm.GenRM`): the base VLM named in the folder's genrm.json (a
     spec, or a sub-folder of it), or `base`, with the folder's PEFT adapter on top. How it
     writes critiques (`critique=`) defaults to its recipe's `sampling.critique`, and the
-    factored checks' threshold (`check_threshold=`) to the calibrated one in genrm.json."""
+    factored checks' threshold (`check_threshold=`) to the calibrated one in genrm.json, and
+    the vocabulary its claims are read with (`vocab=`) to the one its genrm.json names."""
     from groundloop.genrm import GenRM
 
     folder = Path(resolve(spec))
@@ -104,6 +113,10 @@ def load_reward_model(spec: str, base: str | None = None, **options: Any) -> Any
     critique = meta.get("recipe", {}).get("sampling", {}).get("critique")
     if critique and "critique" not in options:
         options["critique"] = critique
+    if meta.get("vocabulary") and "vocab" not in options:
+        from groundloop import vocab
+
+        options["vocab"] = vocab.get(meta["vocabulary"])
     if "check_threshold" in meta and "check_threshold" not in options:
         options["check_threshold"] = float(meta["check_threshold"])
     return GenRM(*load_vlm(base, adapter=str(folder)), **options)

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from groundloop.models.detection import iou
-from groundloop.models.shapes_detector import ShapeClassifier, ShapesWorldDetector, find_regions
 from groundloop.worlds import shapes as world
+from groundloop.worlds.detector import ShapeClassifier, ShapesWorldDetector, find_regions
 
 
 def labelled_regions(n_images: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[tuple[float, str]]]:

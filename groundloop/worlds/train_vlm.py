@@ -28,9 +28,9 @@ from groundloop import prompts
 from groundloop.grounding import grounding_text
 from groundloop.models import resolve
 from groundloop.models.detection import Detection
-from groundloop.models.shapes_detector import ShapesWorldDetector
 from groundloop.worlds import build
 from groundloop.worlds import shapes as world
+from groundloop.worlds.detector import ShapesWorldDetector
 
 
 class ExampleMaker:

@@ -21,7 +21,7 @@ def rows(tmp_path_factory):
 
 
 def test_missing_column_is_named():
-    actor = GroundingActor("shapesworld/detector")
+    actor = GroundingActor("shapesworld/detector", "shapes")
     with pytest.raises(KeyError, match="prior"):
         actor(pd.DataFrame({"path": ["x.png"]}))
 
@@ -31,7 +31,7 @@ def test_prior_grounding_guided_and_scores_row_by_row(rows):
     assert len(prior) == 2 * 2 + 1  # K samples per readable image, one error row for the bad one
     bad = prior[prior["image_id"] == 3]
     assert len(bad) == 1 and "bad.png" in bad["error"].iloc[0]
-    grounded = GroundingActor("shapesworld/detector")(prior)
+    grounded = GroundingActor("shapesworld/detector", "shapes")(prior)
     ok = grounded[grounded["error"] == ""]
     assert ok["grounding"].str.contains(r"\[0\.\d\d", regex=True).any()
     guided = SamplerActor("shapesworld/vlm", mode="guided", max_new_tokens=40)(grounded)
@@ -53,12 +53,12 @@ def test_grounding_from_the_union_of_an_images_priors():
               "In the image, there is one object, one square. A small blue square is at the bottom right."]
     batch = pd.DataFrame({"image_id": [1, 1], "path": [f"{d}/x.png"] * 2, "error": ["", ""], "prior": priors,
                           "image_priors": [priors, priors]})
-    own = GroundingActor("shapesworld/detector")(batch)["grounding"].tolist()
-    union = GroundingActor("shapesworld/detector", phrases_from="image")(batch)["grounding"].tolist()
+    own = GroundingActor("shapesworld/detector", "shapes")(batch)["grounding"].tolist()
+    union = GroundingActor("shapesworld/detector", "shapes", phrases_from="image")(batch)["grounding"].tolist()
     assert "red circle" in own[0] and "blue square" not in own[0]  # each sample: its own phrases
     assert all("red circle" in g and "blue square" in g for g in union)  # both: the image's phrases
     with pytest.raises(ValueError, match="phrases_from"):
-        GroundingActor("shapesworld/detector", phrases_from="both")
+        GroundingActor("shapesworld/detector", "shapes", phrases_from="both")
 
 
 def test_expert_checks_claims_and_keeps_unreadable_rows(rows):
@@ -66,7 +66,7 @@ def test_expert_checks_claims_and_keeps_unreadable_rows(rows):
 
     batch = rows.assign(response=["In the image, there is one object, one circle. A small red circle is at the top.",
                                   "Nothing to see.", "A large blue square."])
-    out = ExpertActor("shapesworld/detector")(batch)
+    out = ExpertActor("shapesworld/detector", "shapes")(batch)
     assert list(out["claims"].iloc[0]) == ["small red circle", "one circle"]
     assert len(out["holds"].iloc[0]) == 2 and list(out["claims"].iloc[1]) == []
     # where the expert found each claim: boxes for a confirmed one, none for a refuted one
@@ -98,7 +98,8 @@ def test_expert_checks_probe_phrases_without_a_response(rows):
     types = {(o.color, o.shape) for o in objects}
     color, shape = next(t for t in world.object_types() if t not in types)
     absent = f"large {color} {shape}"
-    out = ExpertActor("shapesworld/detector")(rows.assign(phrases=[[present, absent], [absent], ["red circle"]]))
+    expert = ExpertActor("shapesworld/detector", "shapes")
+    out = expert(rows.assign(phrases=[[present, absent], [absent], ["red circle"]]))
     assert list(out["claims"].iloc[0]) == [present, absent]
     assert list(out["holds"].iloc[0]) == [True, False]
     assert len(out["boxes"].iloc[0][0]) > 0 and out["boxes"].iloc[0][1] == []

@@ -5,6 +5,9 @@ from PIL import Image
 
 from groundloop import evaluation, prompts
 from groundloop.models.detection import Detection
+from groundloop.vocab.shapes import ShapesVocabulary
+
+SHAPES = ShapesVocabulary()
 
 
 class ScriptedSampler:
@@ -24,7 +27,7 @@ class OnlyRedCircle:
 
 
 def test_union_phrases_keeps_first_mention_order():
-    assert evaluation.union_phrases(["a red circle and a blue box", "a blue square, a green cross"]) == [
+    assert evaluation.union_phrases(["a red circle and a blue box", "a blue square, a green cross"], SHAPES) == [
         "red circle", "blue square", "green cross"]
 
 
@@ -32,7 +35,8 @@ def test_grounded_recaption_grounds_all_samples_and_prompts_with_context():
     sampler = ScriptedSampler()
     img = Image.new("RGB", (8, 8))
     groundings, guided = evaluation.grounded_recaption(sampler, OnlyRedCircle(), [img, img],
-                                                       ["A red triangle."] * 2, batch_size=1, extra_samples=2)
+                                                       ["A red triangle."] * 2, SHAPES, batch_size=1,
+                                                       extra_samples=2)
     # the greedy prior's phrase (red triangle) is rejected; a sample's phrase (red circle) is verified
     assert groundings == ["red circle [0.10, 0.10, 0.30, 0.30]"] * 2
     last_texts = sampler.calls[-1][0]
@@ -44,6 +48,6 @@ def test_grounded_recaption_grounds_all_samples_and_prompts_with_context():
 def test_without_extra_samples_only_the_prior_is_grounded():
     sampler = ScriptedSampler()
     img = Image.new("RGB", (8, 8))
-    groundings, _ = evaluation.grounded_recaption(sampler, OnlyRedCircle(), [img], ["A blue square."])
+    groundings, _ = evaluation.grounded_recaption(sampler, OnlyRedCircle(), [img], ["A blue square."], SHAPES)
     assert groundings == [""]
     assert all(t == 0.0 for _, _, t in sampler.calls)

@@ -7,7 +7,10 @@ import pytest
 
 from groundloop import prompts
 from groundloop import reward_model as rm
+from groundloop.vocab.shapes import ShapesVocabulary
 from groundloop.worlds import shapes as world
+
+SHAPES = ShapesVocabulary()
 
 A = "In the image, there are two objects, one square and one circle. A large green square is at the left. " \
     "A small red circle is at the top."
@@ -19,7 +22,7 @@ def judge():
     from groundloop.genrm import GenRM
     from groundloop.models import load_vlm
 
-    return GenRM(*load_vlm("shapesworld/vlm"), critique="scaffold", seed=0)
+    return GenRM(*load_vlm("shapesworld/vlm"), critique="scaffold", seed=0, vocab=SHAPES)
 
 
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
@@ -28,7 +31,7 @@ def test_scaffolded_critique_checks_every_claim_in_the_trained_format(judge, tem
     image = world.render(objects, seed=0)
     (j,) = judge.judge([image], [prompts.BASE_PROMPT], [A], [B], temperature=temperature)
     checks = [w == "yes" for w in re.findall(r" (yes|no)(?=[;.])", j.thought)]
-    claims = [[c.text for c in rm.claims_of(x)] for x in (A, B)]
+    claims = [[c.text for c in SHAPES.claims(x)] for x in (A, B)]
     assert len(checks) == sum(map(len, claims)) == 6
     assert j.thought == rm.critique_so_far(claims, checks)
     assert j.verdict in rm.LABELS and j.text == rm.with_verdict(j.thought, j.verdict)
@@ -47,8 +50,8 @@ def test_checks_only_training_learns_the_checks_and_the_verdict(judge):
     from groundloop import genrm
 
     tok = judge.processor.tokenizer
-    a = rm.Checked(A, tuple(rm.claims_of(A)), (True, True, True, False))
-    b = rm.Checked(B, tuple(rm.claims_of(B)), (True, True))
+    a = rm.Checked(A, tuple(SHAPES.claims(A)), (True, True, True, False))
+    b = rm.Checked(B, tuple(SHAPES.claims(B)), (True, True))
     image = world.render([world.SceneObject("square", "green", "large", (10, 30, 40, 60))], seed=0)
     ex = genrm.example(judge.processor, image, rm.judge_prompt(prompts.BASE_PROMPT, A, B), rm.critique(a, b), "B",
                        learn="checks", no_weight=4.0)
@@ -77,7 +80,7 @@ def factored():
     from groundloop.genrm import GenRM
     from groundloop.models import load_vlm
 
-    return GenRM(*load_vlm("shapesworld/vlm"), critique="factored", seed=0)
+    return GenRM(*load_vlm("shapesworld/vlm"), critique="factored", seed=0, vocab=SHAPES)
 
 
 def test_factored_critique_answers_each_claim_once_by_its_own_question(factored):
@@ -86,7 +89,7 @@ def test_factored_critique_answers_each_claim_once_by_its_own_question(factored)
         "A small blue cross is at the right."
     image = world.render([world.SceneObject("square", "green", "large", (10, 30, 40, 60))], seed=0)
     (j,) = factored.judge([image], [prompts.BASE_PROMPT], [A], [b])
-    claims = [[c.text for c in rm.claims_of(x)] for x in (A, b)]
+    claims = [[c.text for c in SHAPES.claims(x)] for x in (A, b)]
     checks = [w == "yes" for w in re.findall(r" (yes|no)(?=[;.])", j.thought)]
     assert j.thought == rm.critique_so_far(claims, checks) and len(checks) == 8
     said = dict(zip(claims[0] + claims[1], checks))
@@ -107,7 +110,7 @@ def test_factored_checks_come_from_the_base_vlm_not_the_adapter():
     model, processor = load_vlm("shapesworld/vlm")
     image = world.render([world.SceneObject("circle", "red", "small", (50, 20, 70, 40))], seed=1)
     claims = ["small red circle", "large blue square", "one circle", "two squares", "green cross"]
-    plain = GenRM(model, processor, critique="factored")
+    plain = GenRM(model, processor, critique="factored", vocab=SHAPES)
     base_says = plain.check([image] * len(claims), claims)
     seqs = [genrm_prompt(processor, image, c) for c in claims]
     base_logits = plain.next_logits([image] * len(claims), seqs)
@@ -116,7 +119,7 @@ def test_factored_checks_come_from_the_base_vlm_not_the_adapter():
         for name, p in lora.named_parameters():
             if "lora_B" in name:
                 p.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(0))
-    judge = GenRM(lora, processor, critique="factored")
+    judge = GenRM(lora, processor, critique="factored", vocab=SHAPES)
     assert not torch.allclose(judge.next_logits([image] * len(claims), seqs), base_logits, atol=1e-2)
     assert judge.check([image] * len(claims), claims) == base_says
 
@@ -124,7 +127,7 @@ def test_factored_checks_come_from_the_base_vlm_not_the_adapter():
 def genrm_prompt(processor, image, claim):
     from groundloop import genrm
 
-    return genrm._prompt_ids(processor, image, rm.check_question(claim))
+    return genrm._prompt_ids(processor, image, SHAPES.check_question(claim))
 
 
 def test_factored_checks_say_yes_from_the_calibrated_threshold_on(factored):

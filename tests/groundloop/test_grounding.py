@@ -1,22 +1,25 @@
-from groundloop.grounding import extract_phrases, grounding_text
+from groundloop.grounding import grounding_text
 from groundloop.models.detection import Detection, iou, nms
 from groundloop.prompts import grounded_prompt
+from groundloop.vocab.shapes import ShapesVocabulary
+
+SHAPES = ShapesVocabulary()
 
 
 def test_extract_phrases_from_a_caption():
     cap = ("In the image, there are three objects, two circles and one triangle. A small red circle "
            "is at the left. A large orange circle is at the center, under the red circle. A small "
            "red triangle is at the bottom left, below the orange circle.")
-    assert extract_phrases(cap) == ["red circle", "orange circle", "red triangle"]
-    assert extract_phrases(cap, sizes=True) == ["small red circle", "large orange circle", "small red triangle"]
+    assert SHAPES.phrases(cap) == ["red circle", "orange circle", "red triangle"]
+    assert SHAPES.phrases(cap, sizes=True) == ["small red circle", "large orange circle", "small red triangle"]
 
 
 def test_extract_phrases_synonyms_and_sizeless_mentions():
-    assert extract_phrases("There is a blue box and two Green Discs.") == ["blue square", "green circle"]
+    assert SHAPES.phrases("There is a blue box and two Green Discs.") == ["blue square", "green circle"]
     # a size-less first mention is upgraded when the sized one comes later
-    assert extract_phrases("a red cross, then a large red cross", sizes=True) == ["large red cross"]
-    assert extract_phrases("a red cross, then a large red cross") == ["red cross"]
-    assert extract_phrases("nothing here but shapes and colours") == []
+    assert SHAPES.phrases("a red cross, then a large red cross", sizes=True) == ["large red cross"]
+    assert SHAPES.phrases("a red cross, then a large red cross") == ["red cross"]
+    assert SHAPES.phrases("nothing here but shapes and colours") == []
 
 
 def test_grounding_text_is_in_reading_order_with_two_decimals():

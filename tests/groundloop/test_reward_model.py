@@ -9,10 +9,13 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from groundloop import reward_bench as rb
 from groundloop import reward_model as rm
 from groundloop.models.detection import Detection
+from groundloop.vocab.shapes import ShapesVocabulary
+from groundloop.worlds import reward_bench as rb
 from groundloop.worlds import shapes as world
+
+SHAPES = ShapesVocabulary()
 
 
 def det(phrase: str) -> Detection:
@@ -20,7 +23,7 @@ def det(phrase: str) -> Detection:
 
 
 def checked(response: str, detections: list[Detection]) -> rm.Checked:
-    claims = rm.claims_of(response)
+    claims = SHAPES.claims(response)
     return rm.Checked(response, tuple(claims), tuple(rm.check_claims(claims, detections)))
 
 
@@ -33,27 +36,27 @@ SEEN = [det("small red circle"), det("large blue square"), det("circle"), det("s
 
 
 def test_claims_cover_objects_with_size_and_the_count_sentence():
-    claims = rm.claims_of(TRUE)
+    claims = SHAPES.claims(TRUE)
     assert [c.text for c in claims] == ["small red circle", "large blue square", "one circle", "one square"]
     # the claims' own phrases, then what to look at for each (the object without its size)
-    assert rm.expert_queries(claims) == ["small red circle", "large blue square", "circle", "square",
+    assert rm.expert_queries(claims, SHAPES) == ["small red circle", "large blue square", "circle", "square",
                                          "red circle", "blue square"]
 
 
 def test_each_claim_has_its_own_yes_no_question():
-    claims = [c.text for c in rm.claims_of("There are two objects, two circles. A small red circle is at the top.")]
-    assert [rm.check_question(c) for c in claims] == ["Is there a small red circle in the image?",
+    claims = [c.text for c in SHAPES.claims("There are two objects, two circles. A small red circle is at the top.")]
+    assert [SHAPES.check_question(c) for c in claims] == ["Is there a small red circle in the image?",
                                                       "Are there exactly two circles in the image?"]
 
 
 def test_claim_boxes_point_at_the_object_whatever_the_claimed_size():
-    claims = rm.claims_of("A large red circle is at the top. A green cross is at the left. There are two circles.")
+    claims = SHAPES.claims("A large red circle is at the top. A green cross is at the left. There are two circles.")
     red = Detection("red circle", (0.1, 0.1, 0.3, 0.3), 0.9)
     circle = Detection("circle", (0.1, 0.1, 0.3, 0.3), 0.9)
     found = [Detection("small red circle", (0.1, 0.1, 0.3, 0.3), 0.9), red, circle]
     assert rm.check_claims(claims, found) == [False, False, False]  # wrong size, no cross, one circle
     # the wrong-size claim still looks at the red circle; nothing to look at for the cross
-    assert rm.claim_boxes(claims, found) == [[red.box], [], [circle.box]]
+    assert rm.claim_boxes(claims, found, SHAPES) == [[red.box], [], [circle.box]]
 
 
 def test_verified_response_beats_hallucinated_one():
@@ -178,7 +181,7 @@ def test_reward_bench_pairs_are_true_by_the_annotations():
     for p in pairs:
         assert p.chosen == world.caption(by_id[p.image_id]) and p.rejected != p.chosen
         truth = {o.name for o in by_id[p.image_id]}
-        named = {f"{c} {s}" for c, s in (x.split()[-2:] for x in rm.expert_queries(rm.claims_of(p.rejected))
+        named = {f"{c} {s}" for c, s in (x.split()[-2:] for x in rm.expert_queries(SHAPES.claims(p.rejected), SHAPES)
                                          if len(x.split()) >= 2)}
         if p.category == "hallucination":
             assert named - truth  # an object type that is not in the image
@@ -193,7 +196,7 @@ def test_swapped_hallucination_names_as_many_objects_as_the_truth():
     assert len(pairs) == 15
     for p in pairs:
         truth = {o.name for o in dict(scenes)[p.image_id]}
-        objs = [c.text for c in rm.claims_of(p.rejected) if c.count is None]
+        objs = [c.text for c in SHAPES.claims(p.rejected) if c.count is None]
         assert p.rejected.count(" is at the ") == p.chosen.count(" is at the ")  # as many objects named
         assert len({" ".join(o.split()[-2:]) for o in objs} - truth) == 1  # one object type not in the image
     with pytest.raises(ValueError, match="unknown RewardBench categories"):
@@ -208,7 +211,7 @@ def test_self_labels_trust_what_the_model_says_most():
         "In the image, there is one object, one square. A large blue square is at the top.",
         "In the image, there is one object, one square. A large green square is at the left.",
     ]
-    checks = rm.self_checks(samples)
+    checks = rm.self_checks(samples, SHAPES)
     assert [c.verified for c in checks] == [True, True, True, False]
     # the expert disagrees: with the truth in view the green one wins
     expert = [checked(s, [det("large green square"), det("square")]) for s in samples]
@@ -284,13 +287,13 @@ def test_check_threshold_is_the_one_whose_tally_separates_the_labelled_pairs():
 def test_claims_are_checked_against_the_annotations():
     from types import SimpleNamespace
 
-    from groundloop import reward_bench as rb
+    from groundloop.worlds import reward_bench as rb
 
     objects = [SimpleNamespace(category="circle", attributes={"color": "red", "size": "small"}),
                SimpleNamespace(category="circle", attributes={"color": "blue", "size": "large"})]
     caption = ("In the image, there are two objects, two circles. A small red circle is at the top. "
                "A small blue circle is at the left.")
-    assert [c.text for c in rm.claims_of(caption)] == ["small red circle", "small blue circle", "two circles"]
+    assert [c.text for c in SHAPES.claims(caption)] == ["small red circle", "small blue circle", "two circles"]
     assert rb.claim_truth(objects, caption) == [True, False, True]  # the blue circle is large
 
 
@@ -305,7 +308,7 @@ def test_hallucination_pairs_do_not_reward_the_shorter_or_the_longer_caption():
     for p in pairs:
         objects = dict(scenes)[p.image_id]
         truth = {o.name for o in objects}
-        named = [" ".join(c.text.split()[-2:]) for c in rm.claims_of(p.rejected) if c.count is None]
+        named = [" ".join(c.text.split()[-2:]) for c in SHAPES.claims(p.rejected) if c.count is None]
         assert len(set(named) - truth) == 1
         n_chosen, n_rejected = p.chosen.count(" is at the "), p.rejected.count(" is at the ")
         assert n_chosen == len(objects)
@@ -319,17 +322,18 @@ def test_hallucination_pairs_do_not_reward_the_shorter_or_the_longer_caption():
 def test_probe_phrases_ask_about_objects_other_images_mentioned_and_this_one_did_not():
     claims = [["small red circle", "one circle"], ["large blue square", "small red circle", "two squares"],
               ["small green cross"]]
-    probes = rm.probe_phrases(claims, 5, random.Random(0))
+    probes = rm.probe_phrases(claims, 5, random.Random(0), SHAPES)
     vocab = {"small red circle", "large blue square", "small green cross"}  # counts are not probed
     assert [sorted(p) for p in probes] == [["large blue square", "small green cross"], ["small green cross"],
                                            ["large blue square", "small red circle"]]
     assert all(set(p) <= vocab and not set(p) & set(c) for p, c in zip(probes, claims))
-    one = rm.probe_phrases(claims, 1, random.Random(0))
+    one = rm.probe_phrases(claims, 1, random.Random(0), SHAPES)
     assert [len(p) for p in one] == [1, 1, 1]
     # uniform over the vocabulary, not over how often the policy says a phrase
     many = [["small red circle"]] * 50 + [["large blue square"], ["small green cross"], ["large red cross"]]
-    assert rm.probe_phrases(many[:50], 1, random.Random(1)) == [[]] * 50  # nothing else was ever said
-    drawn = [p[0] for p in rm.probe_phrases([["small red circle"]] * 600 + many[50:], 1, random.Random(1))[:600]]
+    assert rm.probe_phrases(many[:50], 1, random.Random(1), SHAPES) == [[]] * 50  # nothing else was ever said
+    drawn = rm.probe_phrases([["small red circle"]] * 600 + many[50:], 1, random.Random(1), SHAPES)
+    drawn = [p[0] for p in drawn[:600]]
     counts = {c: drawn.count(c) for c in set(drawn)}
     assert set(counts) == {"large blue square", "small green cross", "large red cross"}
     assert min(counts.values()) > 150

@@ -117,8 +117,8 @@ def test_shipped_reward_model_prefers_the_true_caption_over_one_with_an_absent_o
     import random
 
     from groundloop import prompts
-    from groundloop import reward_bench as rb
     from groundloop.models import load_reward_model
+    from groundloop.worlds import reward_bench as rb
 
     judge = load_reward_model("shapesworld/genrm")
     rng = random.Random(5)

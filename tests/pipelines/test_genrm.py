@@ -8,7 +8,10 @@ import pandas as pd
 import pytest
 
 from groundloop import reward_model as rm
+from groundloop.vocab.shapes import ShapesVocabulary
 from groundloop.worlds import shapes as world
+
+SHAPES = ShapesVocabulary()
 
 pytestmark = pytest.mark.ray
 
@@ -43,11 +46,11 @@ def test_genrm_pairs_rounds_and_bench(ray_cluster, tmp_path):
     assert len(pairs) > 0
     for p in pairs.itertuples():
         good, bad = (p.a, p.b) if p.label == "A" else (p.b, p.a)
-        assert rm.tally_prefers([c.text for c in rm.claims_of(good)], holds[(p.image_id, good)],
-                                [c.text for c in rm.claims_of(bad)], holds[(p.image_id, bad)]) == "A"
+        assert rm.tally_prefers([c.text for c in SHAPES.claims(good)], holds[(p.image_id, good)],
+                                [c.text for c in SHAPES.claims(bad)], holds[(p.image_id, bad)]) == "A"
         assert holds[(p.image_id, good)].count(False) <= holds[(p.image_id, bad)].count(False)
         assert p.thought == rm.critique(
-            *(rm.Checked(x, tuple(rm.claims_of(x)), tuple(holds[(p.image_id, x)])) for x in (p.a, p.b)))
+            *(rm.Checked(x, tuple(SHAPES.claims(x)), tuple(holds[(p.image_id, x)])) for x in (p.a, p.b)))
     # stage 0's extra questions: phrases other images' responses made and this image's did not,
     # answered by the expert (boxes where it confirmed one)
     probes = pd.read_parquet(run / "probes.parquet")
@@ -97,7 +100,7 @@ def test_stage0_questions_are_balanced_per_kind_and_carry_the_experts_boxes():
         "holds": [[True, False, True, True], [False, True, False, False]],
         # a wrong-size claim still has the object's boxes (what the expert found for "red circle")
         "boxes": [[[box], [], [box], [box, box]], [[box], [box], [], [box]]]})
-    rows = verify_rows(samples, seed=0)
+    rows = verify_rows(samples, seed=0, words=SHAPES)
     counts = rows[rows["question"].str.startswith("Are there exactly")]
     objects = rows[rows["question"].str.startswith("Is there a")]
     assert len(rows) == len(counts) + len(objects) == 4 + 4
@@ -114,15 +117,15 @@ def test_stage0_questions_balanced_per_phrase_leave_no_phrase_that_predicts_its_
     claims = ["small red circle", "large blue square"]
     samples = pd.DataFrame({"path": [f"i{i}.png" for i in range(8)], "claims": [claims] * 8,
                             "holds": [[i < 2, i < 6] for i in range(8)]})
-    rows = verify_rows(samples, seed=0, balance="phrase")
+    rows = verify_rows(samples, seed=0, words=SHAPES, balance="phrase")
     for phrase, n_yes in (("small red circle", 2), ("large blue square", 2)):
         answers = rows.loc[rows["phrase"] == phrase, "answer"]
         assert (answers == "Yes.").sum() == (answers == "No.").sum() == n_yes
-    per_kind = verify_rows(samples, seed=0)
+    per_kind = verify_rows(samples, seed=0, words=SHAPES)
     small = per_kind.loc[per_kind["phrase"] == "small red circle", "answer"]
     assert (small == "No.").sum() > (small == "Yes.").sum()  # what phrase balancing removes
     with pytest.raises(ValueError, match="balance"):
-        verify_rows(samples, seed=0, balance="size")
+        verify_rows(samples, seed=0, words=SHAPES, balance="size")
 
 
 def test_baseline_without_the_expert_labels_stage0_by_the_models_own_majority():
@@ -132,14 +135,14 @@ def test_baseline_without_the_expert_labels_stage0_by_the_models_own_majority():
             "In the image, there is one object, one circle. A small red circle is at the left.",
             "In the image, there is one object, one square. A large blue square is at the top."]
     samples = pd.DataFrame({"image_id": [0, 0, 0], "path": ["i.png"] * 3, "response": said,
-                            "claims": [[c.text for c in rm.claims_of(r)] for r in said],
+                            "claims": [[c.text for c in SHAPES.claims(r)] for r in said],
                             # the expert says the opposite; the baseline must not see it
                             "holds": [[False, False], [False, False], [True, True]],
                             "boxes": [[[], []], [[], []], [[[0, 0, 1, 1]], [[0, 0, 1, 1]]]]})
-    labelled = self_labelled(samples)
+    labelled = self_labelled(samples, SHAPES)
     assert [list(h) for h in labelled["holds"]] == [[True, True], [True, True], [False, False]]
     assert "boxes" not in labelled
-    rows = verify_rows(labelled, seed=0)
+    rows = verify_rows(labelled, seed=0, words=SHAPES)
     truth = {"Is there a small red circle in the image?": "Yes.", "Is there a large blue square in the image?": "No.",
              "Are there exactly one circle in the image?": "Yes.", "Are there exactly one square in the image?": "No."}
     assert set(zip(rows["question"], rows["answer"])) <= set(truth.items()) and len(rows) == 4

@@ -26,7 +26,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from groundloop.bench import accuracy, judge_rows
 from groundloop.worlds import shapes as world
+
+__all__ = ["CATEGORIES", "DIAGNOSTIC", "BenchPair", "build", "scene_of", "claim_truth", "accuracy", "judge_rows"]
 
 CATEGORIES = ("hallucination", "attribute", "reasoning", "general")
 MAX_OBJECTS = 6  # ShapesWorld scenes hold 1 to 6 objects; a 7th would be out of distribution
@@ -164,16 +167,6 @@ def build(scenes: Sequence[tuple[int, list[world.SceneObject]]], per_category: i
     return out
 
 
-def accuracy(categories: Sequence[str], correct: Sequence[bool]) -> dict[str, float]:
-    """Accuracy per category and overall (the mean over pairs)."""
-    res: dict[str, float] = {}
-    for cat in sorted(set(categories)):
-        hits = [c for k, c in zip(categories, correct) if k == cat]
-        res[cat] = sum(hits) / len(hits)
-    res["overall"] = sum(correct) / len(correct) if correct else 0.0
-    return res
-
-
 def scene_of(objects: Sequence[object]) -> list[world.SceneObject]:
     """ShapesWorld scene objects back from COCO annotations (`ObjectAnn`: category, xywh
     bbox, colour and size attributes)."""
@@ -187,13 +180,13 @@ def scene_of(objects: Sequence[object]) -> list[world.SceneObject]:
 
 
 def claim_truth(objects: Sequence[object], response: str) -> list[bool]:
-    """Each claim of a response (`reward_model.claims_of`) against the annotations (COCO
-    objects with a category and size / colour attributes): an object claim holds when some
-    object has every attribute it names, a count claim when that many of the shape exist."""
-    from groundloop import reward_model as rm
+    """Each claim of a response (the ShapesWorld vocabulary's `claims`) against the annotations
+    (COCO objects with a category and size / colour attributes): an object claim holds when
+    some object has every attribute it names, a count claim when that many of the shape exist."""
+    from groundloop.vocab.shapes import ShapesVocabulary
 
     out = []
-    for c in rm.claims_of(response):
+    for c in ShapesVocabulary().claims(response):
         if c.count is not None:
             out.append(sum(o.category == c.phrase for o in objects) == c.count)
             continue
@@ -202,16 +195,3 @@ def claim_truth(objects: Sequence[object], response: str) -> list[bool]:
         out.append(any(all({"size": o.attributes["size"], "color": o.attributes["color"], "shape": o.category}[k] == v
                            for k, v in want.items()) for o in objects))
     return out
-
-
-def judge_rows(pairs: Sequence[tuple[str, ...]], seed: int) -> list[dict[str, str]]:
-    """(id, category, chosen, rejected[, form]) pairs as judging rows: the chosen response is
-    A or B at random (seeded), `label` says which; `form` is "category/form" or ""."""
-    rng = random.Random(seed)
-    rows = []
-    for pid, cat, chosen, rejected, *form in pairs:
-        a_first = rng.random() < 0.5
-        rows.append({"id": pid, "category": cat, "a": chosen if a_first else rejected,
-                     "b": rejected if a_first else chosen, "label": "A" if a_first else "B",
-                     "form": f"{cat}/{form[0]}" if form and form[0] else ""})
-    return rows
