@@ -53,11 +53,11 @@ def main() -> None:
         found = det.detect([image], [rm.expert_queries(ca + cb, SHAPES)])[0]
         truth = rm.check_claims(ca, found) + rm.check_claims(cb, found)
         claims = [[c.text for c in ca], [c.text for c in cb]]
-        prompt = genrm._prompt_ids(judge.processor, image, rm.judge_prompt(r.question, r.a, r.b))
-        seqs = [prompt + tok(rm.critique_so_far(claims, truth[:k]), add_special_tokens=False)["input_ids"]
-                + judge.check_prefix for k in range(len(truth))]
+        prompt = genrm._prompt_row(judge.processor, image, rm.judge_prompt(r.question, r.a, r.b))
+        written = [tok(rm.critique_so_far(claims, truth[:k]), add_special_tokens=False)["input_ids"]
+                   + judge.check_prefix for k in range(len(truth))]
         with torch.no_grad():
-            logits = judge.next_logits([image] * len(seqs), seqs)[:, judge.check_ids]
+            logits = judge.next_logits([prompt] * len(written), written)[:, judge.check_ids]
         for (yes, no), t in zip(logits.tolist(), truth):
             (true_m if t else false_m).append(no - yes)
     report = {"reward_model": a.reward_model, "category": a.category, "pairs": len(pairs),

@@ -8,18 +8,20 @@ from typing import Any
 import torch
 
 from groundloop import grounded_attention as ga
-from groundloop import prompts
+from groundloop.models import families
 
 
 def build_example(processor: Any, image: Any, prompt_text: str, target: str) -> dict[str, Any]:
-    """Token ids of chat(prompt with image) + target + EOS, and labels that are -100 on every
-    prompt token (system, image, question, context) so only the target is learned."""
-    tok = processor.tokenizer
-    chat = processor.apply_chat_template(prompts.messages(prompt_text), add_generation_prompt=True)
-    prompt_ids = list(processor(images=[image], text=[chat], add_special_tokens=False)["input_ids"][0])
-    target_ids = tok(target, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-    return {"input_ids": prompt_ids + target_ids,
-            "labels": [-100] * len(prompt_ids) + target_ids, "image": image}
+    """Token ids of chat(prompt with image) + target + end of turn, and labels that are -100 on
+    every prompt token (system, image, question, context) so only the target is learned; `row`:
+    the prompt's processor output (`families.Row`), which `collate` batches."""
+    return answer_example(processor, families.row(processor, image, families.chat(processor, prompt_text)),
+                          families.text_ids(processor, target) + [families.end_id(processor)])
+
+
+def answer_example(processor: Any, row: families.Row, answer: list[int]) -> dict[str, Any]:
+    """An example of a prompt row and its answer ids, all of the answer learned."""
+    return {"row": row, "input_ids": row.ids + answer, "labels": [-100] * len(row.ids) + answer}
 
 
 def grounded_example(processor: Any, image: Any, prompt_text: str, target: str, phrase: str,
@@ -30,7 +32,7 @@ def grounded_example(processor: Any, image: Any, prompt_text: str, target: str, 
     there are none]."""
     ex = build_example(processor, image, prompt_text, target)
     ids = ex["input_ids"]
-    start, grid = ga.image_grid(ids, image_token_id)
+    start, grid = ga.image_grid(ex["row"].ids, image_token_id)
     phrase_ids = processor.tokenizer(f" {phrase}", add_special_tokens=False)["input_ids"]
     prompt_len = sum(1 for label in ex["labels"] if label == -100)
     ex["attn_query"] = [ga.phrase_end(ids[:prompt_len], phrase_ids, start + grid * grid)]
@@ -39,21 +41,18 @@ def grounded_example(processor: Any, image: Any, prompt_text: str, target: str, 
 
 
 def collate(examples: list[dict[str, Any]], processor: Any) -> dict[str, torch.Tensor]:
-    """Right-padded batch with pixel values; padding is masked in attention and labels. When
-    examples carry grounded-attention queries (lists `attn_query`, `attn_target`), every query
-    flattened: `attn_row` and `attn_query` (N,), `attn_target` (N, T)."""
-    n = max(len(e["input_ids"]) for e in examples)
-    pad = processor.tokenizer.pad_token_id
-    ids = torch.full((len(examples), n), pad)
+    """Right-padded batch with every tensor of the rows' processor output (`families.batch`);
+    padding is masked in attention and labels. When examples carry grounded-attention queries
+    (lists `attn_query`, `attn_target`), every query flattened: `attn_row` and `attn_query`
+    (N,), `attn_target` (N, T)."""
+    rows = [e["row"] for e in examples]
+    out = families.batch(processor, rows, [e["input_ids"][len(r.ids):] for e, r in zip(examples, rows)],
+                         side="right")
+    n = out["input_ids"].shape[1]
     labels = torch.full((len(examples), n), -100)
-    mask = torch.zeros((len(examples), n), dtype=torch.long)
     for i, e in enumerate(examples):
-        L = len(e["input_ids"])
-        ids[i, :L] = torch.tensor(e["input_ids"])
-        labels[i, :L] = torch.tensor(e["labels"])
-        mask[i, :L] = 1
-    pixels = processor.image_processor(images=[e["image"] for e in examples], return_tensors="pt")
-    out = {"input_ids": ids, "labels": labels, "attention_mask": mask, "pixel_values": pixels["pixel_values"]}
+        labels[i, :len(e["labels"])] = torch.tensor(e["labels"])
+    out["labels"] = labels
     queries = [(i, q, t) for i, e in enumerate(examples)
                for q, t in zip(e.get("attn_query", []), e.get("attn_target", []))]
     if queries:
@@ -63,16 +62,28 @@ def collate(examples: list[dict[str, Any]], processor: Any) -> dict[str, torch.T
     return out
 
 
-def add_lora(model: Any, r: int, alpha: int, dropout: float, target_modules: str,
+# Batch entries that are not model inputs: the loss's own (labels are shifted by the caller),
+# grounded attention's queries, VL-GenRM's verdict bookkeeping.
+NOT_INPUTS = frozenset({"labels", "attn_row", "attn_query", "attn_target", "loss_weight", "verdict_at",
+                        "correct", "weight"})
+
+
+def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The entries of a collated batch that the model takes (processor tensors and masks)."""
+    return {k: v for k, v in batch.items() if k not in NOT_INPUTS}
+
+
+def add_lora(model: Any, r: int, alpha: int, dropout: float, target_modules: str = "",
              adapter: str | None = None) -> Any:
     """A PEFT model with LoRA on `target_modules` (a regex over module names, so the vision
-    tower's q/v projections are not caught), or the given adapter reopened for training."""
+    tower's projections are not caught; empty: the language model's projections of the model's
+    family, `families.Family.lora_targets`), or the given adapter reopened for training."""
     from peft import LoraConfig, PeftModel, get_peft_model
 
     if adapter:
         return PeftModel.from_pretrained(model, adapter, is_trainable=True)
-    cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules,
-                     bias="none")
+    cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout,
+                     target_modules=target_modules or families.family_of(model).lora_targets, bias="none")
     return get_peft_model(model, cfg)
 
 

@@ -16,9 +16,10 @@ from typing import Any
 import torch
 from PIL import Image
 
-from groundloop import finetune, prompts
+from groundloop import finetune
 from groundloop import grounded_attention as ga
 from groundloop import reward_model as rm
+from groundloop.models import families
 from groundloop.vocab import Vocabulary
 
 
@@ -46,9 +47,8 @@ def answer_ids(tokenizer: Any) -> list[int]:
     return [yes, no]
 
 
-def _prompt_ids(processor: Any, image: Image.Image, judge_text: str) -> list[int]:
-    chat = processor.apply_chat_template(prompts.messages(judge_text), add_generation_prompt=True)
-    return list(processor(images=[image], text=[chat], add_special_tokens=False)["input_ids"][0])
+def _prompt_row(processor: Any, image: Image.Image, text: str) -> families.Row:
+    return families.row(processor, image, families.chat(processor, text))
 
 
 def _thought_ids(tokenizer: Any, thought: str) -> list[int]:
@@ -73,10 +73,11 @@ def example(processor: Any, image: Image.Image, judge_text: str, thought: str, l
     if learn not in LEARN:
         raise ValueError(f"learn must be one of {LEARN}, got {learn!r}")
     tok = processor.tokenizer
-    p = _prompt_ids(processor, image, judge_text)
+    row = _prompt_row(processor, image, judge_text)
+    p = row.ids
     t = _thought_ids(tok, thought)
     v = label_ids(tok)[rm.LABELS.index(label)]
-    ids = p + t + [v, tok.eos_token_id]
+    ids = p + t + [v, families.end_id(processor)]
     labels = [-100] * len(p) + ids[len(p):]
     # the token that decides each check: the first of " yes" / " no" that differs
     prefix, (yes_id, no_id) = check_tokens(tok)
@@ -86,7 +87,7 @@ def example(processor: Any, image: Image.Image, judge_text: str, thought: str, l
     if learn != "all":
         labels = [x if i >= len(p) + len(t) or (learn == "checks" and i in decides) else -100
                   for i, x in enumerate(labels)]
-    ex = {"input_ids": ids, "labels": labels, "image": image,
+    ex = {"row": row, "input_ids": ids, "labels": labels,
           "verdict_at": len(p) + len(t), "correct": rm.LABELS.index(label), "weight": weight,
           "loss_weight": [no_weight if i in decides and x == no_id else 1.0 for i, x in enumerate(ids)]}
     if grounding:
@@ -116,8 +117,7 @@ def loss(model: Any, batch: dict[str, torch.Tensor], verdict_ids: Sequence[int],
     attention's cross-entropy at the critique's claims when the batch carries them (the model
     must then run eager attention)."""
     grounded = attn_weight > 0 and "attn_query" in batch
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                pixel_values=batch["pixel_values"], output_attentions=grounded)
+    out = model(**finetune.model_inputs(batch), output_attentions=grounded)
     extra = attn_weight * finetune.attention_term(out, attn_layer, attn_head, batch["attn_query"],
                                                   batch["attn_target"], batch["attn_row"]) if grounded else 0.0
     logits = out.logits.float()
@@ -190,9 +190,8 @@ class GenRM:
                       thoughts: Sequence[str]) -> torch.Tensor:
         """(N, 2) log-probs of verdicts A and B after each thought (one forward, left padded)."""
         tok = self.processor.tokenizer
-        seqs = [_prompt_ids(self.processor, im, jt) + _thought_ids(tok, th)
-                for im, jt, th in zip(images, judge_texts, thoughts)]
-        return self.next_logits(images, seqs).log_softmax(-1)[:, self.verdict_ids]
+        rows = [_prompt_row(self.processor, im, jt) for im, jt in zip(images, judge_texts)]
+        return self.next_logits(rows, [_thought_ids(tok, th) for th in thoughts]).log_softmax(-1)[:, self.verdict_ids]
 
     @torch.no_grad()
     def scaffolded(self, images: Sequence[Image.Image], judge_texts: Sequence[str], a: Sequence[str],
@@ -203,15 +202,15 @@ class GenRM:
             torch.manual_seed(self.seed)
         tok = self.processor.tokenizer
         claims = [[self.claim_texts(x) for x in pair] for pair in zip(a, b)]
-        prompts_ids = [_prompt_ids(self.processor, im, jt) for im, jt in zip(images, judge_texts)]
+        rows = [_prompt_row(self.processor, im, jt) for im, jt in zip(images, judge_texts)]
         checks: list[list[bool]] = [[] for _ in claims]
         while True:
             open_ = [i for i, c in enumerate(claims) if len(checks[i]) < sum(map(len, c))]
             if not open_:
                 break
-            seqs = [prompts_ids[i] + tok(rm.critique_so_far(claims[i], checks[i]),
-                                         add_special_tokens=False)["input_ids"] + self.check_prefix for i in open_]
-            logits = self.next_logits([images[i] for i in open_], seqs)[:, self.check_ids]
+            written = [tok(rm.critique_so_far(claims[i], checks[i]), add_special_tokens=False)["input_ids"]
+                       + self.check_prefix for i in open_]
+            logits = self.next_logits([rows[i] for i in open_], written)[:, self.check_ids]
             if temperature > 0:
                 says_yes = torch.bernoulli(torch.softmax(logits / temperature, -1)[:, 0]).bool()
             else:
@@ -245,9 +244,9 @@ class GenRM:
         with self._base_model():
             for s in range(0, len(claims), batch_size):
                 ims = list(images[s:s + batch_size])
-                seqs = [_prompt_ids(self.processor, im, self._vocab.check_question(c))
+                rows = [_prompt_row(self.processor, im, self._vocab.check_question(c))
                         for im, c in zip(ims, claims[s:s + batch_size])]
-                logits = self.next_logits(ims, seqs)[:, self.answer_ids]
+                logits = self.next_logits(rows)[:, self.answer_ids]
                 out += (logits[:, 0] - logits[:, 1]).tolist()
         return out
 
@@ -270,19 +269,11 @@ class GenRM:
         answers = dict(zip(asked, self.check([images[i] for i, _ in asked], [t for _, t in asked], temperature)))
         return [rm.critique_so_far(c, [answers[i, t] for side in c for t in side]) for i, c in enumerate(claims)]
 
-    def next_logits(self, images: Sequence[Image.Image], seqs: Sequence[list[int]]) -> torch.Tensor:
-        """(N, V) next-token logits after each token sequence (one forward, left padded)."""
-        tok = self.processor.tokenizer
-        n = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), n), tok.pad_token_id)
-        attn = torch.zeros((len(seqs), n), dtype=torch.long)
-        for b, s in enumerate(seqs):
-            ids[b, n - len(s):] = torch.tensor(s)
-            attn[b, n - len(s):] = 1
-        pixels = self.processor.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
-        positions = (attn.cumsum(-1) - 1).clamp(min=0)
-        return self.model(input_ids=ids, attention_mask=attn, position_ids=positions,
-                          pixel_values=pixels).logits[:, -1].float()
+    def next_logits(self, rows: Sequence[families.Row], answers: Sequence[list[int]] | None = None) -> torch.Tensor:
+        """(N, V) next-token logits after each prompt row and its answer tokens so far (one
+        forward, left padded)."""
+        enc = families.batch(self.processor, rows, answers, side="left")
+        return self.model(**enc).logits[:, -1].float()
 
     @torch.no_grad()
     def write(self, images: Sequence[Image.Image], judge_texts: Sequence[str], temperature: float = 0.0,
@@ -290,15 +281,12 @@ class GenRM:
         """Generated judgements (critique and verdict), greedy at temperature 0."""
         if self.seed is not None:
             torch.manual_seed(self.seed)
-        tok = self.processor.tokenizer
-        tok.padding_side = "left"
-        chats = [self.processor.apply_chat_template(prompts.messages(t), add_generation_prompt=True)
-                 for t in judge_texts]
-        enc = self.processor(images=list(images), text=chats, padding=True, return_tensors="pt",
-                             add_special_tokens=False)
+        enc = families.prompts_batch(self.processor, images, judge_texts, side="left")
         sample = temperature > 0
+        end = families.end_ids(self.processor)
         out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=sample,
-                                  temperature=temperature if sample else None, top_p=top_p if sample else None)
+                                  temperature=temperature if sample else None, top_p=top_p if sample else None,
+                                  eos_token_id=end, pad_token_id=self.processor.tokenizer.pad_token_id or end[-1])
         return [t.strip() for t in self.processor.batch_decode(out[:, enc["input_ids"].shape[1]:],
                                                                skip_special_tokens=True)]
 

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
-from groundloop import prompts
+from groundloop.models import families
 
 
 class Sampler(Protocol):
@@ -72,7 +72,8 @@ def first_sentence(text: str) -> str:
 
 
 class HFSampler:
-    """A transformers VLM (LLaVA-style processor with a chat template) as a `Sampler`."""
+    """A transformers VLM with its processor as a `Sampler` (any family in
+    `groundloop.models.families`: its prompt format, image tensors and end-of-turn token)."""
 
     def __init__(self, model: Any, processor: Any, max_new_tokens: int = 160,
                  seed: int | None = None) -> None:
@@ -80,22 +81,14 @@ class HFSampler:
         self.processor = processor
         self.max_new_tokens = max_new_tokens
         self.generator_seed = seed
-        # Batched generation needs left padding so every prompt ends at the same position.
-        self.processor.tokenizer.padding_side = "left"
-
-    def chat(self, text: str, prefix: str = "") -> str:
-        """The prompt string; with a prefix, the assistant's answer so far, to be continued."""
-        if not prefix:
-            return self.processor.apply_chat_template(prompts.messages(text), add_generation_prompt=True)
-        turn = {"role": "assistant", "content": [{"type": "text", "text": prefix}]}
-        return self.processor.apply_chat_template(prompts.messages(text) + [turn],
-                                                  continue_final_message=True)
+        self.end_ids = families.end_ids(processor)
+        tok = processor.tokenizer
+        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else self.end_ids[-1]
 
     def encode(self, images: Sequence[Image.Image], texts: Sequence[str],
                prefixes: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
-        chats = [self.chat(t, p) for t, p in zip(texts, prefixes or [""] * len(texts))]
-        return self.processor(images=list(images), text=chats, padding=True, return_tensors="pt",
-                              add_special_tokens=False)
+        """Left padded, so every prompt ends at the same position and generation continues all."""
+        return families.prompts_batch(self.processor, images, texts, prefixes, side="left")
 
     @torch.no_grad()
     def generate(self, images: list[Image.Image], texts: list[str], n: int = 1,
@@ -111,7 +104,7 @@ class HFSampler:
         out = self.model.generate(
             **enc, max_new_tokens=self.max_new_tokens, do_sample=sample,
             temperature=temperature if sample else None, top_p=top_p if sample else None,
-            num_return_sequences=n if sample else 1,
+            num_return_sequences=n if sample else 1, eos_token_id=self.end_ids, pad_token_id=self.pad_id,
         )
         texts_out = self.processor.batch_decode(out[:, enc["input_ids"].shape[1]:],
                                                 skip_special_tokens=True)
@@ -143,6 +136,7 @@ class HFSampler:
             top_k=0, logits_processor=LogitsProcessorList([RowSampling(temperatures, top_p)]),
             stopping_criteria=StoppingCriteriaList(
                 [SentenceEnd(self.sentence_end_ids())] if one_sentence else []),
+            eos_token_id=self.end_ids, pad_token_id=self.pad_id,
         )
         texts_out = [t.strip() for t in self.processor.batch_decode(
             out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]

@@ -64,38 +64,27 @@ def top_fraction(scores: Sequence[float], groups: Sequence[Hashable], fraction: 
 @torch.no_grad()
 def caption_logprobs(model: Any, processor: Any, images: list[Any], prompt_texts: list[str],
                      captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Teacher-force each caption (+ EOS) after its chat prompt; log-probs at caption positions.
+    """Teacher-force each caption (+ the end-of-turn token) after its chat prompt; log-probs at
+    caption positions. The rows carry every tensor their family's processor makes
+    (`groundloop.models.families`), and the model places its own positions.
 
-    Returns logp (B, T, V) and mask (B, T): T is the longest caption in tokens + 1 (EOS), and
-    row b holds caption b's positions left-aligned, whatever the padding of the batch.
+    Returns logp (B, T, V) and mask (B, T): T is the longest caption in tokens + 1 (the end),
+    and row b holds caption b's positions left-aligned, whatever the padding of the batch.
     """
-    from groundloop import prompts
+    from groundloop.models import families
 
-    tok = processor.tokenizer
-    seqs, cap_lens = [], []
-    for im, text, cap in zip(images, prompt_texts, captions):
-        chat = processor.apply_chat_template(prompts.messages(text), add_generation_prompt=True)
-        prompt_ids = list(processor(images=[im], text=[chat], add_special_tokens=False)["input_ids"][0])
-        cap_ids = tok(cap, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-        seqs.append(prompt_ids + cap_ids)
-        cap_lens.append(len(cap_ids))
-    n = max(len(x) for x in seqs)
-    ids = torch.full((len(seqs), n), tok.pad_token_id)
-    attn = torch.zeros((len(seqs), n), dtype=torch.long)
-    for b, x in enumerate(seqs):  # left padding: every caption ends at position n - 1
-        ids[b, n - len(x):] = torch.tensor(x)
-        attn[b, n - len(x):] = 1
-    pixels = processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
-    positions = (attn.cumsum(-1) - 1).clamp(min=0)  # real tokens numbered from 0, as unpadded
-    logits = model(input_ids=ids, attention_mask=attn, position_ids=positions, pixel_values=pixels).logits
-    logp_all = logits.float().log_softmax(-1)
-    T = max(cap_lens)
-    logp = torch.zeros(len(seqs), T, logp_all.shape[-1])
-    mask = torch.zeros(len(seqs), T)
-    for b, L in enumerate(cap_lens):
+    end = families.end_id(processor)
+    rows = [families.row(processor, im, families.chat(processor, text)) for im, text in zip(images, prompt_texts)]
+    cap_ids = [families.text_ids(processor, cap) + [end] for cap in captions]
+    enc = families.batch(processor, rows, cap_ids, side="left")  # every caption ends at the last column
+    logp_all = model(**enc).logits.float().log_softmax(-1)
+    n, T = enc["input_ids"].shape[1], max(len(c) for c in cap_ids)
+    logp = torch.zeros(len(rows), T, logp_all.shape[-1])
+    mask = torch.zeros(len(rows), T)
+    for b, c in enumerate(cap_ids):
         # logits at position i predict token i + 1
-        logp[b, :L] = logp_all[b, n - L - 1:n - 1]
-        mask[b, :L] = 1
+        logp[b, :len(c)] = logp_all[b, n - len(c) - 1:n - 1]
+        mask[b, :len(c)] = 1
     return logp, mask
 
 

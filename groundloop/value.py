@@ -27,6 +27,7 @@ import torch
 from PIL import Image
 
 from groundloop import prompts
+from groundloop.models import families
 
 VALUE_FILE = "value_head.pt"
 VALUE_META = "value.json"
@@ -240,9 +241,7 @@ class ValueModel(torch.nn.Module):
 
     def _chat(self, sentence: str) -> str:
         """The state as text: user = image + base prompt, assistant = the sentence (unfinished)."""
-        turn = {"role": "assistant", "content": [{"type": "text", "text": sentence}]}
-        return self.processor.apply_chat_template(prompts.messages(prompts.BASE_PROMPT) + [turn],
-                                                  continue_final_message=True)
+        return families.chat(self.processor, prompts.BASE_PROMPT, prefix=sentence)
 
     @property
     def _reads_input_states(self) -> bool:
@@ -251,10 +250,8 @@ class ValueModel(torch.nn.Module):
 
     def encode(self, images: Sequence[Image.Image], sentences: Sequence[str]) -> dict[str, torch.Tensor]:
         tok = self.processor.tokenizer
-        tok.padding_side = "left"  # the last position is then every row's last real token
-        chats = [self._chat(s) for s in sentences]
-        enc = self.processor(images=list(images), text=chats, padding=True, return_tensors="pt",
-                             add_special_tokens=False)
+        # left padded: the last position is every row's last real token
+        enc = families.prompts_batch(self.processor, images, [prompts.BASE_PROMPT] * len(sentences), sentences)
         # Left padding: a sentence is the last n tokens of its row.
         n = torch.tensor([max(1, len(tok(s, add_special_tokens=False)["input_ids"])) for s in sentences])
         pos = torch.arange(enc["input_ids"].shape[1])[None, :]
@@ -268,7 +265,7 @@ class ValueModel(torch.nn.Module):
         out = self.vlm.model(**enc, output_hidden_states=self._reads_input_states)
         keys = out.hidden_states[0] if self._reads_input_states else None
         return self._read(out.last_hidden_state, sentence_mask,
-                          enc["input_ids"] == self.vlm.config.image_token_id, keys, parts)
+                          enc["input_ids"] == families.image_token_id(self.vlm), keys, parts)
 
     def _read(self, h: torch.Tensor, sentence_mask: torch.Tensor | None, image_mask: torch.Tensor,
               keys: torch.Tensor | None, parts: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
@@ -326,6 +323,8 @@ class ValueModel(torch.nn.Module):
         """`values` for one batch through a per-image prefix KV cache; None when the chat does
         not split into (shared prefix, sentence) tokens, e.g. a tokenizer merging across the
         boundary (the caller then runs the full pass)."""
+        if not families.family_of(self.vlm).prefix_cache:
+            return None  # positions are not 1-D (M-RoPE): the full pass places them
         tok = self.processor.tokenizer
         chats = [self._chat(s) for s in sentences]
         if not all(s and c.endswith(s) for c, s in zip(chats, sentences)):
@@ -344,9 +343,7 @@ class ValueModel(torch.nn.Module):
         rows = torch.tensor(slots)
         want_inputs = self._reads_input_states
         # The prefix, once per distinct image.
-        tok.padding_side = "left"
-        penc = self.processor(images=distinct, text=[prefix_text] * len(distinct), return_tensors="pt",
-                              add_special_tokens=False)
+        penc = families.encode(self.processor, distinct, [prefix_text] * len(distinct))
         pout = self.vlm.model(**penc, use_cache=True, output_hidden_states=want_inputs)
         # transformers >= 5.2x names the KV cache `cache`; earlier 5.x `past_key_values`
         cache_arg = "cache" if "cache" in inspect.signature(self.vlm.model.forward).parameters else "past_key_values"
@@ -382,7 +379,7 @@ class ValueModel(torch.nn.Module):
         def roll(x: torch.Tensor) -> torch.Tensor:
             return torch.stack([torch.roll(x[r], s, dims=0) for r, s in enumerate(shifts)])
 
-        return self._read(roll(h), roll(sent_mask), roll(full_ids) == self.vlm.config.image_token_id,
+        return self._read(roll(h), roll(sent_mask), roll(full_ids) == families.image_token_id(self.vlm),
                           roll(keys) if keys is not None else None)
 
     def save_pretrained(self, folder: str | Path) -> None:
@@ -396,14 +393,13 @@ class ValueModel(torch.nn.Module):
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> ValueModel:
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        from groundloop.models import load_vlm
 
         folder = Path(folder)
         if not (folder / VALUE_FILE).exists():
             raise FileNotFoundError(f"{folder} is not a value model folder (no {VALUE_FILE})")
-        vlm = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.float32)
-        model = cls(vlm, AutoProcessor.from_pretrained(folder),
-                    json.loads((folder / VALUE_META).read_text()))
+        vlm, processor = load_vlm(str(folder))
+        model = cls(vlm, processor, json.loads((folder / VALUE_META).read_text()))
         state = torch.load(folder / VALUE_FILE, weights_only=True)
         if not any(k.startswith("head.") for k in state):  # folders saved before the reward head: the head alone
             state = {f"head.{k}": v for k, v in state.items()}

@@ -44,6 +44,9 @@ def load_vlm(spec: str, adapter: str | None = None, dtype: Any = None) -> tuple[
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
+    from groundloop.models.compat import allow_processors_without_torchvision
+
+    allow_processors_without_torchvision()
     path = resolve(spec)
     model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype or torch.float32)
     processor = AutoProcessor.from_pretrained(path)

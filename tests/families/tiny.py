@@ -32,6 +32,8 @@ from typing import Any
 
 import torch
 
+from groundloop.models.compat import allow_processors_without_torchvision
+
 FAMILIES: tuple[str, ...] = (
     "llava",
     "llava_next",
@@ -469,44 +471,6 @@ _QWEN_SPECIALS = [
 # --------------------------------------------------------------------------------------------------------------------
 # torchvision-free processors
 # --------------------------------------------------------------------------------------------------------------------
-
-
-def allow_processors_without_torchvision() -> None:
-    """Let the four processors that take a video processor be built and loaded without torchvision (idempotent)."""
-    from transformers.utils import is_torchvision_available
-
-    if is_torchvision_available():
-        return
-    from transformers import (
-        LlavaOnevisionProcessor,
-        ProcessorMixin,
-        Qwen2_5_VLProcessor,
-        Qwen2VLProcessor,
-        SmolVLMProcessor,
-    )
-
-    for cls in (Qwen2VLProcessor, Qwen2_5_VLProcessor, LlavaOnevisionProcessor, SmolVLMProcessor):
-        if cls.__dict__.get("_video_free", False):
-            continue
-        base = cls.get_attributes.__func__
-
-        def get_attributes(klass, _base=base):
-            return [a for a in _base(klass) if a != "video_processor"]
-
-        cls.get_attributes = classmethod(get_attributes)
-        cls._video_free = True
-
-    # SmolVLMProcessor.apply_chat_template reads video_processor.num_frames/fps even for image-only chats.
-    if not SmolVLMProcessor.__dict__.get("_video_free_chat", False):
-        original = SmolVLMProcessor.apply_chat_template
-
-        def apply_chat_template(self, conversation, chat_template=None, **kwargs):
-            if getattr(self, "video_processor", None) is None:
-                return ProcessorMixin.apply_chat_template(self, conversation, chat_template, **kwargs)
-            return original(self, conversation, chat_template, **kwargs)
-
-        SmolVLMProcessor.apply_chat_template = apply_chat_template
-        SmolVLMProcessor._video_free_chat = True
 
 
 # --------------------------------------------------------------------------------------------------------------------

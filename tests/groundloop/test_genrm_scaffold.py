@@ -113,21 +113,21 @@ def test_factored_checks_come_from_the_base_vlm_not_the_adapter():
     plain = GenRM(model, processor, critique="factored", vocab=SHAPES)
     base_says = plain.check([image] * len(claims), claims)
     seqs = [genrm_prompt(processor, image, c) for c in claims]
-    base_logits = plain.next_logits([image] * len(claims), seqs)
+    base_logits = plain.next_logits(seqs)
     lora = add_lora(load_vlm("shapesworld/vlm")[0], 8, 16, 0.0, Lora().target_modules)
     with torch.no_grad():  # an adapter far from zero: it changes what the model would answer
         for name, p in lora.named_parameters():
             if "lora_B" in name:
                 p.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(0))
     judge = GenRM(lora, processor, critique="factored", vocab=SHAPES)
-    assert not torch.allclose(judge.next_logits([image] * len(claims), seqs), base_logits, atol=1e-2)
+    assert not torch.allclose(judge.next_logits(seqs), base_logits, atol=1e-2)
     assert judge.check([image] * len(claims), claims) == base_says
 
 
 def genrm_prompt(processor, image, claim):
     from groundloop import genrm
 
-    return genrm._prompt_ids(processor, image, SHAPES.check_question(claim))
+    return genrm._prompt_row(processor, image, SHAPES.check_question(claim))
 
 
 def test_factored_checks_say_yes_from_the_calibrated_threshold_on(factored):
