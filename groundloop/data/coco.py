@@ -12,15 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+
+from groundloop import images
+from groundloop.images import ImageError  # noqa: F401 - where the call sites import it from
 
 
 class DataError(ValueError):
     """A dataset file is malformed; the message names the file and the field."""
-
-
-class ImageError(ValueError):
-    """An image cannot be read; the message names the file and the reason."""
 
 
 @dataclass(frozen=True)
@@ -101,16 +100,6 @@ def load_dataset(root: Path) -> list[ImageRecord]:
 
 def load_image(path: Path | BinaryIO) -> Image.Image:
     """The image (a file, or an open binary stream) as RGB, whatever its mode (L, RGBA, P,
-    CMYK, ...); transparency is composited onto white."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
-                im = im.convert("RGBA")
-                background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                return Image.alpha_composite(background, im).convert("RGB")
-            return im.convert("RGB")
-    except FileNotFoundError as e:
-        raise ImageError(f"cannot read image {path}: file not found") from e
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise ImageError(f"cannot read image {path}: {type(e).__name__}: {e}") from e
+    CMYK, ...); transparency is composited onto white. Read by groundloop.images under the
+    endpoint's limits: any unreadable file is an ImageError naming it."""
+    return images.load_image(path)
