@@ -359,7 +359,7 @@ class ValueModel(torch.nn.Module):
         for r, x in enumerate(suffixes):
             ids[r, :len(x)] = torch.tensor(x)
             smask[r, :len(x)] = 1
-        attn = torch.cat([torch.ones(len(images), p_len, dtype=torch.long), smask], 1)
+        attn = torch.cat([penc["attention_mask"][rows], smask], 1)  # prefixes of other lengths are left padded
         pos = torch.arange(p_len, p_len + width)[None].expand(len(images), -1)
         sout = self.vlm.model(input_ids=ids, attention_mask=attn, position_ids=pos, **{cache_arg: cache},
                               output_hidden_states=want_inputs)
