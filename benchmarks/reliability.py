@@ -267,10 +267,15 @@ def malformed_requests(good_png: bytes, n: int, seed: int = 0) -> list[tuple[str
 
 
 def replica_pid() -> int:
-    from ray.util.state import list_actors
+    """The PID of the live CaptionServer replica of this driver's cluster (from the GCS actor
+    table: the state API needs the dashboard, which the tests leave off)."""
+    from ray._private.state import actors
 
-    actors = [a for a in list_actors(filters=[("state", "=", "ALIVE")]) if "CaptionServer" in (a.class_name or "")]
-    return int(actors[0].pid)
+    alive = [a for a in actors().values()
+             if a.get("State") == "ALIVE" and "CaptionServer" in a.get("ActorClassName", "")]
+    if len(alive) != 1:
+        raise RuntimeError(f"expected one live CaptionServer replica, found {len(alive)}")
+    return int(alive[0]["Pid"])
 
 
 def memory(pid: int) -> dict[str, int]:

@@ -4,6 +4,8 @@ command-line overrides (`sampling.k=20 train.lora.r=64`) fill them; unknown keys
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -18,6 +20,29 @@ class ConfigError(ValueError):
     """A config key or value the dataclasses do not accept; the message names the key."""
 
 
+def _number(value: Any, tp: type, key: str) -> Any:
+    """An int or float setting, strictly: no bool, no 2.7 for an int, no nan or inf."""
+    kind = "an integer" if tp is int else "a number"
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}: expected {kind}, got {value!r}")
+    if isinstance(value, str):
+        try:
+            value = int(value) if tp is int else float(value)
+        except ValueError:
+            raise ConfigError(f"{key}: expected {kind}, got {value!r}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+    if tp is int:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if not isinstance(value, int):
+            raise ConfigError(f"{key}: expected {kind}, got {value!r}")
+        return value
+    if not isinstance(value, (int, float)):
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    return float(value)
+
+
 def _convert(value: Any, tp: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -28,31 +53,80 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        return from_dict(tp, value, prefix=f"{key}.")
+        return from_dict(tp, value, prefix=f"{key}.")  # type: ignore[arg-type]
     if origin is tuple:
         (inner, *_) = typing.get_args(tp)
-        items = value.split(",") if isinstance(value, str) else list(value)
+        if value is None:  # `key=` on the command line: the empty tuple
+            items = []
+        elif isinstance(value, str):
+            items = [v for v in value.split(",") if v.strip()]
+        elif isinstance(value, (list, tuple)):
+            items = list(value)
+        else:
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
         return tuple(_convert(v, inner, key) for v in items)
-    try:
-        if tp is bool:
-            if isinstance(value, str):
-                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError(value)
-                return value.lower() in ("true", "1", "yes")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
+            return value.lower() in ("true", "yes")
+        if isinstance(value, int) and value in (0, 1):
             return bool(value)
-        if tp is str and value is None:  # `key=` on the command line: the empty string, not "None"
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp in (int, float):
+        return _number(value, tp, key)
+    if tp is str:
+        if value is None:  # `key=` on the command line: the empty string, not "None"
             return ""
-        if tp in (int, float, str):
-            return tp(value)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{key}: cannot read {value!r} as {tp.__name__}") from e
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise ConfigError(f"{key}: expected a string, got {value!r} (quote it)")
+        return str(value)
     return value
+
+
+_RANGE = re.compile(r"^(>=|>|<=|<)\s*(-?[\d.]+)$|^([\[(])\s*(-?[\d.]+)\s*,\s*(-?[\d.]+)\s*([\])])$")
+
+
+def _within(value: float, spec: str) -> bool:
+    m = _RANGE.match(spec)
+    if not m:
+        raise ValueError(f"bad range {spec!r}")
+    if m.group(1):
+        op, bound = m.group(1), float(m.group(2))
+        return {">=": value >= bound, ">": value > bound, "<=": value <= bound, "<": value < bound}[op]
+    lo, hi = float(m.group(4)), float(m.group(5))
+    above = value >= lo if m.group(3) == "[" else value > lo
+    below = value <= hi if m.group(6) == "]" else value < hi
+    return above and below
+
+
+def check_ranges(cfg: Any, ranges: dict[str, str]) -> None:
+    """Raise ConfigError naming the first dotted key of `cfg` outside its range. A range is
+    ">=1", ">0", "[0, 1]", "(0, 1]", ...; a tuple value is checked item by item and must not
+    be empty."""
+    for key, spec in ranges.items():
+        value: Any = cfg
+        for part in key.split("."):
+            value = getattr(value, part)
+        values = value if isinstance(value, tuple) else (value,)
+        if not values:
+            raise ConfigError(f"{key} must not be empty")
+        for v in values:
+            if v is not None and not _within(v, spec):
+                shown = re.sub(r"^(>=|>|<=|<)\s*", r"\1 ", spec)
+                raise ConfigError(f"{key} must be {shown}, got {value!r}")
+
+
+def check_choice(key: str, value: Any, choices: typing.Iterable[Any]) -> None:
+    choices = tuple(choices)
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}")
 
 
 def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - names)
+    unknown = sorted(str(k) for k in set(data) - names)
     if unknown:
         raise ConfigError(f"unknown config key(s): {', '.join(prefix + k for k in unknown)} "
                           f"(known under {prefix or 'top level'}: {', '.join(sorted(names))})")
@@ -76,7 +150,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {key!r}: {p!r} is not a section")
-        node[parts[-1]] = yaml.safe_load(raw)
+        try:
+            node[parts[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override {item!r}: value is not valid YAML ({' '.join(str(e).split())})") from None
     return out
 
 
@@ -84,7 +161,14 @@ def load(cls: type[T], path: str | Path | None, overrides: list[str] | None = No
     """The config of `cls` from a YAML file (or defaults) plus dotted overrides."""
     data: dict[str, Any] = {}
     if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text())
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: cannot read the config file ({e})") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
         data = loaded or {}
