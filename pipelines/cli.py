@@ -4,32 +4,137 @@ frozen config, create the run folder with the resolved config in it, and join or
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, TypeVar
-
-import ray
+from typing import Any, NoReturn, TypeVar
 
 from groundloop import config as config_lib
 
 T = TypeVar("T")
 
 
-def parser(doc: str | None, recipe: str, example: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+class UsageError(ValueError):
+    """A command line that names something missing or out of range; printed as one line."""
+
+
+def fail(message: str) -> NoReturn:
+    """The one way an entry point refuses its input: `error: ...` on stderr, exit status 2."""
+    print(f"error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    import yaml
+
+    from groundloop.data.coco import DataError
+    from groundloop.images import ImageError
+
+    return (config_lib.ConfigError, ConfigChanged, UsageError, DataError, ImageError, FileNotFoundError,
+            yaml.YAMLError)
+
+
+def install_error_hook() -> None:
+    """Uncaught user errors (a bad config value, a missing file, a changed config on resume)
+    end the process as one `error: ...` line with status 2 instead of a traceback; anything
+    else keeps Python's traceback."""
+    previous = sys.excepthook
+    if getattr(previous, "groundloop", False):
+        return
+
+    def hook(kind: type[BaseException], error: BaseException, tb: Any) -> None:
+        if isinstance(error, _user_errors()):
+            print(f"error: {' '.join(str(error).split())}", file=sys.stderr, flush=True)
+            sys.exit(2)
+        previous(kind, error, tb)
+
+    hook.groundloop = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line errors (`error: ...`, status 2) and the error hook installed when
+    the command line is parsed."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(f"{message} (see --help)")
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        install_error_hook()
+        return super().parse_args(args, namespace)
+
+
+def parser(doc: str | None, recipe: str, example: str) -> ArgumentParser:
+    p = ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help=f"YAML recipe, e.g. {recipe}")
     p.add_argument("overrides", nargs="*", help=f"dotted overrides, e.g. {example}")
     return p
 
 
-def load(cls: type[T], args: argparse.Namespace) -> T:
-    """The config, or exit with a message naming the bad key or value."""
+# Config fields that name an input folder or file, and ones that name a model (groundloop.models spec)
+PATH_FIELDS = ("path", "eval_path", "bench_path", "responses_from")
+MODEL_FIELDS = ("vlm", "detector", "clip", "value", "reward_model", "vision_init", "adapter")
+
+
+def check_path(path: str | Path, key: str) -> None:
+    if not Path(path).expanduser().exists():
+        raise UsageError(f"{key}: {path} does not exist")
+
+
+def check_model(spec: str, key: str) -> None:
+    """A model spec that can be loaded: a shipped ShapesWorld model, a local folder, or a hub
+    id ("org/name") in the local cache or on a reachable hub. Checked before anything runs."""
+    from groundloop.models import SHAPESWORLD_PREFIX, resolve
+
+    if spec.startswith(SHAPESWORLD_PREFIX):
+        try:
+            resolve(spec)
+        except FileNotFoundError as e:
+            raise UsageError(f"{key}: {e}") from None
+        return
+    if Path(spec).expanduser().exists():
+        return
+    if spec.startswith((".", "/", "~")) or spec.count("/") != 1:
+        raise UsageError(f"{key}: no model folder {spec}")
+    import huggingface_hub as hub
+
+    if any(hub.try_to_load_from_cache(spec, f) for f in ("config.json", "adapter_config.json")):
+        return
     try:
-        return config_lib.load(cls, args.config, args.overrides)
-    except (config_lib.ConfigError, ValueError) as e:
-        sys.exit(f"config error: {e}")
+        hub.model_info(spec, timeout=10)
+    except hub.errors.RepositoryNotFoundError:
+        raise UsageError(f"{key}: {spec} is neither a local folder nor a model on the hub") from None
+    except (hub.errors.GatedRepoError, hub.errors.HfHubHTTPError):
+        return  # it exists; loading will say what access it needs
+    except Exception as e:  # noqa: BLE001 - offline, DNS, timeouts: it cannot be loaded from here
+        raise UsageError(f"{key}: {spec} is not a local folder, not in the local hub cache, and the hub "
+                         f"cannot be reached ({type(e).__name__})") from None
+
+
+def check_inputs(cfg: Any, prefix: str = "") -> None:
+    """Every data path of a config exists and every model spec resolves (empty = unused)."""
+    for f in dataclasses.fields(cfg):
+        value, key = getattr(cfg, f.name), f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            check_inputs(value, f"{key}.")
+        elif isinstance(value, str) and value:
+            if f.name in PATH_FIELDS:
+                check_path(value, key)
+            elif f.name in MODEL_FIELDS:
+                check_model(value, key)
+
+
+def load(cls: type[T], args: argparse.Namespace) -> T:
+    """The config, its ranges and its inputs checked, or exit (status 2) with one line naming
+    the bad key, value or path."""
+    try:
+        cfg = config_lib.load(cls, args.config, args.overrides)
+        check_inputs(cfg)
+    except ValueError as e:  # ConfigError, UsageError, and a section's own __post_init__ checks
+        fail(str(e))
+    return cfg
 
 
 # Settings a resumed run may change: where and how wide things run, not what is computed.
@@ -83,6 +188,8 @@ def start_run(cfg: Any, label: str) -> Path:
 
 def init_ray() -> None:
     """Join the cluster in RAY_ADDRESS (`ray job submit` sets it) or start a local one."""
+    import ray
+
     if ray.is_initialized():
         return
     if os.environ.get("RAY_ADDRESS"):

@@ -33,9 +33,12 @@ from groundloop.models import load_clip, load_detector, load_reward_model, load_
 from groundloop.sampling import HFSampler
 from groundloop.similarity import ClipScorer
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # pipelines/ when run as a script
+from pipelines import cli  # noqa: E402
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="shapesworld/vlm", help="hub id, folder or shapesworld/vlm")
     p.add_argument("--adapter", help="PEFT adapter folder to load on top of --model")
     p.add_argument("--data", type=Path, help="ShapesWorld-layout folder (instances.json, images/)")
@@ -77,7 +80,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             decoding.parse_spec(spec, decoding.DecodeSettings())
         except ValueError as e:
             p.error(str(e))
+    check_inputs(a, {decoding.parse_spec(s, decoding.DecodeSettings())[0] for s in a.decoder})
     return a
+
+
+def check_inputs(a: argparse.Namespace, decoders: set[str]) -> None:
+    """Ranges, paths and the models this run will load, before any of them loads."""
+    for flag, value, low in (("--n", a.n, 1), ("--batch-size", a.batch_size, 1), ("--max-new-tokens",
+                             a.max_new_tokens, 1), ("--k", a.k, 1), ("--decode-batch", a.decode_batch, 1),
+                             ("--grounding-samples", a.grounding_samples, 0), ("--threads", a.threads, 0)):
+        if value is not None and value < low:
+            cli.fail(f"{flag} must be >= {low}, got {value}")
+    models = {"--model": a.model, "--adapter": a.adapter, "--detector": a.detector if a.grounded else None,
+              "--value": a.value if decoders & {"visvm", "vimar"} else None,
+              "--clip": a.clip if decoders & {"bon", "clip_prm"} else None,
+              "--reward-model": a.reward_model if "genrm_bon" in decoders else None}
+    try:
+        for flag, path in (("--data", a.data), ("--annotations", a.annotations), ("--images", a.images)):
+            if path is not None:
+                cli.check_path(path, flag)
+        for flag, spec in models.items():
+            if spec:
+                cli.check_model(spec, flag)
+    except cli.UsageError as e:
+        cli.fail(str(e))
 
 
 def run_decoders(a: argparse.Namespace, sampler: HFSampler, records, images, vocab, rows) -> dict:
@@ -130,11 +156,13 @@ def main(argv: list[str] | None = None) -> dict:
         else:
             records = load_coco(a.annotations, a.images, a.captions)
     except DataError as e:
-        sys.exit(f"error: {e}")
+        cli.fail(str(e))
     records = records[: a.n] if a.n else records
     loaded, errors = evaluation.load_images(records)
     for e in errors:
         print(f"skipping image {e['image_id']}: {e['error']}", file=sys.stderr)
+    if not loaded:  # metrics over no images would read as a perfect CHAIR of 0.0
+        cli.fail(f"none of the {len(records)} images could be read ({errors[0]['error'] if errors else 'no images'})")
     records = [r for r, _ in loaded]
     images = [im for _, im in loaded]
     model, processor = load_vlm(a.model, adapter=a.adapter)

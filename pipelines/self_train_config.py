@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipelines.svp_config import Lora
+from groundloop.config import ConfigError, check_choice, check_ranges
+from pipelines.svp_config import VOCABULARIES, Lora
+
+DECODERS = ("greedy", "bon", "genrm_bon", "clip_prm", "visvm", "vimar")  # groundloop.decoding.DECODERS (import-light)
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,7 @@ class Data:
     n_images: int = 200
     eval_path: str = "data/shapes/test"
     eval_n_images: int = 200
+    vocabulary: str = ""  # object vocabulary: "shapes" or "coco"; empty = from the dataset's annotations
 
 
 @dataclass(frozen=True)
@@ -63,3 +67,23 @@ class SelfTrainConfig:
     serving: Serving = field(default_factory=Serving)
     self_train: SelfTrain = field(default_factory=SelfTrain)
     train: Train = field(default_factory=Train)
+
+    def __post_init__(self) -> None:
+        check_ranges(self, RANGES)
+        check_choice("data.vocabulary", self.data.vocabulary, VOCABULARIES)
+        check_choice("serving.decoder", self.serving.decoder, DECODERS)
+        if not self.run.name.strip():
+            raise ConfigError("run.name must not be empty")
+        if not self.serving.app_name.strip():
+            raise ConfigError("serving.app_name must not be empty")
+
+
+RANGES = {
+    "run.seed": ">=0", "data.n_images": ">=1", "data.eval_n_images": ">=1",
+    "serving.port": "[1, 65535]", "serving.temperatures": "[0, 2]", "serving.k": "[1, 16]",
+    "serving.max_batch_size": ">=1", "serving.replica_cpus": ">0", "serving.torch_threads": ">=0",
+    "self_train.rounds": ">=1", "self_train.max_new_tokens": ">=1",
+    "train.lora.r": ">=1", "train.lora.alpha": ">0", "train.lora.dropout": "[0, 1)", "train.lr": ">0",
+    "train.warmup": "[0, 1]", "train.epochs": ">=1", "train.batch_size": ">=1", "train.num_workers": ">=1",
+    "train.cpus_per_worker": ">0", "train.torch_threads": ">=0",
+}

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from groundloop.config import ConfigError, check_choice, check_ranges
+
+VOCABULARIES = ("", "shapes", "coco")  # groundloop.vocab: "" = from the dataset's annotations
+
 
 @dataclass(frozen=True)
 class Run:
@@ -18,6 +22,7 @@ class Data:
     n_images: int = 64
     eval_path: str = "data/shapes/test"  # held-out split evaluated before and after each iteration
     eval_n_images: int = 100
+    vocabulary: str = ""  # object vocabulary: "shapes" or "coco"; empty = from the dataset's annotations
 
 
 @dataclass(frozen=True)
@@ -94,14 +99,28 @@ class SVPConfig:
     resources: Resources = field(default_factory=Resources)
 
     def __post_init__(self) -> None:
-        if self.svp.score not in ("S", "delta", "genrm"):
-            raise ValueError(f"svp.score must be 'S', 'delta' or 'genrm', got {self.svp.score!r}")
-        if self.svp.variant not in ("C", "CVQ"):
-            raise ValueError(f"svp.variant must be 'C' or 'CVQ', got {self.svp.variant!r}")
-        if self.svp.ablation not in ("none", "no_feedback", "no_scoring"):
-            raise ValueError(f"svp.ablation must be none, no_feedback or no_scoring, got {self.svp.ablation!r}")
-        if self.svp.grounding not in ("sample", "image"):
-            raise ValueError(f"svp.grounding must be 'sample' or 'image', got {self.svp.grounding!r}")
+        check_ranges(self, RANGES)
+        check_choice("data.vocabulary", self.data.vocabulary, VOCABULARIES)
+        check_choice("svp.score", self.svp.score, ("S", "delta", "genrm"))
+        check_choice("svp.variant", self.svp.variant, ("C", "CVQ"))
+        check_choice("svp.ablation", self.svp.ablation, ("none", "no_feedback", "no_scoring"))
+        check_choice("svp.grounding", self.svp.grounding, ("sample", "image"))
         bad = [x for x in self.svp.compare_ablations if x not in ("no_feedback", "no_scoring")]
         if bad:
-            raise ValueError(f"svp.compare_ablations takes no_feedback and/or no_scoring, got {bad}")
+            raise ConfigError(f"svp.compare_ablations takes no_feedback and/or no_scoring, got {bad}")
+        if not self.run.name.strip():
+            raise ConfigError("run.name must not be empty")
+
+
+RANGES = {
+    "run.seed": ">=0", "data.n_images": ">=1", "data.eval_n_images": ">=1",
+    "sampling.k": ">=1", "sampling.temperature": "[0, 100]", "sampling.top_p": "(0, 1]",
+    "sampling.max_new_tokens": ">=1",
+    "svp.top_fraction": "(0, 1]", "svp.iterations": ">=0",
+    "train.lora.r": ">=1", "train.lora.alpha": ">0", "train.lora.dropout": "[0, 1)", "train.lr": ">0",
+    "train.warmup": "[0, 1]", "train.epochs": ">=1", "train.batch_size": ">=1", "train.num_workers": ">=1",
+    "train.cpus_per_worker": ">0", "train.torch_threads": ">=0",
+    "resources.sampler_actors": ">=1", "resources.sampler_cpus": ">0", "resources.grounder_actors": ">=1",
+    "resources.grounder_cpus": ">0", "resources.scorer_actors": ">=1", "resources.scorer_cpus": ">0",
+    "resources.gpus_per_actor": ">=0", "resources.batch_size": ">=1",
+}

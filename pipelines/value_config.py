@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from groundloop.config import ConfigError, check_choice, check_ranges
+from pipelines.svp_config import VOCABULARIES
+
 
 @dataclass(frozen=True)
 class Run:
@@ -16,6 +19,7 @@ class Run:
 class Data:
     path: str = "data/shapes/val"  # images whose captions become TD transitions (never test)
     n_images: int = 200
+    vocabulary: str = ""  # object vocabulary: "shapes" or "coco"; empty = from the dataset's annotations
 
 
 @dataclass(frozen=True)
@@ -98,17 +102,24 @@ class ValueConfig:
     resources: Resources = field(default_factory=Resources)
 
     def __post_init__(self) -> None:
-        if not 0 <= self.reward.tau_percentile <= 100 or not 0 <= self.reward.gt_percentile <= 100:
-            raise ValueError("reward percentiles must lie in [0, 100]")
-        if not 0 <= self.td.gamma <= 1:
-            raise ValueError(f"td.gamma must lie in [0, 1], got {self.td.gamma}")
-        if not 0 <= self.td.counterfactuals <= 1:
-            raise ValueError(f"td.counterfactuals is a fraction in [0, 1], got {self.td.counterfactuals}")
+        check_ranges(self, RANGES)
+        check_choice("data.vocabulary", self.data.vocabulary, VOCABULARIES)
+        check_choice("td.pool", self.td.pool, ("last", "mean", "match"))
+        check_choice("td.match_keys", self.td.match_keys, ("last", "input"))
         if self.td.counterfactuals and not any(len(g.split()) > 1 for g in self.td.swap_groups):
-            raise ValueError("td.counterfactuals needs td.swap_groups with at least two words in a group")
-        if self.td.pool not in ("last", "mean", "match"):
-            raise ValueError(f"td.pool must be 'last', 'mean' or 'match', got {self.td.pool!r}")
-        if self.td.reward_weight < 0:
-            raise ValueError(f"td.reward_weight must be >= 0, got {self.td.reward_weight}")
-        if self.td.match_keys not in ("last", "input"):
-            raise ValueError(f"td.match_keys must be 'last' or 'input', got {self.td.match_keys!r}")
+            raise ConfigError("td.counterfactuals needs td.swap_groups with at least two words in a group")
+        if not self.run.name.strip():
+            raise ConfigError("run.name must not be empty")
+
+
+RANGES = {
+    "run.seed": ">=0", "data.n_images": ">=1",
+    "sampling.temperatures": "[0, 100]", "sampling.k": ">=1", "sampling.top_p": "(0, 1]",
+    "sampling.max_new_tokens": ">=1",
+    "reward.tau_percentile": "[0, 100]", "reward.alpha": ">=0", "reward.gt_percentile": "[0, 100]",
+    "td.gamma": "[0, 1]", "td.epochs": ">=1", "td.lr": ">0", "td.batch_size": ">=1",
+    "td.weak_percentile": "[0, 100]", "td.counterfactuals": "[0, 1]", "td.reward_weight": ">=0",
+    "train.num_workers": ">=1", "train.cpus_per_worker": ">0", "train.torch_threads": ">=0",
+    "resources.sampler_actors": ">=1", "resources.sampler_cpus": ">0", "resources.clip_actors": ">=1",
+    "resources.clip_cpus": ">0", "resources.gpus_per_actor": ">=0", "resources.batch_size": ">=1",
+}
