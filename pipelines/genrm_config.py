@@ -9,7 +9,6 @@ from pipelines.svp_config import VOCABULARIES
 
 CRITIQUES = ("free", "scaffold", "factored")  # groundloop.genrm.CRITIQUES (kept import-light here)
 
-FINETUNE_MODULES = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ class Lora:
     r: int = 64
     alpha: int = 128
     dropout: float = 0.0
-    target_modules: str = FINETUNE_MODULES
+    target_modules: str = ""  # empty: the language model's projections of the VLM's family
 
 
 @dataclass(frozen=True)

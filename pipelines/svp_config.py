@@ -61,7 +61,9 @@ class Lora:
     alpha: int = 16
     dropout: float = 0.05
     # language-model modules only: the vision tower is left alone
-    target_modules: str = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+    # a regex over module names; empty: the language model's projections of the VLM's family
+    # (groundloop.models.families), so the vision tower is never adapted
+    target_modules: str = ""
 
 
 @dataclass(frozen=True)
