@@ -55,6 +55,10 @@ def _thought_ids(tokenizer: Any, thought: str) -> list[int]:
     return tokenizer(f"{thought} {rm.VERDICT} ".lstrip(), add_special_tokens=False)["input_ids"]
 
 
+def _pad_id(tokenizer: Any, end: Sequence[int]) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end[-1]
+
+
 LEARN = ("all", "checks", "verdict")
 
 
@@ -286,7 +290,7 @@ class GenRM:
         end = families.end_ids(self.processor)
         out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=sample,
                                   temperature=temperature if sample else None, top_p=top_p if sample else None,
-                                  eos_token_id=end, pad_token_id=self.processor.tokenizer.pad_token_id or end[-1])
+                                  eos_token_id=end, pad_token_id=_pad_id(self.processor.tokenizer, end))
         return [t.strip() for t in self.processor.batch_decode(out[:, enc["input_ids"].shape[1]:],
                                                                skip_special_tokens=True)]
 

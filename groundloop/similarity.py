@@ -21,6 +21,9 @@ class ClipScorer:
     def __init__(self, model: Any, processor: Any) -> None:
         self.model = model.eval()
         self.processor = processor
+        # a tokenizer saved without model_max_length says 1e30: the text model's positions bound it
+        positions = model.config.text_config.max_position_embeddings
+        self.max_text_tokens = min(positions, getattr(processor.tokenizer, "model_max_length", positions))
 
     @torch.no_grad()
     def embed_images(self, images: list[Image.Image]) -> torch.Tensor:
@@ -31,7 +34,8 @@ class ClipScorer:
     @torch.no_grad()
     def embed_texts(self, texts: list[str]) -> torch.Tensor:
         """(M, D) unit-norm text embeddings."""
-        enc = self.processor.tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+        enc = self.processor.tokenizer(texts, padding=True, truncation=True, max_length=self.max_text_tokens,
+                                       return_tensors="pt")
         return F.normalize(self.model.get_text_features(**enc).pooler_output, dim=-1)
 
     def similarity(self, images: list[Image.Image], texts: list[str]) -> torch.Tensor:

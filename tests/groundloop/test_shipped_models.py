@@ -137,3 +137,14 @@ def test_shipped_reward_model_prefers_the_true_caption_over_one_with_an_absent_o
     judged = judge.judge(images, [prompts.BASE_PROMPT] * len(images), a, b)
     right = sum((j.p_a >= 0.5) == t for j, t in zip(judged, truth))
     assert len(truth) >= 60 and right >= 0.7 * len(truth), f"{right} of {len(truth)}"
+
+
+def test_clip_scores_a_sentence_longer_than_its_text_positions():
+    from groundloop.models import load_clip
+    from groundloop.similarity import ClipScorer
+
+    clip = ClipScorer(*load_clip("shapesworld/clip"))
+    image = world.render([world.SceneObject("circle", "red", "small", (50, 20, 70, 40))], seed=1)
+    long = "A small red circle is at the top. " * 40  # far past the 48 text positions
+    short_score, long_score = clip.score([image, image], ["A small red circle is at the top.", long])
+    assert clip.max_text_tokens == 48 and -1.0 <= long_score <= 1.0 and -1.0 <= short_score <= 1.0
