@@ -92,7 +92,7 @@ def grounded_loss(model: Any, batch: dict[str, torch.Tensor], weight: float, lay
     """The LM loss of a collated batch, plus `weight` x the grounded-attention cross-entropy of
     head `head` of LM layer `layer` when the batch carries targets (`grounded_example`). The
     model must run eager attention (`model.set_attn_implementation("eager")`) to return them."""
-    batch = dict(batch)
+    batch = families.to_model(batch, model)
     rows, query, targets = (batch.pop(k, None) for k in ("attn_row", "attn_query", "attn_target"))
     if weight <= 0 or query is None:
         return model(**batch).loss

@@ -121,6 +121,7 @@ def loss(model: Any, batch: dict[str, torch.Tensor], verdict_ids: Sequence[int],
     attention's cross-entropy at the critique's claims when the batch carries them (the model
     must then run eager attention)."""
     grounded = attn_weight > 0 and "attn_query" in batch
+    batch = families.to_model(batch, model)
     out = model(**finetune.model_inputs(batch), output_attentions=grounded)
     extra = attn_weight * finetune.attention_term(out, attn_layer, attn_head, batch["attn_query"],
                                                   batch["attn_target"], batch["attn_row"]) if grounded else 0.0
@@ -277,7 +278,7 @@ class GenRM:
         """(N, V) next-token logits after each prompt row and its answer tokens so far (one
         forward, left padded)."""
         enc = families.batch(self.processor, rows, answers, side="left")
-        return self.model(**enc).logits[:, -1].float()
+        return self.model(**families.to_model(enc, self.model)).logits[:, -1].float().cpu()
 
     @torch.no_grad()
     def write(self, images: Sequence[Image.Image], judge_texts: Sequence[str], temperature: float = 0.0,
@@ -285,7 +286,7 @@ class GenRM:
         """Generated judgements (critique and verdict), greedy at temperature 0."""
         if self.seed is not None:
             torch.manual_seed(self.seed)
-        enc = families.prompts_batch(self.processor, images, judge_texts, side="left")
+        enc = families.to_model(families.prompts_batch(self.processor, images, judge_texts, side="left"), self.model)
         sample = temperature > 0
         end = families.end_ids(self.processor)
         out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=sample,

@@ -88,7 +88,8 @@ class HFSampler:
     def encode(self, images: Sequence[Image.Image], texts: Sequence[str],
                prefixes: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         """Left padded, so every prompt ends at the same position and generation continues all."""
-        return families.prompts_batch(self.processor, images, texts, prefixes, side="left")
+        return families.to_model(families.prompts_batch(self.processor, images, texts, prefixes, side="left"),
+                                 self.model)
 
     @torch.no_grad()
     def generate(self, images: list[Image.Image], texts: list[str], n: int = 1,

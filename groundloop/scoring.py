@@ -77,7 +77,7 @@ def caption_logprobs(model: Any, processor: Any, images: list[Any], prompt_texts
     rows = [families.row(processor, im, families.chat(processor, text)) for im, text in zip(images, prompt_texts)]
     cap_ids = [families.text_ids(processor, cap) + [end] for cap in captions]
     enc = families.batch(processor, rows, cap_ids, side="left")  # every caption ends at the last column
-    logp_all = model(**enc).logits.float().log_softmax(-1)
+    logp_all = model(**families.to_model(enc, model)).logits.float().log_softmax(-1).cpu()
     n, T = enc["input_ids"].shape[1], max(len(c) for c in cap_ids)
     logp = torch.zeros(len(rows), T, logp_all.shape[-1])
     mask = torch.zeros(len(rows), T)

@@ -124,13 +124,13 @@ def td_batch_loss(model: ValueModel, images: Sequence[Image.Image], states: Sequ
         values, reward_part = model(**enc, parts=True)
     else:
         values = model(**enc)
-    done = torch.tensor([bool(t) for t in terminal])
-    nxt = torch.zeros(len(states))
+    done = torch.tensor([bool(t) for t in terminal], device=values.device)
+    nxt = torch.zeros(len(states), device=values.device)
     live = [i for i, t in enumerate(done.tolist()) if not t]
     if live:
         with torch.no_grad():
             nxt[live] = model(**model.encode([images[i] for i in live], [next_states[i] for i in live]))
-    r = torch.tensor([float(x) for x in rewards])
+    r = torch.tensor([float(x) for x in rewards], device=values.device)
     loss = td_loss(values, nxt, r, done, gamma)
     if reward_weight:
         loss = loss + reward_weight * torch.nn.functional.mse_loss(reward_part, r)
@@ -262,6 +262,9 @@ class ValueModel(torch.nn.Module):
                 **enc: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """enc: `encode`'s output. Returns (B,) values; with parts=True (a model with a reward
         head), (values, their reward part R)."""
+        enc = families.to_model(enc, self.vlm)
+        if sentence_mask is not None:
+            sentence_mask = sentence_mask.to(enc["input_ids"].device)
         out = self.vlm.model(**enc, output_hidden_states=self._reads_input_states)
         keys = out.hidden_states[0] if self._reads_input_states else None
         return self._read(out.last_hidden_state, sentence_mask,
@@ -343,7 +346,9 @@ class ValueModel(torch.nn.Module):
         rows = torch.tensor(slots)
         want_inputs = self._reads_input_states
         # The prefix, once per distinct image.
-        penc = families.encode(self.processor, distinct, [prefix_text] * len(distinct))
+        penc = families.to_model(families.encode(self.processor, distinct, [prefix_text] * len(distinct)), self.vlm)
+        device = penc["input_ids"].device
+        rows = rows.to(device)
         pout = self.vlm.model(**penc, use_cache=True, output_hidden_states=want_inputs)
         # transformers >= 5.2x names the KV cache `cache`; earlier 5.x `past_key_values`
         cache_arg = "cache" if "cache" in inspect.signature(self.vlm.model.forward).parameters else "past_key_values"
@@ -359,8 +364,9 @@ class ValueModel(torch.nn.Module):
         for r, x in enumerate(suffixes):
             ids[r, :len(x)] = torch.tensor(x)
             smask[r, :len(x)] = 1
+        ids, smask = ids.to(device), smask.to(device)
         attn = torch.cat([penc["attention_mask"][rows], smask], 1)  # prefixes of other lengths are left padded
-        pos = torch.arange(p_len, p_len + width)[None].expand(len(images), -1)
+        pos = torch.arange(p_len, p_len + width, device=device)[None].expand(len(images), -1)
         sout = self.vlm.model(input_ids=ids, attention_mask=attn, position_ids=pos, **{cache_arg: cache},
                               output_hidden_states=want_inputs)
         # Join prefix and sentence states and roll each row so its last real token is last, as
@@ -379,7 +385,7 @@ class ValueModel(torch.nn.Module):
         def roll(x: torch.Tensor) -> torch.Tensor:
             return torch.stack([torch.roll(x[r], s, dims=0) for r, s in enumerate(shifts)])
 
-        return self._read(roll(h), roll(sent_mask), roll(full_ids) == families.image_token_id(self.vlm),
+        return self._read(roll(h), roll(sent_mask.to(device)), roll(full_ids) == families.image_token_id(self.vlm),
                           roll(keys) if keys is not None else None)
 
     def save_pretrained(self, folder: str | Path) -> None:
@@ -399,7 +405,7 @@ class ValueModel(torch.nn.Module):
         if not (folder / VALUE_FILE).exists():
             raise FileNotFoundError(f"{folder} is not a value model folder (no {VALUE_FILE})")
         vlm, processor = load_vlm(str(folder))
-        model = cls(vlm, processor, json.loads((folder / VALUE_META).read_text()))
+        model = cls(vlm, processor, json.loads((folder / VALUE_META).read_text())).to(vlm.device)
         state = torch.load(folder / VALUE_FILE, weights_only=True)
         if not any(k.startswith("head.") for k in state):  # folders saved before the reward head: the head alone
             state = {f"head.{k}": v for k, v in state.items()}

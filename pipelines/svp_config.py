@@ -60,7 +60,6 @@ class Lora:
     r: int = 16  # paper: 64
     alpha: int = 16
     dropout: float = 0.05
-    # language-model modules only: the vision tower is left alone
     # a regex over module names; empty: the language model's projections of the VLM's family
     # (groundloop.models.families), so the vision tower is never adapted
     target_modules: str = ""

@@ -18,7 +18,7 @@ import torch
 from groundloop import prompts, vocab
 from groundloop.data.coco import load_dataset, load_image
 from groundloop.finetune import add_lora, build_example, collate
-from groundloop.models import load_vlm
+from groundloop.models import families, load_vlm
 from groundloop.vocab.lexicon import NUMBER_WORDS, plural
 from pipelines import train_common
 from pipelines.svp_config import SVPConfig
@@ -67,7 +67,8 @@ def train_loop(config: dict) -> None:
         for batch in shard.iter_batches(batch_size=config["batch_size"], batch_format="pandas"):
             ex = [build_example(processor, load_image(p), q, t)
                   for p, q, t in zip(batch["path"], batch["prompt"], batch["target"])]
-            train_common.step(model(**collate(ex, processor)).loss, opt, sched, losses, steps=steps)
+            batch = families.to_model(collate(ex, processor), model)
+            train_common.step(model(**batch).loss, opt, sched, losses, steps=steps)
     train_common.report(model, losses)
 
 

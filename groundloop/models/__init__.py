@@ -39,8 +39,9 @@ def _local_config(spec: str) -> dict[str, Any]:
     return json.loads(cfg.read_text()) if cfg.exists() else {}
 
 
-def load_vlm(spec: str, adapter: str | None = None, dtype: Any = None) -> tuple[Any, Any]:
-    """(model, processor) of a LLaVA-style VLM, optionally with a PEFT adapter on top."""
+def load_vlm(spec: str, adapter: str | None = None, dtype: Any = None, device: str | None = None) -> tuple[Any, Any]:
+    """(model, processor) of a VLM of any family `groundloop.models.families` knows, optionally
+    with a PEFT adapter on top, on `device` (default: the GPU when there is one)."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -49,6 +50,7 @@ def load_vlm(spec: str, adapter: str | None = None, dtype: Any = None) -> tuple[
     allow_processors_without_torchvision()
     path = resolve(spec)
     model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype or torch.float32)
+    model = model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     processor = AutoProcessor.from_pretrained(path)
     if adapter:
         from peft import PeftModel

@@ -227,3 +227,10 @@ def prompts_batch(processor: Any, images: Sequence[Image.Image], texts: Sequence
     if processor_family(processor).chat_template:
         return encode(processor, images, [chat(processor, t, p) for t, p in zip(texts, prefixes)], side=side)
     return encode(processor, images, list(texts), [text_ids(processor, p) if p else [] for p in prefixes], side)
+
+
+def to_model(enc: dict[str, torch.Tensor], model: Any) -> dict[str, torch.Tensor]:
+    """A batch on the model's device, its floating tensors (pixel values) in the model's dtype."""
+    param = next(model.parameters())
+    return {k: v.to(param.device, dtype=param.dtype if v.is_floating_point() else None) if torch.is_tensor(v) else v
+            for k, v in enc.items()}

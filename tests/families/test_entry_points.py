@@ -118,3 +118,18 @@ def test_generation_stops_at_the_familys_end_of_turn(family, family_folders):
     ends = families.end_ids(processor)
     expected = tiny.NOTES[family]["end_of_turn"]
     assert processor.tokenizer.convert_tokens_to_ids(expected) in ends
+
+
+def test_a_half_precision_model_gets_its_inputs_in_its_dtype(two_images):
+    """`families.to_model` puts a batch on the model's device and dtype (ids stay integers), and
+    a bfloat16 VLM samples and scores through it."""
+    from groundloop import scoring
+    from groundloop.sampling import HFSampler
+
+    model, processor = load_vlm("shapesworld/vlm", dtype=torch.bfloat16)
+    assert next(model.parameters()).dtype == torch.bfloat16
+    enc = families.to_model(families.prompts_batch(processor, two_images, [prompts.BASE_PROMPT] * 2), model)
+    assert enc["pixel_values"].dtype == torch.bfloat16 and enc["input_ids"].dtype == torch.long
+    (caption,) = HFSampler(model, processor, max_new_tokens=8).generate(two_images[:1], [prompts.BASE_PROMPT])
+    s, d = scoring.score_guided(model, processor, two_images[:1], [GROUNDING], ["A small red circle."])
+    assert isinstance(caption[0], str) and torch.isfinite(torch.tensor(s + d)).all()
