@@ -37,7 +37,8 @@ def test_svp_on_real_photos_with_grounding_dino(ray_cluster, family_folders, gro
     vlm = family_folders("llava")
     report = svp.main(["--config", "configs/svp_shapes.yaml", "run.name=photos", f"run.dir={tmp_path}",
                        f"data.path={PHOTOS}", f"data.eval_path={PHOTOS}", "data.vocabulary=coco",
-                       "data.n_images=6", "data.eval_n_images=6", f"model.vlm={vlm}", f"model.detector={grounding_dino}",
+                       "data.n_images=6", "data.eval_n_images=6", f"model.vlm={vlm}",
+                       f"model.detector={grounding_dino}",
                        "sampling.k=2", "sampling.max_new_tokens=12", "svp.top_fraction=0.5", "train.epochs=1",
                        "train.batch_size=2", "resources.batch_size=2"])
     run = tmp_path / "photos"
