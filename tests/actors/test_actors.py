@@ -1,5 +1,7 @@
 """Actors called directly (no Ray): row contracts, errors carried per row, outputs per row."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -104,3 +106,25 @@ def test_expert_checks_probe_phrases_without_a_response(rows):
     assert list(out["holds"].iloc[0]) == [True, False]
     assert len(out["boxes"].iloc[0][0]) > 0 and out["boxes"].iloc[0][1] == []
     assert "bad.png" in out["error"].iloc[2]
+
+
+def test_grounding_dino_as_grounder_and_as_the_expert_on_coco_captions(grounding_dino):
+    """A tiny random GroundingDINO behind both actors, reading COCO captions: the grounder's
+    context names only phrases of the caption, the expert checks each COCO claim (count claims
+    by the number of boxes)."""
+    import pandas as pd
+
+    from actors.expert import ExpertActor
+    from actors.grounder import GroundingActor
+
+    photos = Path(__file__).resolve().parents[1] / "fixtures" / "photos" / "images"
+    batch = pd.DataFrame({"image_id": [1, 2], "path": [str(photos / "chelsea.jpg"), str(photos / "coffee.jpg")],
+                          "prior": ["A brown cat next to two dogs.", "A cup on a red table."], "error": ["", ""]})
+    grounded = GroundingActor(grounding_dino, "coco")(batch)
+    assert grounded["grounding"].iloc[0]  # random weights still score some boxes above the threshold
+    for text in grounded["grounding"]:
+        assert all(part.rsplit(" [", 1)[0] in {"brown cat", "dog", "cup", "red dining table", "red table"}
+                   for part in text.split("; ") if part), text
+    out = ExpertActor(grounding_dino, "coco")(batch.rename(columns={"prior": "response"}))
+    assert list(out["claims"].iloc[0]) == ["brown cat", "two dogs"]
+    assert len(out["holds"].iloc[0]) == 2 and list(out["error"]) == ["", ""]
