@@ -30,6 +30,7 @@ def grounded_example(processor: Any, image: Any, prompt_text: str, target: str, 
     one query: `attn_query` [the last token of `phrase` in the prompt, after the image] and
     `attn_target` [uniform over the image patches the boxes cover, or the first token when
     there are none]."""
+    families.require_one_grid(processor)
     ex = build_example(processor, image, prompt_text, target)
     ids = ex["input_ids"]
     start, grid = ga.image_grid(ex["row"].ids, image_token_id)

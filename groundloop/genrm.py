@@ -97,6 +97,7 @@ def example(processor: Any, image: Image.Image, judge_text: str, thought: str, l
     if grounding:
         if image_token_id is None:
             raise ValueError("grounding needs the model's image_token_id")
+        families.require_one_grid(processor)
         start, grid = ga.image_grid(p, image_token_id)
         phrases = [tok(f" {phrase}", add_special_tokens=False)["input_ids"] for phrase, _ in grounding]
         ex["attn_query"] = ga.phrase_ends(ids[:len(p) + len(t)], phrases, start=len(p))

@@ -85,14 +85,36 @@ def check_size(width: int, height: int, limits: ImageLimits, name: str = "") -> 
                               f"{limits.max_resized_pixels} pixels", ImageTooLarge)
 
 
+def _palette_on_white(im: Image.Image) -> Image.Image | None:
+    """A palette image with transparency, each palette colour composited onto white (the same
+    result per pixel as compositing the pixels, at the cost of the palette, not of an RGBA copy)."""
+    t = im.info.get("transparency")
+    palette = im.getpalette("RGB") or []
+    if im.mode != "P" or not palette or not isinstance(t, (int, bytes)):
+        return None
+    n = len(palette) // 3
+    alpha = [255] * n
+    for i, a in ([(t, 0)] if isinstance(t, int) else enumerate(t)):
+        if i < n:
+            alpha[i] = a
+    im.putpalette([round(c * alpha[i // 3] / 255 + 255 * (1 - alpha[i // 3] / 255))
+                   for i, c in enumerate(palette[:3 * n])])
+    del im.info["transparency"]
+    return im.convert("RGB")
+
+
 def _to_rgb(im: Image.Image) -> Image.Image:
-    """RGB whatever the mode (L, P, CMYK, I;16, ...); transparency composited onto white."""
-    if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
-        rgba = im.convert("RGBA")
+    """RGB whatever the mode (L, P, CMYK, I;16, ...); transparency composited onto white.
+    Without a copy more than needed: a 4096 x 4096 image is 64 MiB in Pillow."""
+    out: Image.Image | None = None
+    if "transparency" in im.info:
+        out = _palette_on_white(im)
+    if out is None and (im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info):
+        rgba = im if im.mode == "RGBA" else im.convert("RGBA")
         out = Image.new("RGB", im.size, (255, 255, 255))
-        out.paste(rgba, mask=rgba.getchannel("A"))
-        return out
-    out = im.convert("RGB")
+        out.paste(rgba, mask=rgba)  # an RGBA mask: its alpha band
+    if out is None:
+        out = im if im.mode == "RGB" else im.convert("RGB")
     out.info = {}  # text chunks, ICC profile: up to Pillow's text memory, of no use downstream
     return out
 
@@ -114,12 +136,11 @@ def decode_image(data: bytes, limits: ImageLimits = ImageLimits(), mime: str | N
     except Exception as e:  # noqa: BLE001 - every decoder failure (ValueError, OSError, SyntaxError, ...)
         raise _fail(name, f"{type(e).__name__}: {e}") from None
     try:
-        with im:
-            check_size(*im.size, limits, name)
-            if mime is not None and mime.lower() not in MIME_TYPES.get(im.format or "", ()):
-                raise _fail(name, f"labelled {mime} but the data is {im.format}")
-            im.load()
-            return _to_rgb(im)
+        check_size(*im.size, limits, name)
+        if mime is not None and mime.lower() not in MIME_TYPES.get(im.format or "", ()):
+            raise _fail(name, f"labelled {mime} but the data is {im.format}")
+        im.load()
+        return _to_rgb(im)  # the data is in memory: no file to close
     except ImageError:
         raise
     except Image.DecompressionBombError as e:

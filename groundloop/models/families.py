@@ -38,7 +38,9 @@ class Family:
     chat_template: False for PaliGemma, whose processor writes its prompt format itself.
     answer_token_type: the token type of answer tokens (PaliGemma: 1, causal; its prompt is 0,
         attended both ways), where the processor returns `token_type_ids`.
-    prefix_cache: a prompt's KV cache can be extended with 1-D positions (not under M-RoPE)."""
+    prefix_cache: a prompt's KV cache can be extended with 1-D positions (not under M-RoPE).
+    one_grid: an image is one square grid of patch tokens (grounded attention maps boxes onto
+        it); tiled layouts (LLaVA-Next's anyres, Idefics3's splits, Qwen's merged patches) are not."""
 
     processor: str = ""
     language_model: str = "language_model"
@@ -46,6 +48,7 @@ class Family:
     chat_template: bool = True
     answer_token_type: int = 0
     prefix_cache: bool = True
+    one_grid: bool = False
 
     @property
     def lora_targets(self) -> str:
@@ -54,14 +57,14 @@ class Family:
 
 GENERIC = Family()
 FAMILIES: dict[str, Family] = {
-    "llava": Family("LlavaProcessor"),
+    "llava": Family("LlavaProcessor", one_grid=True),
     "llava_next": Family("LlavaNextProcessor"),
     "llava_onevision": Family("LlavaOnevisionProcessor", end_of_turn="<|im_end|>"),
     "qwen2_vl": Family("Qwen2VLProcessor", end_of_turn="<|im_end|>", prefix_cache=False),
     "qwen2_5_vl": Family("Qwen2_5_VLProcessor", end_of_turn="<|im_end|>", prefix_cache=False),
     "idefics3": Family("Idefics3Processor", language_model="text_model", end_of_turn="<end_of_utterance>"),
     "smolvlm": Family("SmolVLMProcessor", language_model="text_model", end_of_turn="<end_of_utterance>"),
-    "paligemma": Family("PaliGemmaProcessor", chat_template=False, answer_token_type=1),
+    "paligemma": Family("PaliGemmaProcessor", chat_template=False, answer_token_type=1, one_grid=True),
     "gemma3": Family("Gemma3Processor", end_of_turn="<end_of_turn>"),
 }
 _BY_PROCESSOR = {f.processor: f for f in FAMILIES.values()}
@@ -207,6 +210,13 @@ def encode(processor: Any, images: Sequence[Image.Image], chats: Sequence[str],
     if len(images) != len(chats):
         raise ValueError(f"{len(images)} images but {len(chats)} prompts")
     return batch(processor, [row(processor, im, c) for im, c in zip(images, chats)], answers, side)
+
+
+def require_one_grid(processor: Any) -> None:
+    """Grounded attention needs an image laid out as one square patch grid."""
+    if not processor_family(processor).one_grid:
+        raise ValueError(f"grounded attention maps boxes onto one square grid of image tokens; "
+                         f"{type(processor).__name__} lays images out otherwise (set its weight to 0)")
 
 
 def image_token_id(model: Any) -> int:

@@ -133,3 +133,13 @@ def test_a_half_precision_model_gets_its_inputs_in_its_dtype(two_images):
     (caption,) = HFSampler(model, processor, max_new_tokens=8).generate(two_images[:1], [prompts.BASE_PROMPT])
     s, d = scoring.score_guided(model, processor, two_images[:1], [GROUNDING], ["A small red circle."])
     assert isinstance(caption[0], str) and torch.isfinite(torch.tensor(s + d)).all()
+
+
+@pytest.mark.parametrize("family", ["llava_next", "qwen2_vl"])
+def test_grounded_attention_refuses_tiled_image_layouts(family, family_folders, two_images):
+    from groundloop import finetune
+
+    model, processor = load_vlm(family_folders(family))
+    with pytest.raises(ValueError, match="one square grid"):
+        finetune.grounded_example(processor, two_images[0], "Is there a dog?", "Yes.", "dog",
+                                  [(0.1, 0.1, 0.5, 0.5)], families.image_token_id(model))
