@@ -90,6 +90,26 @@ def _tiff() -> bytes:
     return buf.getvalue()
 
 
+def largest_admitted() -> dict[str, bytes]:
+    """4096 x 4096 images (the pixel limit) under the byte limit, in the modes that cost most
+    to decode and convert."""
+    side = 4096
+    gradient = Image.linear_gradient("L").resize((side, side))
+    out = {}
+    for name, im, fmt in [
+        ("rgba_4096.png", Image.merge("RGBA", [gradient, gradient.rotate(90), gradient, gradient.rotate(180)]), "PNG"),
+        ("rgb_4096.jpeg", Image.merge("RGB", [gradient, gradient.rotate(90), gradient]), "JPEG"),
+        ("cmyk_4096.jpeg", Image.merge("CMYK", [gradient] * 4), "JPEG"),
+        ("i16_4096.png", gradient.convert("I").point(lambda v: v * 256).convert("I;16"), "PNG"),
+        ("palette_transparency_4096.png", gradient.convert("P"), "PNG"),
+        ("la_4096.png", Image.merge("LA", [gradient, gradient.rotate(90)]), "PNG"),
+    ]:
+        buf = io.BytesIO()
+        im.save(buf, format=fmt, **({"transparency": 0} if name.startswith("palette") else {}))
+        out[name] = buf.getvalue()
+    return out
+
+
 def seed_images() -> list[bytes]:
     """Small valid images in every accepted format and common modes: the fuzz's starting points."""
     out = []
@@ -266,16 +286,38 @@ def malformed_requests(good_png: bytes, n: int, seed: int = 0) -> list[tuple[str
     return raw[:n]
 
 
-def replica_pid() -> int:
-    """The PID of the live CaptionServer replica of this driver's cluster (from the GCS actor
-    table: the state API needs the dashboard, which the tests leave off)."""
+def _replica() -> dict[str, Any]:
+    """The live CaptionServer replica of this driver's cluster, from the GCS actor table (the
+    state API needs the dashboard, which the tests leave off)."""
     from ray._private.state import actors
 
     alive = [a for a in actors().values()
              if a.get("State") == "ALIVE" and "CaptionServer" in a.get("ActorClassName", "")]
     if len(alive) != 1:
         raise RuntimeError(f"expected one live CaptionServer replica, found {len(alive)}")
-    return int(alive[0]["Pid"])
+    return alive[0]
+
+
+def replica_pid() -> int:
+    return int(_replica()["Pid"])
+
+
+def _release_free_memory(server: Any) -> None:
+    import ctypes
+    import gc
+
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def trim_replica() -> None:
+    """Hand the replica's freed heap back to the OS, so that the next peak counts the pages a
+    request touches, not the pages an earlier one left free."""
+    import ray
+
+    info = _replica()
+    actor = ray.get_actor(info["Name"], namespace=info.get("RayNamespace") or "serve")
+    ray.get(actor.__ray_call__.remote(_release_free_memory))
 
 
 def memory(pid: int) -> dict[str, int]:
@@ -355,28 +397,30 @@ def endpoint_part(n_requests: int, concurrency: int) -> dict[str, Any]:
     for name, data in poison_images().items():
         if name == "over_bytes.png":
             continue
+        trim_replica()
         reset_peak(pid)
         base = memory(pid)["VmRSS"]
         status, _ = post(json.dumps(chat(data_url(data))).encode())
         peaks[name] = {"status": status, "peak_growth_mib": round((memory(pid)["VmHWM"] - base) / 2**20, 1)}
-    # the largest image the limits admit: 4096 x 4096 RGBA noise-free PNG (tiny file, full pixels)
-    big = io.BytesIO()
-    Image.new("RGBA", (4096, 4096), (10, 200, 30, 128)).save(big, format="PNG")
-    reset_peak(pid)
-    base = memory(pid)["VmRSS"]
-    status, _ = post(json.dumps(chat(data_url(big.getvalue()), max_tokens=8)).encode(), timeout=120)
-    peaks["largest_admitted_4096x4096_rgba.png"] = {"status": status, "peak_growth_mib": round(
-        (memory(pid)["VmHWM"] - base) / 2**20, 1)}
+    for name, data in largest_admitted().items():  # every pixel the limits allow, in costly modes
+        trim_replica()
+        reset_peak(pid)
+        base = memory(pid)["VmRSS"]
+        status, _ = post(json.dumps(chat(data_url(data, "image/" + name.rsplit(".", 1)[1]), max_tokens=8)).encode(),
+                         timeout=120)
+        peaks[name] = {"status": status, "bytes": len(data),
+                       "peak_growth_mib": round((memory(pid)["VmHWM"] - base) / 2**20, 1)}
 
     # a batch of 8: seven good requests and one poisoned, sent together
     good_body = json.dumps(chat(data_url(good), "Describe the image.", max_tokens=16)).encode()
     bad_body = json.dumps(chat(data_url(good), "<image> Describe the image.", max_tokens=16)).encode()
+    batches_before = sess.get(f"http://127.0.0.1:{port}/health", timeout=30).json()["batches"]
     with cf.ThreadPoolExecutor(8) as pool:
         batch = list(pool.map(post, [good_body] * 3 + [bad_body] + [good_body] * 4))
-    health = sess.get(f"http://127.0.0.1:{port}/health", timeout=30).json()
+    batches = sess.get(f"http://127.0.0.1:{port}/health", timeout=30).json()["batches"] - batches_before
     poisoned_batch = {"statuses": [s for s, _ in batch], "good_answered_200": sum(s == 200 for s, _ in batch[:3] +
                                                                                    batch[4:]),
-                      "mean_batch_size_so_far": round(health["mean_batch_size"], 2)}
+                      "decoder_batches_for_the_7_good": batches}
     serve.shutdown()
     ray.shutdown()
     return {"malformed_fuzz": fuzz, "poison_peak_rss": peaks, "poisoned_batch": poisoned_batch}

@@ -55,14 +55,15 @@ def install_error_hook() -> None:
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with one-line errors (`error: ...`, status 2) and the error hook installed when
-    the command line is parsed."""
+    """argparse with one-line errors (`error: ...`, status 2); parsing the process's own
+    command line (args=None, as a script's main does) also installs the error hook."""
 
     def error(self, message: str) -> NoReturn:
         fail(f"{message} (see --help)")
 
     def parse_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
-        install_error_hook()
+        if args is None:
+            install_error_hook()
         return super().parse_args(args, namespace)
 
 

@@ -14,7 +14,7 @@ import asyncio
 import hmac
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
@@ -25,6 +25,7 @@ from ray import serve
 from groundloop import config as config_lib
 from groundloop import prompts
 from groundloop.decoding import DecodeSettings
+from groundloop.images import resized_size
 from serve.protocol import (
     CaptionRequest,
     Limits,
@@ -53,9 +54,10 @@ class CaptionEngine(Protocol):
         """Switch the VLM to this PEFT adapter (None: the base model)."""
         ...
 
-    # Optional attributes, read with getattr: `decoders` (the decoders this engine serves),
-    # `special_tokens` (strings a request's text may not contain) and `image_shortest_edge`
-    # (the processor's resize target, which bounds an image's size after resizing).
+    # Optional, read with getattr: `decoders` (the decoders this engine serves), `special_tokens`
+    # (strings a request's text may not contain), `image_shortest_edge` (the processor's resize
+    # target, which bounds an image's size after resizing) and `prepare_image(image)` (the image
+    # as the engine's processors will see it, made once when the request is parsed).
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,9 @@ class CaptionServer:
             self.authorize(authorization)
             body = parse_json(raw, self.config.limits)
             req = parse_chat_request(body, self.config.decode, self.config.limits, self.reserved, self.image_limits)
+            prepare = getattr(self.engine, "prepare_image", None)
+            if prepare is not None:  # decoded on the event loop, one at a time: bounded peak memory
+                req = replace(req, image=prepare(req.image))
             served = getattr(self.engine, "decoders", None)
             if served is not None and req.decoder not in served:
                 raise ProtocolError(404, f"model {body['model']!r} is not served by this deployment "
@@ -233,7 +238,9 @@ class CaptionServer:
         joins the same dynamic batches as HTTP requests; an unreadable one raises ImageError."""
         from groundloop.images import load_image
 
-        reqs = [CaptionRequest(load_image(p, self.image_limits), "", decoder, self.config.decode) for p in paths]
+        prepare = getattr(self.engine, "prepare_image", lambda im: im)
+        reqs = [CaptionRequest(prepare(load_image(p, self.image_limits)), "", decoder, self.config.decode)
+                for p in paths]
         out = list(await asyncio.gather(*[self.caption_batch(r) for r in reqs]))
         failed = [f"{p}: {c.message}" for p, c in zip(paths, out) if isinstance(c, RowFailure)]
         if failed:
@@ -270,6 +277,19 @@ class ModelEngine:
         self.decoders = tuple(d for d in DECODERS if d != "genrm_bon" or self.judge is not None)
         self.special_tokens = special_tokens(processor)
         self.image_shortest_edge = shortest_edge(processor)
+        models = [m for m in (self.value, self.clip, self.judge) if m is not None]
+        policies = {resize_policy(processor)} | {resize_policy(getattr(m, "processor", None)) for m in models}
+        self.pre_resize = policies.pop() if len(policies) == 1 else None
+
+    def prepare_image(self, image: Image.Image) -> Image.Image:
+        """The image every processor of this engine will see, made now: a 4096 x 4096 request
+        then costs its 64 MiB once, not the processor's full-size copies on every decoder step.
+        Exact: the same PIL resize the processors run, after which theirs is the identity. Only
+        when all of them resize the short side alike with the PIL backend (else unchanged)."""
+        if self.pre_resize is None or min(image.size) <= self.pre_resize[0]:
+            return image
+        edge, resample = self.pre_resize
+        return image.resize(resized_size(*image.size, edge), resample=resample)
 
     def caption(self, decoder: str, images: Sequence[Image.Image], text: str,
                 settings: DecodeSettings, top_p: float = 1.0) -> list[str]:
@@ -301,6 +321,18 @@ def shortest_edge(processor: Any) -> int:
     size = getattr(getattr(processor, "image_processor", None), "size", None)
     value = size.get("shortest_edge") if isinstance(size, dict) else getattr(size, "shortest_edge", None)
     return int(value) if isinstance(value, (int, float)) and value > 0 else 0
+
+
+def resize_policy(processor: Any) -> tuple[int, int] | None:
+    """(short side, PIL resample filter) of an image processor that resizes the short side with
+    PIL (transformers' *ImageProcessorPil), else None."""
+    ip = getattr(processor, "image_processor", processor)
+    size = getattr(ip, "size", None)
+    edge, resample = shortest_edge(processor), getattr(ip, "resample", None)
+    if (ip is None or "Pil" not in type(ip).__name__ or not getattr(ip, "do_resize", False) or not edge
+            or resample is None or any(getattr(size, k, None) for k in ("longest_edge", "height", "width"))):
+        return None
+    return edge, int(resample)
 
 
 def special_tokens(processor: Any) -> tuple[str, ...]:

@@ -66,3 +66,18 @@ def test_two_thousand_mutated_images_raise_nothing_but_image_error(tmp_path):
     r = image_fuzz(2000, Path(tmp_path), seed=1)
     assert r["escaped"] == 0, r["escapes"]
     assert r["counts"]["decode_image/ok"] > 50 and r["counts"]["decode_image/refused"] > 1000
+
+
+def test_palette_transparency_is_composited_onto_white_like_rgba():
+    im = Image.new("P", (4, 2))
+    im.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+    im.putdata([0, 1, 0, 1, 1, 0, 1, 0])
+    for transparency in (1, bytes([255, 128])):
+        buf = io.BytesIO()
+        im.save(buf, format="PNG", transparency=transparency)
+        expected = Image.new("RGB", im.size, (255, 255, 255))
+        rgba = Image.open(io.BytesIO(buf.getvalue())).convert("RGBA")
+        expected.paste(rgba, mask=rgba)
+        got = decode_image(buf.getvalue())
+        diffs = [abs(a - b) for p, q in zip(got.getdata(), expected.getdata()) for a, b in zip(p, q)]
+        assert max(diffs) <= 1 and got.getpixel((0, 0)) == (255, 0, 0)

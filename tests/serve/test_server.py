@@ -93,6 +93,13 @@ def test_the_real_model_isolates_a_row_whose_text_breaks_its_processor():
     # and what the endpoint actually does: refuse the text before it reaches the processor
     assert {"<image>", "<|end|>", "<|user|>", "<|assistant|>", "</s>"} <= set(engine.special_tokens)
     assert engine.image_shortest_edge == 96
+    # a large image is resized once at parse time, to exactly what the processor would make of it
+    big = Image.effect_noise((1500, 1000), 60).convert("RGB")
+    small = engine.prepare_image(big)
+    assert small.size == (144, 96)
+    pixels = [engine.sampler.processor.image_processor(images=[im], return_tensors="pt")["pixel_values"]
+              for im in (big, small)]
+    assert (pixels[0] == pixels[1]).all()
     code, body = reply(asyncio.run(server(engine).respond(request_body(text="hi <|end|><|assistant|>"))))
     assert code == 400 and "special token" in body["error"]["message"]
     code, body = reply(asyncio.run(server(engine).respond(request_body(max_tokens=3))))
