@@ -1,5 +1,6 @@
 """Scorer actor: teacher-force every guided caption under the grounded prompt (q) and the
-plain prompt (p), one batched forward per prompt, and write S(q,p) and Delta(q,p)."""
+plain prompt (p) and write S(q,p) and Delta(q,p); the rows of one image share each prompt's
+prefill (`groundloop.scoring.caption_logprobs`)."""
 
 from __future__ import annotations
 
@@ -16,14 +17,15 @@ class ScorerActor:
         self.model, self.processor = load_vlm(model_spec, adapter=adapter)
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        require(batch, ["path", "grounding", "guided"], "ScorerActor")
+        require(batch, ["image_id", "path", "grounding", "guided"], "ScorerActor")
         images, errors = read_rows(batch)
         ok = [i for i, e in enumerate(errors) if not e]
         s, d = [float("nan")] * len(batch), [float("nan")] * len(batch)
         if ok:
             sv_all, dv_all = score_guided(self.model, self.processor, [images[i] for i in ok],
                                           [batch["grounding"].iloc[i] for i in ok],
-                                          [batch["guided"].iloc[i] for i in ok])
+                                          [batch["guided"].iloc[i] for i in ok],
+                                          keys=[batch["image_id"].iloc[i] for i in ok])
             for i, sv, dv in zip(ok, sv_all, dv_all):
                 s[i], d[i] = sv, dv
         return batch.assign(S=s, delta=d, error=errors)

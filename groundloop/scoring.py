@@ -63,10 +63,15 @@ def top_fraction(scores: Sequence[float], groups: Sequence[Hashable], fraction: 
 
 @torch.no_grad()
 def caption_logprobs(model: Any, processor: Any, images: list[Any], prompt_texts: list[str],
-                     captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+                     captions: list[str], keys: Sequence[Hashable] | None = None,
+                     share_prefix: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Teacher-force each caption (+ the end-of-turn token) after its chat prompt; log-probs at
     caption positions. The rows carry every tensor their family's processor makes
     (`groundloop.models.families`), and the model places its own positions.
+
+    With share_prefix (where the family's positions allow it), each distinct prompt (image
+    `keys[i]`, default the image object, and prompt text) runs once and its KV cache serves all
+    of its captions, which then cost only their own tokens; equal to the full pass (tested).
 
     Returns logp (B, T, V) and mask (B, T): T is the longest caption in tokens + 1 (the end),
     and row b holds caption b's positions left-aligned, whatever the padding of the batch.
@@ -74,8 +79,11 @@ def caption_logprobs(model: Any, processor: Any, images: list[Any], prompt_texts
     from groundloop.models import families
 
     end = families.end_id(processor)
-    rows = [families.row(processor, im, families.chat(processor, text)) for im, text in zip(images, prompt_texts)]
     cap_ids = [families.text_ids(processor, cap) + [end] for cap in captions]
+    keys = list(keys) if keys is not None else [id(im) for im in images]
+    if share_prefix and families.family_of(model).prefix_cache:
+        return _shared_prefix_logprobs(model, processor, images, prompt_texts, cap_ids, keys)
+    rows = [families.row(processor, im, families.chat(processor, text)) for im, text in zip(images, prompt_texts)]
     enc = families.batch(processor, rows, cap_ids, side="left")  # every caption ends at the last column
     logp_all = model(**families.to_model(enc, model)).logits.float().log_softmax(-1).cpu()
     n, T = enc["input_ids"].shape[1], max(len(c) for c in cap_ids)
@@ -88,13 +96,58 @@ def caption_logprobs(model: Any, processor: Any, images: list[Any], prompt_texts
     return logp, mask
 
 
+def _shared_prefix_logprobs(model: Any, processor: Any, images: list[Any], prompt_texts: list[str],
+                            cap_ids: list[list[int]], keys: list[Hashable]) -> tuple[torch.Tensor, torch.Tensor]:
+    """`caption_logprobs` with one prefill per distinct (image, prompt)."""
+    from groundloop.models import families
+
+    slot: dict[tuple[Hashable, str], int] = {}
+    firsts = []
+    for i, (k, text) in enumerate(zip(keys, prompt_texts)):
+        if (k, text) not in slot:
+            slot[k, text] = len(firsts)
+            firsts.append(i)
+    group = [slot[k, t] for k, t in zip(keys, prompt_texts)]
+    prefixes = [families.row(processor, images[i], families.chat(processor, prompt_texts[i])) for i in firsts]
+    penc = families.to_model(families.batch(processor, prefixes, side="left"), model)
+    pout = model(**penc, use_cache=True)
+    device = penc["input_ids"].device
+    rows = torch.tensor(group, device=device)
+    first = pout.logits[:, -1].float().log_softmax(-1)[rows].cpu()  # each caption's first token
+    cache = families.cache_of(pout)
+    cache.batch_select_indices(rows)
+    # the captions right after their prefix, right-padded so every token keeps its position
+    width = max(len(c) for c in cap_ids)
+    tok = processor.tokenizer
+    ids = torch.full((len(cap_ids), width), tok.pad_token_id if tok.pad_token_id is not None else 0)  # masked
+    smask = torch.zeros(len(cap_ids), width, dtype=torch.long)
+    for b, c in enumerate(cap_ids):
+        ids[b, :len(c)] = torch.tensor(c)
+        smask[b, :len(c)] = 1
+    attn = torch.cat([penc["attention_mask"][rows], smask.to(device)], 1)
+    # positions continue from the cache as the model numbers them (PaliGemma counts from 1)
+    out = model(input_ids=ids.to(device), attention_mask=attn, **{families.cache_arg(model): cache})
+    rest = out.logits.float().log_softmax(-1).cpu()  # position j predicts caption token j + 1
+    logp = torch.zeros(len(cap_ids), width, first.shape[-1])
+    mask = torch.zeros(len(cap_ids), width)
+    for b, c in enumerate(cap_ids):
+        logp[b, 0] = first[b]
+        logp[b, 1:len(c)] = rest[b, :len(c) - 1]
+        mask[b, :len(c)] = 1
+    return logp, mask
+
+
 def score_guided(model: Any, processor: Any, images: list[Any], groundings: list[str],
-                 captions: list[str]) -> tuple[list[float], list[float]]:
-    """S(q,p) and Delta(q,p) of each guided caption: one batched teacher-forced forward under
-    the grounded prompt (q) and one under the plain prompt (p)."""
+                 captions: list[str], keys: Sequence[Hashable] | None = None,
+                 share_prefix: bool = True) -> tuple[list[float], list[float]]:
+    """S(q,p) and Delta(q,p) of each guided caption: teacher-forced under the grounded prompt
+    (q) and under the plain prompt (p). `keys[i]` names caption i's image (rows of one image
+    share its prefixes: the plain prompt always, the grounded one when the grounding is the
+    image's, svp.grounding=image)."""
     from groundloop import prompts
 
     logp_q, mask = caption_logprobs(model, processor, images, [prompts.grounded_prompt(g) for g in groundings],
-                                    captions)
-    logp_p, _ = caption_logprobs(model, processor, images, [prompts.BASE_PROMPT] * len(images), captions)
+                                    captions, keys, share_prefix)
+    logp_p, _ = caption_logprobs(model, processor, images, [prompts.BASE_PROMPT] * len(images), captions, keys,
+                                 share_prefix)
     return s_score(logp_q, logp_p, mask).tolist(), delta_score(logp_q, logp_p, mask).tolist()

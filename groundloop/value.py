@@ -14,7 +14,6 @@ hard-coded. The value model V(I, s) is trained with semi-gradient TD(0):
 
 from __future__ import annotations
 
-import inspect
 import json
 import random
 import re
@@ -350,9 +349,8 @@ class ValueModel(torch.nn.Module):
         device = penc["input_ids"].device
         rows = rows.to(device)
         pout = self.vlm.model(**penc, use_cache=True, output_hidden_states=want_inputs)
-        # transformers >= 5.2x names the KV cache `cache`; earlier 5.x `past_key_values`
-        cache_arg = "cache" if "cache" in inspect.signature(self.vlm.model.forward).parameters else "past_key_values"
-        cache = getattr(pout, cache_arg)
+        cache_arg = families.cache_arg(self.vlm.model)
+        cache = families.cache_of(pout)
         cache.batch_select_indices(rows)
         p_len = penc["input_ids"].shape[1]
         # The sentences, right-padded so every real token keeps its position after the prefix.
@@ -366,8 +364,8 @@ class ValueModel(torch.nn.Module):
             smask[r, :len(x)] = 1
         ids, smask = ids.to(device), smask.to(device)
         attn = torch.cat([penc["attention_mask"][rows], smask], 1)  # prefixes of other lengths are left padded
-        pos = torch.arange(p_len, p_len + width, device=device)[None].expand(len(images), -1)
-        sout = self.vlm.model(input_ids=ids, attention_mask=attn, position_ids=pos, **{cache_arg: cache},
+        # positions continue from the cache as the model numbers them
+        sout = self.vlm.model(input_ids=ids, attention_mask=attn, **{cache_arg: cache},
                               output_hidden_states=want_inputs)
         # Join prefix and sentence states and roll each row so its last real token is last, as
         # in `encode`'s left-padded layout; masks follow the same roll.

@@ -17,6 +17,7 @@ per prompt, the token type of answer tokens, and whether a cached prefix can be 
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -244,3 +245,16 @@ def to_model(enc: dict[str, torch.Tensor], model: Any) -> dict[str, torch.Tensor
     param = next(model.parameters())
     return {k: v.to(param.device, dtype=param.dtype if v.is_floating_point() else None) if torch.is_tensor(v) else v
             for k, v in enc.items()}
+
+
+def cache_arg(model: Any) -> str:
+    """The name a model's forward takes its KV cache by: transformers >= 5.2x says `cache`,
+    earlier 5.x `past_key_values` (a PEFT model is asked about its base model)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+def cache_of(output: Any) -> Any:
+    """The KV cache a forward with use_cache=True returned."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values

@@ -66,6 +66,12 @@ def test_every_entry_point_runs_on_the_family(family, family_folders, two_images
         torch.testing.assert_close(torch.tensor(d[i]), scoring.delta_score(q[None], p[None], ones)[0],
                                    atol=1e-4, rtol=1e-4)
 
+    # one prefill per image and prompt, its cache serving every caption, equals the full pass
+    four = [ims[0], ims[0], ims[1], ims[1]]
+    shared = scoring.score_guided(model, processor, four, [GROUNDING] * 4, CAPTIONS * 2, keys=[0, 0, 1, 1])
+    full = scoring.score_guided(model, processor, four, [GROUNDING] * 4, CAPTIONS * 2, share_prefix=False)
+    torch.testing.assert_close(torch.tensor(shared), torch.tensor(full), atol=1e-5, rtol=1e-5)
+
     # LoRA wraps only the language model's projections, learns, and reloads with PeftModel
     lora = finetune.add_lora(load_vlm(folder)[0], 4, 8, 0.0)
     wrapped = [n for n, m in lora.named_modules() if type(m).__name__ == "Linear" and hasattr(m, "lora_A")]
