@@ -7,19 +7,17 @@ import pandas as pd
 from actors import require
 from actors.images import read_rows
 from groundloop import prompts
-from groundloop.models import load_vlm
-from groundloop.sampling import HFSampler
+from groundloop.vllm_sampler import load_sampler
 
 
 class SamplerActor:
     def __init__(self, model_spec: str, adapter: str | None = None, mode: str = "prior", k: int = 1,
                  temperature: float = 1.0, top_p: float = 0.95, max_new_tokens: int = 120,
-                 seed: int = 0) -> None:
+                 seed: int = 0, engine: str = "hf") -> None:
         if mode not in ("prior", "guided"):
             raise ValueError(f"mode must be 'prior' or 'guided', got {mode!r}")
         self.mode, self.k, self.temperature, self.top_p = mode, k, temperature, top_p
-        self.sampler = HFSampler(*load_vlm(model_spec, adapter=adapter), max_new_tokens=max_new_tokens,
-                                 seed=seed)
+        self.sampler = load_sampler(engine, model_spec, adapter, max_new_tokens, seed)
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         require(batch, ["image_id", "path"] + (["grounding"] if self.mode == "guided" else []), "SamplerActor")
@@ -50,11 +48,10 @@ class CaptionSetActor:
     """Per image: the greedy caption and k captions at each temperature, in one batched pass."""
 
     def __init__(self, model_spec: str, temperatures: tuple[float, ...], k: int, top_p: float = 0.9,
-                 max_new_tokens: int = 160, seed: int = 0, adapter: str | None = None) -> None:
+                 max_new_tokens: int = 160, seed: int = 0, adapter: str | None = None, engine: str = "hf") -> None:
         self.temps = [0.0] + [t for t in temperatures for _ in range(k)]
         self.top_p = top_p
-        self.sampler = HFSampler(*load_vlm(model_spec, adapter=adapter), max_new_tokens=max_new_tokens,
-                                 seed=seed)
+        self.sampler = load_sampler(engine, model_spec, adapter, max_new_tokens, seed)
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         require(batch, ["image_id", "path"], "CaptionSetActor")

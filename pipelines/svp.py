@@ -68,7 +68,8 @@ def sample_and_score(cfg: SVPConfig, rows: list[dict], adapter: str | None, voca
     res, smp = cfg.resources, cfg.sampling
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 8)))
     common = {"model_spec": cfg.model.vlm, "adapter": adapter, "temperature": smp.temperature,
-              "top_p": smp.top_p, "max_new_tokens": smp.max_new_tokens, "seed": cfg.run.seed}
+              "top_p": smp.top_p, "max_new_tokens": smp.max_new_tokens, "seed": cfg.run.seed,
+              "engine": cfg.model.engine}
     ds = actor_stage(ds, SamplerActor, common | {"mode": "prior", "k": smp.k}, res.sampler_actors,
                      res.sampler_cpus, res.gpus_per_actor, res.batch_size)
     if cfg.svp.ablation == "no_feedback":

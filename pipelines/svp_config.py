@@ -30,6 +30,9 @@ class Model:
     vlm: str = "shapesworld/vlm"
     detector: str = "shapesworld/detector"
     reward_model: str = "shapesworld/genrm"  # VL-GenRM folder, for svp.score=genrm
+    # who samples: "hf" (transformers) or "vllm" (GPU nodes, the vllm extra); scoring is always
+    # the transformers teacher-forcing scorer (S and Delta need full-vocabulary log-probs)
+    engine: str = "hf"
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,7 @@ class SVPConfig:
     def __post_init__(self) -> None:
         check_ranges(self, RANGES)
         check_choice("data.vocabulary", self.data.vocabulary, VOCABULARIES)
+        check_choice("model.engine", self.model.engine, ("hf", "vllm"))
         check_choice("svp.score", self.svp.score, ("S", "delta", "genrm"))
         check_choice("svp.variant", self.svp.variant, ("C", "CVQ"))
         check_choice("svp.ablation", self.svp.ablation, ("none", "no_feedback", "no_scoring"))
