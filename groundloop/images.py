@@ -109,7 +109,12 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     out: Image.Image | None = None
     if "transparency" in im.info:
         out = _palette_on_white(im)
-    if out is None and (im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info):
+    if out is None and im.mode == "LA":  # composited in grey: a quarter of an RGBA copy
+        grey, alpha = im.split()
+        white = Image.new("L", im.size, 255)
+        white.paste(grey, mask=alpha)
+        out = white.convert("RGB")
+    if out is None and (im.mode in ("RGBA", "PA") or "transparency" in im.info):
         rgba = im if im.mode == "RGBA" else im.convert("RGBA")
         out = Image.new("RGB", im.size, (255, 255, 255))
         out.paste(rgba, mask=rgba)  # an RGBA mask: its alpha band
