@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from actors import require
+from actors import isolated, require
 from actors.images import read_rows
 from groundloop.models import load_clip
 from groundloop.similarity import ClipScorer
@@ -19,9 +19,14 @@ class ClipActor:
         require(batch, ["path", "caption"], "ClipActor")
         images, errors = read_rows(batch)
         sentences = [split_sentences(c) for c in batch["caption"]]
-        pairs = [(i, s) for i, ss in enumerate(sentences) if not errors[i] for s in ss]
+        ok = [i for i, e in enumerate(errors) if not e and sentences[i]]
         deltas: list[list[float]] = [[] for _ in sentences]
-        if pairs:
-            for (i, _), d in zip(pairs, self.scorer.score([images[i] for i, _ in pairs], [s for _, s in pairs])):
-                deltas[i].append(d)
+
+        def score(rows: list[int]) -> list[list[float]]:
+            pairs = [(i, s) for i in rows for s in sentences[i]]
+            flat = iter(self.scorer.score([images[i] for i, _ in pairs], [s for _, s in pairs]))
+            return [[next(flat) for _ in sentences[i]] for i in rows]
+
+        for i, d in isolated(score, ok, errors, "clip").items():
+            deltas[i] = d
         return batch.assign(sentences=sentences, deltas=deltas, error=errors)

@@ -12,7 +12,7 @@ import random
 
 import pandas as pd
 
-from actors import require
+from actors import isolated, require
 from actors.images import read_rows
 from groundloop import reward_model as rm
 from groundloop import vocab
@@ -36,8 +36,9 @@ class ExpertActor:
         cl = {i: [rm.Claim(str(p)) for p in batch["phrases"].iloc[i]] if probes
               else self.vocab.claims(batch["response"].iloc[i]) for i in ok}
         queries = {i: rm.expert_queries(cl[i], self.vocab) for i in ok}
-        found = self.detector.detect([images[i] for i in ok], [queries[i] for i in ok]) if ok else []
-        for i, dets in zip(ok, found):
+        found = isolated(lambda rows: self.detector.detect([images[i] for i in rows], [queries[i] for i in rows]),
+                         ok, errors, "expert")
+        for i, dets in found.items():
             if self.miss or self.false_alarm:
                 dets = rm.perturb(dets, queries[i], self.miss, self.false_alarm, self.rng)
             claims[i] = [c.text for c in cl[i]]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from actors import require
+from actors import isolated, require
 from actors.images import read_rows
 from groundloop import vocab
 from groundloop.evaluation import ground
@@ -29,8 +29,10 @@ class GroundingActor:
         captions = [batch[self.column].iloc[i] for i in ok]
         if self.column == "image_priors":
             captions = [list(c) for c in captions]  # arrow hands lists over as arrays
-        texts = ground(self.detector, [images[i] for i in ok], captions, self.vocab)
+        caption_of = dict(zip(ok, captions))
         grounding = [""] * len(batch)
-        for i, t in zip(ok, texts):
+        found = isolated(lambda rows: ground(self.detector, [images[i] for i in rows], [caption_of[i] for i in rows],
+                                             self.vocab), ok, errors, "grounding")
+        for i, t in found.items():
             grounding[i] = t
         return batch.assign(grounding=grounding, error=errors)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from actors import require
+from actors import isolated, require
 from actors.images import read_rows
 from groundloop import vocab
 from groundloop.data.coco import load_image
@@ -29,13 +29,19 @@ class JudgeActor:
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         require(batch, ["path", "question", "a", "b"], "JudgeActor")
         images, errors = read_rows(batch)
-        ok = [i for i, e in enumerate(errors) if not e for _ in range(self.samples)]
-        js = self.rm.judge([images[i] for i in ok], [batch["question"].iloc[i] for i in ok],
-                           [batch["a"].iloc[i] for i in ok], [batch["b"].iloc[i] for i in ok],
-                           temperature=self.temperature) if ok else []
-        rows = [batch.iloc[i].to_dict() | {"sample": k % self.samples, "judgement": j.text, "thought": j.thought,
+        ok = [i for i, e in enumerate(errors) if not e]
+
+        def judge(rows: list[int]) -> list[list]:
+            reps = [i for i in rows for _ in range(self.samples)]
+            js = self.rm.judge([images[i] for i in reps], [batch["question"].iloc[i] for i in reps],
+                               [batch["a"].iloc[i] for i in reps], [batch["b"].iloc[i] for i in reps],
+                               temperature=self.temperature)
+            return [js[j * self.samples:(j + 1) * self.samples] for j in range(len(rows))]
+
+        rows = [batch.iloc[i].to_dict() | {"sample": k, "judgement": j.text, "thought": j.thought,
                                            "verdict": j.verdict or "", "logp_a": j.logp_a, "logp_b": j.logp_b,
-                                           "error": ""} for k, (i, j) in enumerate(zip(ok, js))]
+                                           "error": ""}
+                for i, js in isolated(judge, ok, errors, "judging").items() for k, j in enumerate(js)]
         rows += [batch.iloc[i].to_dict() | {"sample": 0, "judgement": "", "thought": "", "verdict": "",
                                             "logp_a": float("nan"), "logp_b": float("nan"), "error": e}
                  for i, e in enumerate(errors) if e]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from actors import require
+from actors import isolated, require
 from actors.images import read_rows
 from groundloop import prompts
 from groundloop.vllm_sampler import load_sampler
@@ -28,9 +28,10 @@ class SamplerActor:
         else:
             texts = [prompts.grounded_prompt(batch["grounding"].iloc[i]) for i in ok]
         n = self.k if self.mode == "prior" else 1
-        samples = self.sampler.generate([images[i] for i in ok], texts, n=n, temperature=self.temperature,
-                                        top_p=self.top_p) if ok else []
-        by_row = dict(zip(ok, samples))
+        text_of = dict(zip(ok, texts))
+        by_row = isolated(lambda rows: self.sampler.generate([images[i] for i in rows], [text_of[i] for i in rows],
+                                                             n=n, temperature=self.temperature, top_p=self.top_p),
+                          ok, errors, "sampling")
         out = []
         for i, row in enumerate(batch.to_dict("records")):
             row["error"] = errors[i]
@@ -57,11 +58,16 @@ class CaptionSetActor:
         require(batch, ["image_id", "path"], "CaptionSetActor")
         images, errors = read_rows(batch)
         ok = [i for i, e in enumerate(errors) if not e]
-        rows = [(i, t) for i in ok for t in self.temps]
-        caps = self.sampler.sample([images[i] for i, _ in rows], [prompts.BASE_PROMPT] * len(rows),
-                                   [""] * len(rows), [t for _, t in rows], self.top_p) if rows else []
-        out = [r | {"source": f"t{t}" if t else "greedy", "caption": c}
-               for (i, t), c in zip(rows, caps) for r in [batch.iloc[i].to_dict()]]
-        out += [batch.iloc[i].to_dict() | {"source": "unreadable", "caption": "", "error": errors[i]}
+
+        def captions(rows: list[int]) -> list[list[str]]:
+            ims = [images[i] for i in rows for _ in self.temps]
+            temps = [t for _ in rows for t in self.temps]
+            caps = self.sampler.sample(ims, [prompts.BASE_PROMPT] * len(ims), [""] * len(ims), temps, self.top_p)
+            return [caps[j * len(self.temps):(j + 1) * len(self.temps)] for j in range(len(rows))]
+
+        by_row = isolated(captions, ok, errors, "sampling")
+        out = [batch.iloc[i].to_dict() | {"source": f"t{t}" if t else "greedy", "caption": c}
+               for i, caps in by_row.items() for t, c in zip(self.temps, caps)]
+        out += [batch.iloc[i].to_dict() | {"source": "error", "caption": "", "error": errors[i]}
                 for i, e in enumerate(errors) if e]
         return pd.DataFrame(out)

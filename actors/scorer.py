@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from actors import require
+from actors import isolated, require
 from actors.images import read_rows
 from groundloop.models import load_vlm
 from groundloop.scoring import score_guided
@@ -21,11 +21,13 @@ class ScorerActor:
         images, errors = read_rows(batch)
         ok = [i for i, e in enumerate(errors) if not e]
         s, d = [float("nan")] * len(batch), [float("nan")] * len(batch)
-        if ok:
-            sv_all, dv_all = score_guided(self.model, self.processor, [images[i] for i in ok],
-                                          [batch["grounding"].iloc[i] for i in ok],
-                                          [batch["guided"].iloc[i] for i in ok],
-                                          keys=[batch["image_id"].iloc[i] for i in ok])
-            for i, sv, dv in zip(ok, sv_all, dv_all):
-                s[i], d[i] = sv, dv
+
+        def score(rows: list[int]) -> list[tuple[float, float]]:
+            sv, dv = score_guided(self.model, self.processor, [images[i] for i in rows],
+                                  [batch["grounding"].iloc[i] for i in rows], [batch["guided"].iloc[i] for i in rows],
+                                  keys=[batch["image_id"].iloc[i] for i in rows])
+            return list(zip(sv, dv))
+
+        for i, (sv, dv) in isolated(score, ok, errors, "scoring").items():
+            s[i], d[i] = sv, dv
         return batch.assign(S=s, delta=d, error=errors)
