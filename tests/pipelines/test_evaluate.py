@@ -62,7 +62,9 @@ def test_a_corrupt_image_is_reported_and_the_rest_evaluated(split, tmp_path):
     assert all(e["error"].startswith("unreadable image:") for e in errors)
 
 
-def test_bad_dataset_exits_with_a_clear_message(tmp_path):
+def test_bad_dataset_exits_with_a_clear_message(tmp_path, capsys):
     (tmp_path / "instances.json").write_text('{"images": [{"id": 1}], "annotations": []}')
-    with pytest.raises(SystemExit, match="file_name"):
+    with pytest.raises(SystemExit) as exit_:
         _run(["--data", str(tmp_path), "--out", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1 and err[0].startswith("error: ") and "file_name" in err[0]
