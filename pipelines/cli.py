@@ -31,9 +31,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
     from groundloop.data.coco import DataError
     from groundloop.images import ImageError
+    from pipelines.stages import RunStateError
 
     return (config_lib.ConfigError, ConfigChanged, UsageError, DataError, ImageError, FileNotFoundError,
-            yaml.YAMLError)
+            yaml.YAMLError, RunStateError)
 
 
 def install_error_hook() -> None:
@@ -178,7 +179,9 @@ def start_run(cfg: Any, label: str) -> Path:
     text = json.dumps(resolved, indent=1)
     previous = run_dir / "config.json"
     if previous.exists() and any(p.name != "config.json" for p in run_dir.iterdir()):
-        diff = changed_settings(json.loads(previous.read_text()), json.loads(text))  # same JSON types on both sides
+        from pipelines.stages import read_json
+
+        diff = changed_settings(read_json(previous), json.loads(text))  # same JSON types on both sides
         if diff:
             raise ConfigChanged(f"{run_dir} holds a run with other settings ({', '.join(diff[:6])}); resuming would "
                                 f"reuse its finished stages. Use another run.name, or delete the folder to start over.")
