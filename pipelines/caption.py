@@ -14,10 +14,13 @@ import json
 import sys
 from pathlib import Path
 
-from groundloop import evaluation, prompts
-from groundloop.data.coco import ImageError, load_image
-from groundloop.models import load_detector, load_vlm
-from groundloop.sampling import HFSampler
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # pipelines/ when run as a script
+
+from groundloop import evaluation, prompts, vocab  # noqa: E402
+from groundloop.data.coco import ImageError, load_image  # noqa: E402
+from groundloop.models import load_detector, load_vlm  # noqa: E402
+from groundloop.sampling import HFSampler  # noqa: E402
+from pipelines import cli  # noqa: E402
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -31,7 +34,7 @@ def image_paths(items: list[str]) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="shapesworld/vlm")
     ap.add_argument("--adapter")
     ap.add_argument("--images", nargs="+", required=True, help="image files and/or folders")
@@ -39,9 +42,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--detector", default="shapesworld/detector")
     ap.add_argument("--grounding-samples", type=int, default=4,
                     help="with --grounded: extra sampled captions per image whose phrases are grounded too")
+    ap.add_argument("--vocabulary", choices=vocab.NAMES,
+                    help="object vocabulary the grounding reads captions with (default: shapes for a "
+                         "shapesworld/ model, else coco)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-new-tokens", type=int, default=160)
     a = ap.parse_args(argv)
+    for flag, value, low in (("--batch-size", a.batch_size, 1), ("--max-new-tokens", a.max_new_tokens, 1),
+                             ("--grounding-samples", a.grounding_samples, 0)):
+        if value < low:
+            cli.fail(f"{flag} must be >= {low}, got {value}")
+    words = vocab.get(a.vocabulary or ("shapes" if a.model.startswith("shapesworld/") else "coco"))
     sampler = HFSampler(*load_vlm(a.model, adapter=a.adapter), max_new_tokens=a.max_new_tokens)
     detector = load_detector(a.detector) if a.grounded else None
     rows = []
@@ -59,7 +70,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         caps = evaluation.caption(sampler, images, prompts.BASE_PROMPT, a.batch_size)
         out = [{"image": str(p), "caption": c} for p, c in zip(ok, caps)]
         if detector is not None:
-            groundings, guided = evaluation.grounded_recaption(sampler, detector, images, caps, a.batch_size,
+            groundings, guided = evaluation.grounded_recaption(sampler, detector, images, caps, words, a.batch_size,
                                                                extra_samples=a.grounding_samples)
             out = [r | {"prior": r["caption"], "grounding": g, "caption": c}
                    for r, g, c in zip(out, groundings, guided)]
@@ -67,7 +78,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             print(json.dumps(r), flush=True)
         rows += out
     if rows and all("error" in r for r in rows):
-        sys.exit("error: no image could be read")
+        cli.fail("no image could be read")
     return rows
 
 

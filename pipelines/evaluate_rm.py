@@ -19,11 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from groundloop import genrm, prompts  # noqa: E402
+from groundloop import genrm, prompts, vocab  # noqa: E402
 from groundloop.data.coco import DataError, load_dataset, load_image  # noqa: E402
 from groundloop.data.vlrewardbench import load_vlrewardbench  # noqa: E402
 from groundloop.models import load_reward_model  # noqa: E402
 from groundloop.worlds import reward_bench as rb  # noqa: E402
+from pipelines import cli  # noqa: E402
 
 
 def shapes_bench(data: Path, per_category: int, seed: int, categories=rb.CATEGORIES):
@@ -42,7 +43,7 @@ def vl_rewardbench(data: Path, seed: int):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--reward-model", default="shapesworld/genrm", help="reward-model folder (adapter + genrm.json)")
     p.add_argument("--base", help="the base VLM, when the folder has no genrm.json")
     p.add_argument("--bench", choices=["shapes", "vlrewardbench"], default="shapes")
@@ -60,14 +61,22 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--both-orders", action="store_true",
                    help="judge every pair as (A, B) and as (B, A) and average: a judge that only prefers a "
                         "position then scores 0 instead of the bench's label split (ties count as wrong)")
+    p.add_argument("--vocabulary", choices=vocab.NAMES,
+                   help="the vocabulary claims are read with (default: the one in the reward model's genrm.json)")
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args(argv)
+    for flag, value in (("--per-category", a.per_category), ("--batch-size", a.batch_size),
+                        ("--max-new-tokens", a.max_new_tokens)):
+        if value < 1:
+            cli.fail(f"{flag} must be >= 1, got {value}")
     try:
         rows, images, questions = (shapes_bench(a.data, a.per_category, a.seed, a.categories) if a.bench == "shapes"
                                    else vl_rewardbench(a.data, a.seed))
     except (DataError, FileNotFoundError) as e:
-        sys.exit(f"evaluate_rm: {e}")
-    options = {"critique": a.critique} if a.critique else {}
+        cli.fail(str(e))
+    options: dict = {"critique": a.critique} if a.critique else {}
+    if a.vocabulary:
+        options["vocab"] = vocab.get(a.vocabulary)
     judge = load_reward_model(a.reward_model, base=a.base, max_new_tokens=a.max_new_tokens, **options)
     t = time.time()
     js = judge.judge(images, questions, [r["a"] for r in rows], [r["b"] for r in rows], batch_size=a.batch_size)

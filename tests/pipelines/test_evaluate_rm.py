@@ -26,7 +26,7 @@ def test_shapes_rewardbench_report(reward_model_folder, tmp_path):
         assert -1e-6 <= flipped <= 1 + 1e-6
 
 
-def test_vl_rewardbench_file_and_a_clear_error_for_a_bad_one(reward_model_folder, tmp_path):
+def test_vl_rewardbench_file_and_a_clear_error_for_a_bad_one(capsys, reward_model_folder, tmp_path):
     from pipelines import evaluate_rm
 
     rep = evaluate_rm.main(["--reward-model", reward_model_folder, "--bench", "vlrewardbench", "--data",
@@ -35,6 +35,9 @@ def test_vl_rewardbench_file_and_a_clear_error_for_a_bad_one(reward_model_folder
     assert rep["n_pairs"] == 6 and set(rep["accuracy"]) == {"general", "hallucination", "reasoning", "overall"}
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"id": "RLAIF-V-9", "query": "q", "response": ["a"], "human_ranking": [0, 1]}) + "\n")
-    with pytest.raises(SystemExit, match="response"):
+    with pytest.raises(SystemExit) as exit_:
         evaluate_rm.main(["--reward-model", reward_model_folder, "--bench", "vlrewardbench", "--data", str(bad),
                           "--out", str(tmp_path / "x.json")])
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert exit_.value.code == 2 and last.startswith("error: ") and "response" in last
