@@ -3,7 +3,7 @@
 A critique checks a phrase ("red circle") against the image. In a small VLM that lookup is a
 two-hop circuit the language model finds late and abruptly, if at all: fine-tuned on yes/no
 questions alone, the shipped VLM stays at chance for hundreds to thousands of steps
-(`benchmarks/vlm_presence_probe.py`). Here the expert's evidence supervises the lookup
+(`benchmarks/probes/vlm_presence_probe.py`). Here the expert's evidence supervises the lookup
 directly: at the phrase's last token, one head of one layer is trained to attend to the
 image patches the expert found that object in, or, when the expert found none, to the
 sequence's first token (a "nothing here" sink). The answer token then only has to read that

@@ -106,7 +106,7 @@ class Stage0:
     # Before stage 1, the whole VLM is fine-tuned on the expert's per-claim evidence as yes/no
     # questions ("Is there a small red circle in the image?"), balanced. Without it the
     # ShapesWorld VLM never learns to check a phrase against the image (RewardBench at chance;
-    # benchmarks/vlm_presence_probe.py: the skill appears only after ~1000 focused steps).
+    # benchmarks/probes/vlm_presence_probe.py: the skill appears only after ~1000 focused steps).
     steps: int = 2000  # 0 = skip: stage 1 starts from model.vlm
     lr: float = 1e-4
     batch_size: int = 16

@@ -6,7 +6,10 @@ value model (shipped VLM + head) is trained to tell them apart (binary cross-ent
 and the within-image AUC on held-out test images is read every 100 steps. The label is the
 annotation, not CLIP, so this isolates the head's ability from the TD target's noise.
 
-    python benchmarks/value_head_probe.py --pool match last --steps 400 \
+Result: benchmarks/results/vimar/value_head_probe_keys.json
+(docs/history/2026-12-01-vimar-value-model-before-reward-head-99aea52.md).
+
+    python benchmarks/probes/value_head_probe.py --pool match last --steps 400 \
         --out benchmarks/results/vimar/value_head_probe.json
 """
 
@@ -20,7 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: value_discrimination
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

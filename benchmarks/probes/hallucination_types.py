@@ -5,7 +5,10 @@ captions file (from pipelines/evaluate.py or an SVP run) against the split's ann
   wrong_shape   a present colour on a shape no object of that colour has
   other         anything else
 
-    python benchmarks/hallucination_types.py --data data/shapes/test runs/svp_shapes/iter_1/metrics.captions.jsonl
+    python benchmarks/probes/hallucination_types.py --data data/shapes/test \
+        runs/svp_shapes/iter_1/metrics.captions.jsonl
+
+Result: benchmarks/results/svp_shapes/hallucination_types.jsonl (docs/results/svp.md).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from groundloop import vocab as vocab_lib  # noqa: E402
 from groundloop.data.coco import load_dataset  # noqa: E402

@@ -1,11 +1,15 @@
-"""How well a reward model's critiques check claims: every "yes"/"no" it wrote on the bench,
+"""How well do a reward model's critiques check claims? Every "yes"/"no" it wrote on the bench,
 against the expert's verdict on the same claim (the expert agrees with the annotations on
-ShapesWorld: `benchmarks/genrm_pair_truth.py`), and whether its verdict follows its own
+ShapesWorld: `benchmarks/probes/genrm_pair_truth.py`), and whether its verdict follows its own
 critique (prefers the response with fewer "no"); per kind of claim (count, small or large
 object), the share of true claims confirmed and of false ones refuted.
 
-    python benchmarks/genrm_claim_checks.py runs/genrm_ga2/round0/bench.parquet \\
+    python benchmarks/probes/genrm_claim_checks.py runs/genrm_ga2/round0/bench.parquet \\
         --out benchmarks/results/genrm/claim_checks_ga2.json
+
+Results: benchmarks/results/genrm/claim_checks_pb_checks.json
+(docs/history/2026-12-02-genrm-grounded-attention-scaffold-21ee26b.md), claim_checks_phrase.json
+and claim_checks_probe.json (docs/history/2026-12-02-genrm-probes-two-sided-tally-ff3bfda.md).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import re
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import pandas as pd  # noqa: E402
 

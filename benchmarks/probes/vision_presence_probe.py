@@ -3,11 +3,14 @@
 Frozen patch features of the shipped VLM (vision tower output, and after the projector) ->
 one linear score per object type and patch, soft max-pooled over patches -> present or not,
 trained on one split and measured on another against the annotations. Compare with
-benchmarks/vlm_presence_probe.py (the whole VLM fine-tuned to answer the same question in
+benchmarks/probes/vlm_presence_probe.py (the whole VLM fine-tuned to answer the same question in
 words): if this probe does well and that one does not, the gap is in the language model's
 lookup of a phrase among the image tokens, not in the vision features.
 
-    python benchmarks/vision_presence_probe.py --out benchmarks/results/vision_presence_probe.json
+    python benchmarks/probes/vision_presence_probe.py --out benchmarks/results/vision_presence_probe.json
+
+Result: benchmarks/results/vision_presence_probe.json
+(docs/history/2026-12-02-genrm-grounded-attention-scaffold-21ee26b.md).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import math
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import torch  # noqa: E402
 

@@ -1,9 +1,11 @@
 """Does batching more images into one `generate` call speed up sampling on this machine?
 
 Seconds per image for K=8 samples per image, 1 vs 4 images per call, with 1 and 2 torch
-threads (Ray actors with fractional CPUs get 1). Explains benchmarks/svp_throughput.json.
+threads (Ray actors with fractional CPUs get 1). Explains benchmarks/results/svp_throughput.json.
 
-    python benchmarks/generate_batching.py --out benchmarks/results/generate_batching.json
+Result: benchmarks/results/generate_batching.json (docs/results/svp.md, Throughput).
+
+    python benchmarks/probes/generate_batching.py --out benchmarks/results/generate_batching.json
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import torch  # noqa: E402
 

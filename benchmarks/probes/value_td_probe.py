@@ -7,7 +7,11 @@ sentence vs the same sentence with an absent colour+shape). `--paired` fills eac
 counterfactual steps next to the steps they were swapped from (same image, same next
 state), so the batch's gradient carries the reward difference with less noise.
 
-    python benchmarks/value_td_probe.py --run runs/value_cf1 --variants plain paired --steps 600 \
+Results: benchmarks/results/vimar/value_td_probe.log, value_td_probe_head100.json
+(docs/history/2026-12-01-vimar-value-model-before-reward-head-99aea52.md) and
+value_td_probe_reward_head.json (docs/results/vimar.md).
+
+    python benchmarks/probes/value_td_probe.py --run runs/value_cf1 --variants plain paired --steps 600 \
         --out benchmarks/results/vimar/value_td_probe.json
 """
 
@@ -20,7 +24,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: value_discrimination
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402

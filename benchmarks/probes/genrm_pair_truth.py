@@ -1,7 +1,11 @@
 """How right are the expert's pair labels? Every claim of every response in a VL-GenRM run is
 checked again against the image annotations (the truth, which the pipeline never reads).
+Prints one JSON line.
 
-    python benchmarks/genrm_pair_truth.py --run runs/genrm_shapes --data data/genrm_train
+Result: benchmarks/results/genrm/pair_truth.json (docs/history/2026-12-02-genrm-factored-critiques-fb1ea00.md).
+
+    python benchmarks/probes/genrm_pair_truth.py --run runs/genrm_shapes --data data/genrm_train \
+        > benchmarks/results/genrm/pair_truth.json
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import pandas as pd  # noqa: E402
 

@@ -3,7 +3,10 @@ teacher-force the scaffolded critique with the expert's true checks and read, at
 slot, the margin logit("no") - logit("yes"); report the AUC with which that margin ranks the
 false claims above the true ones (0.5: the check ignores the image).
 
-    python benchmarks/genrm_check_auc.py --reward-model runs/genrm_ga/round0/adapter \\
+Results: benchmarks/results/genrm/check_auc_ga2.json, check_auc_pb_checks.json and
+check_auc_probe_base.json (docs/history/2026-12-02-genrm-grounded-attention-scaffold-21ee26b.md).
+
+    python benchmarks/probes/genrm_check_auc.py --reward-model runs/genrm_ga/round0/adapter \\
         --bench runs/genrm_ga2/round0/bench.parquet --n 40 --out benchmarks/results/genrm/check_auc_ga.json
 """
 
@@ -14,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402

@@ -10,10 +10,13 @@ With --attn-weight W, grounded attention (`groundloop.grounded_attention`) adds 
 cross-entropy of one head's attention at the phrase's last token against the object's patches
 (from the annotations' boxes; the first token for an absent object).
 
-    python benchmarks/vlm_presence_probe.py --steps 1500 --lr 1e-4 \
+    python benchmarks/probes/vlm_presence_probe.py --steps 1500 --lr 1e-4 \
         --out benchmarks/results/vlm_presence_probe.json
-    python benchmarks/vlm_presence_probe.py --steps 1200 --lr 3e-4 --attn-weight 1 \
+    python benchmarks/probes/vlm_presence_probe.py --steps 1200 --lr 3e-4 --attn-weight 1 \
         --out benchmarks/results/vlm_presence_probe_grounded.json
+
+Results: benchmarks/results/vlm_presence_probe*.json, each named with its settings in
+docs/history/2026-12-02-genrm-grounded-attention-scaffold-21ee26b.md.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import torch  # noqa: E402
 
