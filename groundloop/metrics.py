@@ -7,7 +7,7 @@ Pure functions over strings and label sets (no Ray, no model code):
 - `tokenize` (`groundloop.vocab.lexicon`): a PTB-like tokenizer standing in for
   pycocoevalcap's Java PTBTokenizer.
 - POPE lives in `groundloop.pope`.
-- `caption_scores`: BLEU-4 and CIDEr-D through pycocoevalcap's scorers on our tokens.
+- `caption_scores`: BLEU-4 and CIDEr-D through pycocoevalcap's scorers on `tokenize`'s tokens.
 """
 
 from __future__ import annotations

@@ -172,7 +172,7 @@ class MatchHead(torch.nn.Module):
     tokens); a learned softmax over the sentence's tokens weights those matches into one
     number, which joins the sentence's last hidden state in the linear read-out. Pooling only one position ("last" /
     "mean") leaves the text-to-patch lookup to the small LM, which the shipped VLM does not
-    do (held-out AUC 0.56 against CLIP's 0.87; README, ViMaR).
+    do (held-out AUC 0.56 against CLIP's 0.87; docs/history/, ViMaR's value model).
     """
 
     def __init__(self, hidden: int, dim: int = 64) -> None:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuild the three shipped ShapesWorld models from scratch, seeded. Measured on 2 CPU cores:
-# detector ~25 s; VLM phase 1 ~27 min + phase 2 ~45 min; CLIP ~17 + 10 + 8 + 7.5 min (see README).
+# detector ~25 s; VLM phase 1 ~27 min + phase 2 ~45 min; CLIP ~17 + 10 + 8 + 7.5 min (docs/results/foundation.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=.venv/bin/python

@@ -295,7 +295,7 @@ def test_caption_scores_identical_gives_bleu_one():
 
 
 def test_caption_scores_cider_matches_pycocoevalcap_on_same_tokens():
-    # Our tokenizer's output, written out by hand.
+    # `tokenize`'s output, written out by hand.
     gts = {
         1: ["a small red circle is at the left", "there is a red circle on the left side"],
         2: ["a large blue square is at the center", "a big blue square sits in the middle"],
