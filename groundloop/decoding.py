@@ -80,7 +80,7 @@ class Engines:
             return []
         self.stats["clip_calls"] += 1
         self.stats["clip_pairs"] += len(sentences)
-        return self.clip.score(images, sentences)
+        return self.clip.score(list(images), list(sentences))
 
 
     def prefer(self, images: Sequence[Image.Image], a: Sequence[str], b: Sequence[str]) -> list[float]:
@@ -117,7 +117,8 @@ def greedy(eng: Engines, images: Sequence[Image.Image]) -> list[str]:
     return eng.sample(images, [""] * len(images), [0.0] * len(images), one_sentence=False)
 
 
-def _expand(images: Sequence[Image.Image], temperatures: Sequence[float], k: int):
+def _expand(images: Sequence[Image.Image], temperatures: Sequence[float],
+            k: int) -> tuple[list[tuple[int, float]], int]:
     temps = [t for t in temperatures for _ in range(k)]
     rows = [(b, t) for b in range(len(images)) for t in temps]
     return rows, len(temps)

@@ -3,7 +3,7 @@ the prompt masked out, right-padded batches, and LoRA on the language model only
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -96,9 +96,10 @@ def grounded_loss(model: Any, batch: dict[str, torch.Tensor], weight: float, lay
     batch = families.to_model(batch, model)
     rows, query, targets = (batch.pop(k, None) for k in ("attn_row", "attn_query", "attn_target"))
     if weight <= 0 or query is None:
-        return model(**batch).loss
+        return cast(torch.Tensor, model(**batch).loss)
+    assert targets is not None and rows is not None  # `collate` writes the three together
     out = model(**batch, output_attentions=True)
-    return out.loss + weight * attention_term(out, layer, head, query, targets, rows)
+    return cast(torch.Tensor, out.loss + weight * attention_term(out, layer, head, query, targets, rows))
 
 
 def attention_term(out: Any, layer: int, head: int, query: torch.Tensor, targets: torch.Tensor,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from PIL import Image
@@ -52,7 +52,7 @@ def _prompt_row(processor: Any, image: Image.Image, text: str) -> families.Row:
 
 
 def _thought_ids(tokenizer: Any, thought: str) -> list[int]:
-    return tokenizer(f"{thought} {rm.VERDICT} ".lstrip(), add_special_tokens=False)["input_ids"]
+    return cast(list[int], tokenizer(f"{thought} {rm.VERDICT} ".lstrip(), add_special_tokens=False)["input_ids"])
 
 
 def _pad_id(tokenizer: Any, end: Sequence[int]) -> int:
@@ -279,7 +279,7 @@ class GenRM:
         """(N, V) next-token logits after each prompt row and its answer tokens so far (one
         forward, left padded)."""
         enc = families.batch(self.processor, rows, answers, side="left")
-        return self.model(**families.to_model(enc, self.model)).logits[:, -1].float().cpu()
+        return cast(torch.Tensor, self.model(**families.to_model(enc, self.model)).logits[:, -1].float().cpu())
 
     @torch.no_grad()
     def write(self, images: Sequence[Image.Image], judge_texts: Sequence[str], temperature: float = 0.0,

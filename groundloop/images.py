@@ -158,14 +158,14 @@ def load_image(source: str | Path | BinaryIO, limits: ImageLimits = ImageLimits(
     """The RGB image in a file (or an open binary stream), as decode_image reads bytes."""
     if hasattr(source, "read"):
         name = str(getattr(source, "name", "") or "stream")
-        data = source.read(limits.max_bytes + 1)  # type: ignore[union-attr]
+        data = source.read(limits.max_bytes + 1)
     else:
         name = str(source)
         try:
-            size = Path(source).stat().st_size  # type: ignore[arg-type]
+            size = Path(source).stat().st_size
             if size > limits.max_bytes:
                 raise _fail(name, f"{size} bytes; at most {limits.max_bytes}", ImageTooLarge)
-            data = Path(source).read_bytes()  # type: ignore[arg-type]
+            data = Path(source).read_bytes()
         except FileNotFoundError:
             raise _fail(name, "file not found") from None
         except OSError as e:  # a folder, no permission, an I/O error

@@ -96,11 +96,11 @@ def probe_phrases(claims: Sequence[Sequence[str]], n: int, rng: random.Random,
     The policy's own claims are mostly true and its false ones are its habitual confusions; a
     checker trained on them alone rarely sees an object that is simply absent."""
     objects = [[c for c in cs if not vocab.is_count(c)] for cs in claims]
-    vocab = sorted({c for cs in objects for c in cs})
+    phrases = sorted({c for cs in objects for c in cs})
     out = []
     for cs in objects:
         made = set(cs)
-        pool = [c for c in vocab if c not in made]
+        pool = [c for c in phrases if c not in made]
         out.append(rng.sample(pool, min(n, len(pool))))
     return out
 
@@ -217,7 +217,7 @@ def critique_so_far(claims: Sequence[Sequence[str]], checks: Sequence[bool]) -> 
     every claim is checked it is exactly `critique` of the two responses, tally included."""
     out, k, total = [], 0, sum(len(c) for c in claims)
     for label, cl in zip(LABELS, claims):
-        parts = []
+        parts: list[str] = []
         for text in cl:
             if k == len(checks):
                 out.append(f"{label}: {'; '.join(parts + [text])}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import torch
 from PIL import Image
@@ -51,7 +51,7 @@ class RowSampling(LogitsProcessor):
             best = scores.argmax(-1, keepdim=True)
             only_best = torch.full_like(scores, float("-inf")).scatter(-1, best, 0.0)
             out = torch.where(greedy[:, None], only_best, out)
-        return out
+        return cast(torch.FloatTensor, out)  # transformers' protocol names the legacy tensor types
 
 
 class SentenceEnd(StoppingCriteria):
@@ -61,7 +61,7 @@ class SentenceEnd(StoppingCriteria):
         self.end_ids = torch.tensor(sorted(end_ids))
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
-        return torch.isin(input_ids[:, -1], self.end_ids)
+        return cast(torch.BoolTensor, torch.isin(input_ids[:, -1], self.end_ids))
 
 
 def first_sentence(text: str) -> str:

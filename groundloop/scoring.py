@@ -102,7 +102,7 @@ def _shared_prefix_logprobs(model: Any, processor: Any, images: list[Any], promp
     from groundloop.models import families
 
     slot: dict[tuple[Hashable, str], int] = {}
-    firsts = []
+    firsts: list[int] = []
     for i, (k, text) in enumerate(zip(keys, prompt_texts)):
         if (k, text) not in slot:
             slot[k, text] = len(firsts)

@@ -19,7 +19,7 @@ import random
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 import numpy as np
 import torch
@@ -146,11 +146,14 @@ def optimizer(model: ValueModel, lr: float, head_lr_mult: float = 10.0,
                              weight_decay=weight_decay)
 
 
-def _distinct(items: list, key: Callable[[Any], Any]) -> tuple[list, list[int]]:
+_T = TypeVar("_T")
+
+
+def _distinct(items: list[_T], key: Callable[[_T], Any]) -> tuple[list[_T], list[int]]:
     """The items with repeats (by key) left out, first occurrences in order, and for every
     item the position of its first occurrence among them."""
     first: dict[Any, int] = {}
-    out = []
+    out: list[_T] = []
     for it in items:
         if key(it) not in first:
             first[key(it)] = len(out)
@@ -198,7 +201,7 @@ class MatchHead(torch.nn.Module):
         best = sim.max(-1).values  # (B, T): each token's best image token
         w = self.weight(h).squeeze(-1).masked_fill(~sentence_mask.bool(), float("-inf")).softmax(-1)
         match = (w * best).sum(-1, keepdim=True) * self.scale
-        return self.out(torch.cat([h[:, -1], match], -1)).squeeze(-1)
+        return cast(torch.Tensor, self.out(torch.cat([h[:, -1], match], -1))).squeeze(-1)
 
 
 class ValueModel(torch.nn.Module):
@@ -245,7 +248,7 @@ class ValueModel(torch.nn.Module):
     @property
     def _reads_input_states(self) -> bool:
         """Whether a head reads the LM's input states (match pooling with match_keys "input")."""
-        return self.meta.get("pool", "last") == "match" and self.meta.get("match_keys", "last") == "input"
+        return bool(self.meta.get("pool", "last") == "match" and self.meta.get("match_keys", "last") == "input")
 
     def encode(self, images: Sequence[Image.Image], sentences: Sequence[str]) -> dict[str, torch.Tensor]:
         tok = self.processor.tokenizer
@@ -279,14 +282,14 @@ class ValueModel(torch.nn.Module):
                 raise ValueError("match pooling needs encode()'s sentence_mask")
             # "input": the image tokens as the LM receives them (the projected vision features),
             # before the LM's layers mix them; "last": the LM's last hidden states there
-            args: tuple = (h, sentence_mask, image_mask, keys)
+            args: tuple[torch.Tensor | None, ...] = (h, sentence_mask, image_mask, keys)
         elif pool == "mean" and sentence_mask is not None:
             args = ((h * sentence_mask[..., None]).sum(1) / sentence_mask.sum(1, keepdim=True),)
         else:
             args = (h[:, -1],)
 
         def read(head: torch.nn.Module) -> torch.Tensor:
-            v = head(*args)
+            v: torch.Tensor = head(*args)
             return v if pool == "match" else v.squeeze(-1)
 
         value = read(self.head)
@@ -383,8 +386,10 @@ class ValueModel(torch.nn.Module):
         def roll(x: torch.Tensor) -> torch.Tensor:
             return torch.stack([torch.roll(x[r], s, dims=0) for r, s in enumerate(shifts)])
 
-        return self._read(roll(h), roll(sent_mask.to(device)), roll(full_ids) == families.image_token_id(self.vlm),
-                          roll(keys) if keys is not None else None)
+        # parts=False: the values alone, never the (values, R) pair
+        return cast(torch.Tensor, self._read(roll(h), roll(sent_mask.to(device)),
+                                             roll(full_ids) == families.image_token_id(self.vlm),
+                                             roll(keys) if keys is not None else None))
 
     def save_pretrained(self, folder: str | Path) -> None:
         """The backbone as an ordinary VLM folder, plus the head and the calibration."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from PIL import Image
 
@@ -74,8 +74,8 @@ class VLLMSampler:
         self.max_new_tokens, self.seed = max_new_tokens, seed
 
     def _chat(self, messages: list[list[dict[str, Any]]], params: Any, continued: bool) -> list[Any]:
-        return self.llm.chat(messages, params, lora_request=self.lora, use_tqdm=False,
-                             add_generation_prompt=not continued, continue_final_message=continued)
+        return cast(list[Any], self.llm.chat(messages, params, lora_request=self.lora, use_tqdm=False,
+                                             add_generation_prompt=not continued, continue_final_message=continued))
 
     def generate(self, images: list[Image.Image], texts: list[str], n: int = 1, temperature: float = 0.0,
                  top_p: float = 1.0) -> list[list[str]]:

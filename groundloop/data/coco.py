@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 from PIL import Image
 
 from groundloop import images
-from groundloop.images import ImageError  # noqa: F401 - where the call sites import it from
+from groundloop.images import ImageError as ImageError  # re-exported: where the call sites import it from
 
 
 class DataError(ValueError):

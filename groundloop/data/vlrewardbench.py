@@ -135,7 +135,8 @@ def _pair(row: dict[str, Any], index: int, root: Path, source: str) -> BenchPair
             raise bad(field, "is missing")
         return row[field]
 
-    if not isinstance(need("id"), str):
+    need("id")
+    if not isinstance(row_id, str):
         raise bad("id", f"is {type(row_id).__name__}, want a string")
     prompt = need("query")
     if not isinstance(prompt, str):

@@ -49,9 +49,10 @@ def load_vlm(spec: str, adapter: str | None = None, dtype: Any = None, device: s
 
     allow_processors_without_torchvision()
     path = resolve(spec)
-    model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype or torch.float32)
+    # Any: a transformers model, or a PeftModel once the adapter is on.
+    model: Any = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype or torch.float32)
     model = model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    processor = AutoProcessor.from_pretrained(path)
+    processor = AutoProcessor.from_pretrained(path)  # type: ignore[no-untyped-call]  # untyped in transformers
     if adapter:
         from peft import PeftModel
 
@@ -64,7 +65,8 @@ def load_clip(spec: str) -> tuple[Any, Any]:
     from transformers import AutoProcessor, CLIPModel
 
     path = resolve(spec)
-    return CLIPModel.from_pretrained(path).eval(), AutoProcessor.from_pretrained(path)
+    model = CLIPModel.from_pretrained(path).eval()  # type: ignore[no-untyped-call]  # untyped in transformers
+    return model, AutoProcessor.from_pretrained(path)  # type: ignore[no-untyped-call]  # untyped in transformers
 
 
 # Detectors that are not transformers models, by the `detector_type` of their config.json: the

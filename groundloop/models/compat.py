@@ -9,10 +9,12 @@ torchvision is installed).
 
 from __future__ import annotations
 
+from typing import Any
+
 
 def allow_processors_without_torchvision() -> None:
     """Let the four processors that take a video processor be built and loaded without torchvision (idempotent)."""
-    from transformers.utils import is_torchvision_available
+    from transformers import is_torchvision_available
 
     if is_torchvision_available():
         return
@@ -24,25 +26,28 @@ def allow_processors_without_torchvision() -> None:
         SmolVLMProcessor,
     )
 
-    for cls in (Qwen2VLProcessor, Qwen2_5_VLProcessor, LlavaOnevisionProcessor, SmolVLMProcessor):
+    # Any: the classes are patched in place, which their declared types do not allow.
+    patched: tuple[Any, ...] = (Qwen2VLProcessor, Qwen2_5_VLProcessor, LlavaOnevisionProcessor, SmolVLMProcessor)
+    for cls in patched:
         if cls.__dict__.get("_video_free", False):
             continue
         base = cls.get_attributes.__func__
 
-        def get_attributes(klass, _base=base):
+        def get_attributes(klass: Any, _base: Any = base) -> list[str]:
             return [a for a in _base(klass) if a != "video_processor"]
 
         cls.get_attributes = classmethod(get_attributes)
         cls._video_free = True
 
     # SmolVLMProcessor.apply_chat_template reads video_processor.num_frames/fps even for image-only chats.
-    if not SmolVLMProcessor.__dict__.get("_video_free_chat", False):
-        original = SmolVLMProcessor.apply_chat_template
+    smol: Any = SmolVLMProcessor
+    if not smol.__dict__.get("_video_free_chat", False):
+        original = smol.apply_chat_template
 
-        def apply_chat_template(self, conversation, chat_template=None, **kwargs):
+        def apply_chat_template(self: Any, conversation: Any, chat_template: Any = None, **kwargs: Any) -> Any:
             if getattr(self, "video_processor", None) is None:
                 return ProcessorMixin.apply_chat_template(self, conversation, chat_template, **kwargs)
             return original(self, conversation, chat_template, **kwargs)
 
-        SmolVLMProcessor.apply_chat_template = apply_chat_template
-        SmolVLMProcessor._video_free_chat = True
+        smol.apply_chat_template = apply_chat_template
+        smol._video_free_chat = True

@@ -111,7 +111,7 @@ def chat(processor: Any, text: str, prefix: str | None = None) -> str:
     msgs = prompts.messages(text)
     if prefix:
         msgs = msgs + [{"role": "assistant", "content": [{"type": "text", "text": prefix}]}]
-        out = processor.apply_chat_template(msgs, continue_final_message=True)
+        out: str = processor.apply_chat_template(msgs, continue_final_message=True)
     else:
         out = processor.apply_chat_template(msgs, add_generation_prompt=True)
     tok = processor.tokenizer

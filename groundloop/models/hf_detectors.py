@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from PIL import Image
@@ -124,7 +124,7 @@ class HFDetector:
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         model = AutoModelForZeroShotObjectDetection.from_pretrained(spec).to(device)
-        processor = AutoProcessor.from_pretrained(spec)
+        processor = AutoProcessor.from_pretrained(spec)  # type: ignore[no-untyped-call]  # untyped in transformers
         return cls(
             model,
             processor,
@@ -136,7 +136,7 @@ class HFDetector:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        return cast(torch.device, next(self.model.parameters()).device)
 
     def detect(self, images: list[Image.Image], phrases: list[list[str]]) -> list[list[Detection]]:
         if len(images) != len(phrases):

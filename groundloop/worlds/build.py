@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
+from typing import cast
 
 import numpy as np
 import torch
@@ -79,7 +80,7 @@ def build_tokenizer(vocab_size: int = 640, padding_side: str = "left",
         eos = tok.token_to_id("</s>")
         tok.post_processor = processors.TemplateProcessing(
             single="$A </s>", special_tokens=[("</s>", eos)])
-    return PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]  # untyped in transformers
         tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
         unk_token="<unk>", padding_side=padding_side,
         extra_special_tokens={"image_token": IMAGE_TOKEN},
@@ -115,7 +116,10 @@ def build_clip(tokenizer: PreTrainedTokenizerFast, hidden: int = 128) -> tuple[C
                           bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
     cfg = CLIPConfig(text_config=text.to_dict(), vision_config=vision_config(hidden).to_dict(),
                      projection_dim=hidden)
-    return CLIPModel(cfg), CLIPProcessor(image_processor=image_processor(), tokenizer=tokenizer)
+    model = CLIPModel(cfg)
+    processor = CLIPProcessor(  # type: ignore[no-untyped-call]  # untyped in transformers
+        image_processor=image_processor(), tokenizer=tokenizer)
+    return model, processor
 
 
 def build_vlm(tokenizer: PreTrainedTokenizerFast, vision_hidden: int = 128, vision_layers: int = 4,
@@ -126,7 +130,7 @@ def build_vlm(tokenizer: PreTrainedTokenizerFast, vision_hidden: int = 128, visi
                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
     cfg = LlavaConfig(vision_config=vision_config(vision_hidden, vision_layers), text_config=text,
-                      image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
+                      image_token_index=cast(int, tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)),  # one token, one id
                       image_seq_length=N_IMAGE_TOKENS, vision_feature_select_strategy="default",
                       # -1: a from-scratch tower's last layer must be trained too
                       vision_feature_layer=-1, projector_hidden_act="gelu")
@@ -135,7 +139,7 @@ def build_vlm(tokenizer: PreTrainedTokenizerFast, vision_hidden: int = 128, visi
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.bos_token_id = tokenizer.bos_token_id
-    processor = LlavaProcessor(image_processor=image_processor(), tokenizer=tokenizer,
-                               patch_size=PATCH, vision_feature_select_strategy="default",
-                               num_additional_image_tokens=1, chat_template=CHAT_TEMPLATE)
+    processor = LlavaProcessor(  # type: ignore[no-untyped-call]  # untyped in transformers
+        image_processor=image_processor(), tokenizer=tokenizer, patch_size=PATCH,
+        vision_feature_select_strategy="default", num_additional_image_tokens=1, chat_template=CHAT_TEMPLATE)
     return model, processor

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from groundloop.bench import accuracy, judge_rows
+from groundloop.data.coco import ObjectAnn
 from groundloop.worlds import shapes as world
 
 __all__ = ["CATEGORIES", "DIAGNOSTIC", "BenchPair", "build", "scene_of", "claim_truth", "accuracy", "judge_rows"]
@@ -167,19 +168,19 @@ def build(scenes: Sequence[tuple[int, list[world.SceneObject]]], per_category: i
     return out
 
 
-def scene_of(objects: Sequence[object]) -> list[world.SceneObject]:
+def scene_of(objects: Sequence[ObjectAnn]) -> list[world.SceneObject]:
     """ShapesWorld scene objects back from COCO annotations (`ObjectAnn`: category, xywh
     bbox, colour and size attributes)."""
     out = []
     for o in objects:
-        x, y, w, h = o.bbox  # type: ignore[attr-defined]
-        attrs = o.attributes  # type: ignore[attr-defined]
-        out.append(world.SceneObject(o.category, attrs["color"], attrs["size"],  # type: ignore[attr-defined]
+        x, y, w, h = o.bbox
+        attrs = o.attributes
+        out.append(world.SceneObject(o.category, attrs["color"], attrs["size"],
                                      (int(x), int(y), int(x + w), int(y + h))))
     return out
 
 
-def claim_truth(objects: Sequence[object], response: str) -> list[bool]:
+def claim_truth(objects: Sequence[ObjectAnn], response: str) -> list[bool]:
     """Each claim of a response (the ShapesWorld vocabulary's `claims`) against the annotations
     (COCO objects with a category and size / colour attributes): an object claim holds when
     some object has every attribute it names, a count claim when that many of the shape exist."""

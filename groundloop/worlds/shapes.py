@@ -18,6 +18,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -138,7 +139,7 @@ def sample_scene(rng: random.Random, split: str) -> list[SceneObject]:
     return objects
 
 
-def _draw_shape(draw: ImageDraw.ImageDraw, obj: SceneObject, fill: object) -> None:
+def _draw_shape(draw: ImageDraw.ImageDraw, obj: SceneObject, fill: int | tuple[int, ...]) -> None:
     x0, y0, x1, y1 = obj.box
     x1, y1 = x1 - 1, y1 - 1
     if obj.shape == "circle":
@@ -238,7 +239,9 @@ def scenes(split: str, n: int, seed: int) -> Iterator[tuple[list[SceneObject], I
 def generate(out: Path, split: str, n: int, seed: int) -> None:
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
-    images, annotations, captions = [], [], []
+    images: list[dict[str, object]] = []
+    annotations: list[dict[str, object]] = []
+    captions: list[dict[str, object]] = []
     for i, (objects, image) in enumerate(scenes(split, n, seed)):
         image_id = i + 1
         file_name = f"{split}_{image_id:06d}.png"
@@ -321,4 +324,4 @@ def patch_labels(objects: list[SceneObject], patch: int, min_fraction: float = 0
     fg = counts[..., 1:]
     label = fg.argmax(-1) + 1
     label[fg.sum(-1) < min_fraction * patch * patch] = 0
-    return label.reshape(-1)
+    return cast(np.ndarray, label.reshape(-1))

@@ -36,12 +36,15 @@ import argparse
 import random
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers import AutoModelForImageTextToText
+from PIL import Image
+from transformers import AutoModelForImageTextToText, CLIPVisionConfig
 
 from groundloop.models import resolve
 from groundloop.worlds import build
@@ -73,11 +76,12 @@ def sincos_2d(grid: int, dim: int) -> torch.Tensor:
         ang = coord[:, None].float() * freqs[None] * torch.pi / 2
         parts += [ang.sin(), ang.cos()]
     code = torch.cat(parts, -1)
-    return code / code.norm(dim=-1, keepdim=True)
+    return cast(torch.Tensor, code / code.norm(dim=-1, keepdim=True))  # Tensor.norm is unannotated
 
 
 @torch.no_grad()
-def ranking_accuracy(model, tok, pixels: np.ndarray, scenes, rng: random.Random) -> float:
+def ranking_accuracy(model: Any, tok: Any, pixels: np.ndarray,
+                     scenes: Sequence[tuple[list[world.SceneObject], Image.Image]], rng: random.Random) -> float:
     """The benchmark's measure (benchmarks/clip_ranking.py): true sentence vs 9 variants."""
     model.eval()
     img = F.normalize(model.get_image_features(pixel_values=build.pixel_values(pixels)).pooler_output, dim=-1)
@@ -152,7 +156,9 @@ def main() -> None:
             torch.nn.init.zeros_(proj.bias)
     # Training-only head (not shipped): every patch says which object sentence it belongs to,
     # so patch states carry the (size, colour, shape, position) conjunction the CLS token pools.
-    patch_head = torch.nn.Linear(model.config.vision_config.hidden_size, 1 + len(SENTENCES))
+    vision_config = model.config.vision_config
+    assert isinstance(vision_config, CLIPVisionConfig)  # CLIPConfig builds it from a dict
+    patch_head = torch.nn.Linear(vision_config.hidden_size, 1 + len(SENTENCES))
     patch_cache: dict[int, torch.Tensor] = {}
 
     def patch_targets(i: int) -> torch.Tensor:
@@ -208,7 +214,7 @@ def main() -> None:
             target = torch.arange(a.batch)
             loss = loss + a.caption_weight * (F.cross_entropy(cl, target) + F.cross_entropy(cl.T, target)) / 2
         opt.zero_grad()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward is unannotated
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
@@ -218,7 +224,7 @@ def main() -> None:
         if a.eval_every and (step + 1) % a.eval_every == 0:
             acc = ranking_accuracy(model, tok, val_pixels, val, random.Random(0))
             print(f"step {step + 1} val top-1 among true + 9 variants: {acc:.3f}", flush=True)
-    model.eval()
+    model.eval()  # type: ignore[no-untyped-call]  # untyped in transformers
     model.save_pretrained(a.out)
     processor.save_pretrained(a.out)
     print(f"saved to {a.out} after {time.time() - t0:.0f} s")

@@ -20,8 +20,9 @@ from groundloop.worlds.detector import ShapeClassifier, ShapesWorldDetector, fin
 def labelled_regions(n_images: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[tuple[float, str]]]:
     """Regions of generated train scenes, labelled by the annotation they overlap (IoU >= 0.5)."""
     crops, labels, sides = [], [], []
+    s = world.IMAGE_SIZE
     for objects, image in world.scenes("train", n_images, seed):
-        boxes = [tuple(v / world.IMAGE_SIZE for v in o.box) for o in objects]
+        boxes = [(x0 / s, y0 / s, x1 / s, y1 / s) for x0, y0, x1, y1 in (o.box for o in objects)]
         for r in find_regions(image):
             match = [o for o, b in zip(objects, boxes) if o.color == r.color and iou(b, r.box) >= 0.5]
             if len(match) == 1:
@@ -53,7 +54,7 @@ def main() -> None:
         idx = torch.randint(0, len(yt), (128,), generator=g)
         loss = torch.nn.functional.cross_entropy(clf(xt[idx]), yt[idx])
         opt.zero_grad()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward is unannotated
         opt.step()
         if step % 300 == 0:
             print(f"step {step} loss {loss.item():.4f}")

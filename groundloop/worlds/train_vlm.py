@@ -19,10 +19,12 @@ import math
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoProcessor, CLIPModel, LlavaForConditionalGeneration
+from PIL import Image
+from transformers import AutoProcessor, CLIPModel, LlavaForConditionalGeneration, PreTrainedConfig
 
 from groundloop import prompts
 from groundloop.grounding import grounding_text
@@ -30,29 +32,29 @@ from groundloop.models import resolve
 from groundloop.models.detection import Detection
 from groundloop.worlds import build
 from groundloop.worlds import shapes as world
-from groundloop.worlds.detector import ShapesWorldDetector
+from groundloop.worlds.detector import Region, ShapesWorldDetector
 
 
 class ExampleMaker:
     """Turns a scene into (prompt ids, target ids) for one of the three tasks."""
 
-    def __init__(self, processor, detector: ShapesWorldDetector, rng: random.Random,
-                 p_keep: float = 0.85, p_hallucinated: float = 0.5, p_false_alarm: float = 0.1):
+    def __init__(self, processor: Any, detector: ShapesWorldDetector, rng: random.Random,
+                 p_keep: float = 0.85, p_hallucinated: float = 0.5, p_false_alarm: float = 0.1) -> None:
         self.tok = processor.tokenizer
         self.processor = processor
         self.detector = detector
         self.rng = rng
         self.p_keep, self.p_hall, self.p_fa = p_keep, p_hallucinated, p_false_alarm
-        self.found_cache: dict[int, list] = {}
+        self.found_cache: dict[int, list[tuple[Region, str, str, float]]] = {}
         self.image_id = self.tok.convert_tokens_to_ids(build.IMAGE_TOKEN)
 
     def prompt_ids(self, text: str) -> list[int]:
         s = self.processor.apply_chat_template(prompts.messages(text), add_generation_prompt=True)
-        ids = self.tok(s, add_special_tokens=False)["input_ids"]
+        ids: list[int] = self.tok(s, add_special_tokens=False)["input_ids"]
         i = ids.index(self.image_id)
         return ids[:i] + [self.image_id] * build.N_IMAGE_TOKENS + ids[i + 1:]
 
-    def context(self, idx: int, objects: list[world.SceneObject], image) -> str:
+    def context(self, idx: int, objects: list[world.SceneObject], image: Image.Image) -> str:
         queries = [o.name for o in objects if self.rng.random() < self.p_keep]
         present = {o.name for o in objects}
         while self.rng.random() < self.p_hall:  # phrases a prior caption hallucinated
@@ -70,7 +72,8 @@ class ExampleMaker:
                                   (x0, y0, min(1, x0 + w), min(1, y0 + w)), 0.6))
         return grounding_text(dets)
 
-    def __call__(self, idx: int, objects: list[world.SceneObject], image, task: str):
+    def __call__(self, idx: int, objects: list[world.SceneObject], image: Image.Image,
+                 task: str) -> tuple[list[int], list[int]]:
         if task == "qa":
             present = {o.name for o in objects}
             if self.rng.random() < 0.5:
@@ -90,7 +93,8 @@ class ExampleMaker:
         return self.prompt_ids(prompt), tgt
 
 
-def collate(examples: list[tuple[list[int], list[int]]], pad_id: int):
+def collate(examples: list[tuple[list[int], list[int]]],
+            pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Right-padded batch; labels only on the target (prompt, image and padding are -100)."""
     n = max(len(p) + len(t) for p, t in examples)
     ids = torch.full((len(examples), n), pad_id)
@@ -137,7 +141,7 @@ def main() -> None:
     print(f"{len(scenes)} scenes rendered in {time.time() - t0:.0f}s", flush=True)
     if a.resume:
         model = LlavaForConditionalGeneration.from_pretrained(a.resume)
-        processor = AutoProcessor.from_pretrained(a.resume)
+        processor = AutoProcessor.from_pretrained(a.resume)  # type: ignore[no-untyped-call]  # untyped in transformers
         tok = processor.tokenizer
     else:
         tok = build.build_tokenizer()
@@ -151,7 +155,9 @@ def main() -> None:
     maker = ExampleMaker(processor, ShapesWorldDetector.from_pretrained(resolve("shapesworld/detector")), rng)
     # Dense supervision for the vision tower (training only, not shipped): every patch token
     # predicts which object type covers it. Captions alone teach shapes far too slowly.
-    aux_head = torch.nn.Linear(model.config.vision_config.hidden_size, len(world.object_types()) + 1)
+    vision_config = model.config.vision_config
+    assert isinstance(vision_config, PreTrainedConfig)  # LlavaConfig builds it from a dict
+    aux_head = torch.nn.Linear(vision_config.hidden_size, len(world.object_types()) + 1)
     vision_out: dict[str, torch.Tensor] = {}
     model.model.vision_tower.register_forward_hook(
         lambda _m, _i, out: vision_out.__setitem__("h", out.last_hidden_state))
@@ -193,7 +199,7 @@ def main() -> None:
             model.save_pretrained(a.out)
             processor.save_pretrained(a.out)
         step += 1
-    model.eval()
+    model.eval()  # type: ignore[no-untyped-call]  # untyped in transformers
     model.save_pretrained(a.out)
     processor.save_pretrained(a.out)
     print(f"done: {step} steps, {step * a.batch} examples, {time.time() - t0:.0f} s -> {a.out}")
