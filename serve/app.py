@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from PIL import Image
 from ray import serve
 
@@ -34,6 +34,7 @@ from serve.protocol import (
     models_response,
     parse_chat_request,
     parse_json,
+    stream_events,
 )
 
 
@@ -174,9 +175,11 @@ class CaptionServer:
         if not hmac.compare_digest(token.strip().encode(), key.encode()):
             raise ProtocolError(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
 
-    async def respond(self, raw: bytes, authorization: str | None = None) -> JSONResponse:
-        """The reply to one chat-completions body: 200, a 4xx naming the client's error, 503
-        with Retry-After past the request timeout, or 500 when decoding this request failed."""
+    async def respond(self, raw: bytes, authorization: str | None = None) -> Response:
+        """The reply to one chat-completions body: 200 (JSON, or server-sent events with
+        stream=true), a 4xx naming the client's error, 503 with Retry-After past the request
+        timeout, or 500 when decoding this request failed. The n captions of a request go into
+        the batch as n rows, decoded side by side."""
         try:
             self.authorize(authorization)
             body = parse_json(raw, self.config.limits)
@@ -189,24 +192,33 @@ class CaptionServer:
                 raise ProtocolError(404, f"model {body['model']!r} is not served by this deployment "
                                     f"(serving: {', '.join(served)})", "model")
             try:
-                caption = await asyncio.wait_for(self.caption_batch(req), self.config.request_timeout_s)
+                got = await asyncio.wait_for(asyncio.gather(*[self.caption_batch(req) for _ in range(req.n)]),
+                                             self.config.request_timeout_s)
             except asyncio.TimeoutError:
                 raise ProtocolError(503, f"no caption within {self.config.request_timeout_s:g} s; the endpoint is "
                                     "overloaded, retry later", headers={"Retry-After": str(self.config.retry_after_s)}
                                     ) from None
-            if isinstance(caption, RowFailure):
-                raise ProtocolError(500, f"captioning this request failed: {caption.message}")
+            failed = next((c for c in got if isinstance(c, RowFailure)), None)
+            if failed is not None:
+                raise ProtocolError(500, f"captioning this request failed: {failed.message}")
         except ProtocolError as e:
             return error_response(e)
-        finish = "stop"
-        if req.max_tokens is not None and self.engine.count_tokens(caption) > req.max_tokens:
-            caption, finish = self.engine.truncate(caption, req.max_tokens), "length"
+        captions, finishes = [], []
+        for caption in got:
+            finish = "stop"
+            if req.max_tokens is not None and self.engine.count_tokens(caption) > req.max_tokens:
+                caption, finish = self.engine.truncate(caption, req.max_tokens), "length"
+            captions.append(caption)
+            finishes.append(finish)
+        if req.stream:  # the caption is complete before the first event: a sentence per chunk
+            return StreamingResponse(iter(stream_events(captions, body["model"], finishes)),
+                                     media_type="text/event-stream")
         prompt_tokens = self.engine.count_tokens(req.text or prompts.BASE_PROMPT)
-        return JSONResponse(chat_response(caption, body["model"], prompt_tokens, self.engine.count_tokens(caption),
-                                          finish))
+        return JSONResponse(chat_response(captions, body["model"], prompt_tokens,
+                                          sum(self.engine.count_tokens(c) for c in captions), finishes))
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(self, request: Request) -> JSONResponse:
+    async def chat_completions(self, request: Request) -> Response:
         try:
             raw = await read_body(request, self.config.limits.max_body_bytes)
         except ProtocolError as e:

@@ -7,7 +7,8 @@ optionally prefixed "groundloop-") and may tune it with extra body fields (`temp
 `k`, `threshold`, `refine`), which the official client sends through `extra_body`. Of
 OpenAI's own fields it honours `max_tokens` / `max_completion_tokens` (the caption is cut
 there, finish_reason "length"), `temperature` (one sampling temperature for the candidates;
-greedy takes only 0) and `top_p`; `n` must be 1, `stream` false; any other field is refused.
+greedy takes only 0), `top_p`, `n` (that many captions, decoded side by side) and `stream`
+(server-sent events, the caption a sentence per chunk); any other field is refused.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import re
 import time
 import unicodedata
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
 
@@ -65,6 +66,7 @@ class Limits:
     max_tokens: int = 4096  # the most a request may ask for; the server's max_new_tokens still caps it
     max_temperatures: int = 8
     max_candidates: int = 64  # len(temperatures) * k: candidates per decoding step
+    max_n: int = 8  # captions per request
 
     def images(self, resize_shortest_edge: int = 0) -> ImageLimits:
         return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels,
@@ -80,6 +82,8 @@ class CaptionRequest:
     settings: DecodeSettings
     top_p: float = 1.0
     max_tokens: int | None = None  # cut the caption at this many tokens (None: as the decoder ends it)
+    n: int = 1  # captions asked for
+    stream: bool = False  # answer as server-sent events
 
 
 # The request schema. Strict: no "1" for 1, no true for 1, no 1.5 for an integer.
@@ -315,10 +319,9 @@ def parse_chat_request(body: Any, base: DecodeSettings, limits: Limits, reserved
     except ValidationError as e:
         message, param = _validation_message(e)
         raise ProtocolError(400, message, param) from None
-    if b.stream:
-        raise ProtocolError(400, "streaming is not supported; send stream=false", "stream")
-    if b.n not in (None, 1):
-        raise ProtocolError(400, "only n=1 is supported", "n")
+    n = 1 if b.n is None else b.n
+    if not 1 <= n <= limits.max_n:
+        raise ProtocolError(400, f"n must be between 1 and {limits.max_n}, got {n}", "n")
     texts, urls = _user_content(b, limits)
     if not urls:
         raise ProtocolError(400, "the user message has no image_url part; this endpoint captions images",
@@ -331,21 +334,47 @@ def parse_chat_request(body: Any, base: DecodeSettings, limits: Limits, reserved
     max_tokens = _max_tokens(b, limits)
     image = decode_image_url(urls[0], limits, image_limits)
     return CaptionRequest(image, text, decoder, settings, top_p=b.top_p if b.top_p is not None else 1.0,
-                          max_tokens=max_tokens)
+                          max_tokens=max_tokens, n=n, stream=bool(b.stream))
 
 
-def chat_response(caption: str, model: str, prompt_tokens: int, completion_tokens: int,
-                  finish_reason: str = "stop") -> dict[str, Any]:
+def chat_response(captions: Sequence[str], model: str, prompt_tokens: int, completion_tokens: int,
+                  finish_reasons: Sequence[str]) -> dict[str, Any]:
+    """The chat.completion object: one choice per caption."""
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": caption},
-                     "finish_reason": finish_reason, "logprobs": None}],
+        "choices": [{"index": i, "message": {"role": "assistant", "content": c}, "finish_reason": f,
+                     "logprobs": None} for i, (c, f) in enumerate(zip(captions, finish_reasons))],
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                   "total_tokens": prompt_tokens + completion_tokens},
     }
+
+
+def sentence_chunks(caption: str) -> list[str]:
+    """A caption as the pieces a stream sends: its sentences, each with the space before it, so
+    the pieces join back into the caption exactly."""
+    pieces = [m.group(0) for m in re.finditer(r"\s*\S.*?(?:[.!?](?=\s|$)|$)", caption, re.S)]
+    return pieces if "".join(pieces) == caption else [caption]
+
+
+def stream_events(captions: Sequence[str], model: str, finish_reasons: Sequence[str]) -> list[str]:
+    """The server-sent events of a streamed chat completion (chat.completion.chunk objects):
+    per choice the role, then its sentences, then its finish reason; then [DONE]."""
+    cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+
+    def event(index: int, delta: dict[str, Any], finish: str | None = None) -> str:
+        chunk = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                 "choices": [{"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+        return f"data: {json.dumps(chunk)}\n\n"
+
+    out = []
+    for i, (caption, finish) in enumerate(zip(captions, finish_reasons)):
+        out.append(event(i, {"role": "assistant", "content": ""}))
+        out += [event(i, {"content": piece}) for piece in sentence_chunks(caption)]
+        out.append(event(i, {}, finish))
+    return out + ["data: [DONE]\n\n"]
 
 
 def models_response(created: int) -> dict[str, Any]:

@@ -89,6 +89,21 @@ def test_openai_client_gets_a_caption_of_the_image(endpoint):
     assert "groundloop-vimar" in ids and "groundloop-visvm" in ids
 
 
+def test_openai_client_streams_a_caption_and_asks_for_several(endpoint):
+    url, images = endpoint
+    client = OpenAI(base_url=f"{url}/v1", api_key=KEY)
+    image = {"type": "image_url", "image_url": {"url": data_url(load_image(images[0]))}}
+    messages = [{"role": "user", "content": [image]}]
+    whole = client.chat.completions.create(model="groundloop-greedy", messages=messages).choices[0].message.content
+    chunks = list(client.chat.completions.create(model="groundloop-greedy", messages=messages, stream=True))
+    pieces = [c.choices[0].delta.content for c in chunks if c.choices[0].delta.content]
+    assert "".join(pieces) == whole and len(pieces) == whole.count(". ") + 1  # a sentence per chunk
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    several = client.chat.completions.create(model="groundloop-bon", messages=messages, n=3, temperature=1.0)
+    assert [c.index for c in several.choices] == [0, 1, 2]
+    assert all(c.message.content.startswith("In the image") for c in several.choices)
+
+
 def test_without_the_api_key_every_v1_route_is_401(endpoint):
     url, images = endpoint
     with pytest.raises(AuthenticationError):

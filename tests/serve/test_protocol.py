@@ -75,8 +75,9 @@ def test_openai_sampling_fields_are_honoured():
     (body(model="greedy", temperature=0.7), 400, "greedily"),
     (body(model="greedy", k=3), 400, "greedily"),
     (body(model="bon", threshold=0.1), 400, "vimar only"),
-    (body(n=2), 400, "n=1"),
-    (body(stream=True), 400, "streaming"),
+    (body(n=0), 400, "n must be between 1 and 8"),
+    (body(n=9), 400, "n must be between 1 and 8"),
+    (body(stream="yes"), 400, "stream"),
     (body(seed=3), 400, "unknown field 'seed'"),
     (body(logit_bias={}), 400, "unknown field"),
     ({"model": "vimar", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {
@@ -160,7 +161,24 @@ def test_a_parsed_body_round_trips():
 
 
 def test_reply_follows_the_openai_schema():
-    r = chat_response("A red circle.", "groundloop-vimar", prompt_tokens=10, completion_tokens=4)
+    r = chat_response(["A red circle.", "A blue box."], "groundloop-vimar", prompt_tokens=10, completion_tokens=8,
+                      finish_reasons=["stop", "length"])
     assert r["object"] == "chat.completion"
     assert r["choices"][0]["message"] == {"role": "assistant", "content": "A red circle."}
-    assert r["usage"] == {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14}
+    assert [c["index"] for c in r["choices"]] == [0, 1] and r["choices"][1]["finish_reason"] == "length"
+    assert r["usage"] == {"prompt_tokens": 10, "completion_tokens": 8, "total_tokens": 18}
+
+
+def test_a_stream_sends_each_sentence_and_joins_back_into_the_caption():
+    from serve.protocol import sentence_chunks, stream_events
+
+    caption = "In the image, there are two objects. A red circle is at the top!  A blue box."
+    assert sentence_chunks(caption) == ["In the image, there are two objects.", " A red circle is at the top!",
+                                        "  A blue box."]
+    events = stream_events([caption], "groundloop-vimar", ["stop"])
+    assert events[-1] == "data: [DONE]\n\n" and all(e.startswith("data: ") and e.endswith("\n\n") for e in events)
+    chunks = [json.loads(e[6:]) for e in events[:-1]]
+    assert all(c["object"] == "chat.completion.chunk" and c["id"] == chunks[0]["id"] for c in chunks)
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == caption
+    assert [c["choices"][0]["finish_reason"] for c in chunks] == [None] * 4 + ["stop"]
