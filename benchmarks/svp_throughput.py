@@ -102,7 +102,8 @@ def main() -> None:
 
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     t = time.perf_counter()
-    df = sample_and_score(cfg, [{"image_id": r.image_id, "path": str(r.path), "error": ""} for r in records], None)
+    df = sample_and_score(cfg, [{"image_id": r.image_id, "path": str(r.path), "error": ""} for r in records], None,
+                          "shapes").to_pandas()
     t_ray = time.perf_counter() - t
     ray.shutdown()
     print(f"ray pipeline: {len(paths)} images in {t_ray:.1f} s ({len(df)} scored samples)", flush=True)

@@ -89,7 +89,11 @@ class Resources:
     scorer_actors: int = 1
     scorer_cpus: float = 0.5
     gpus_per_actor: float = 0.0
-    batch_size: int = 4  # images (or samples) per actor call
+    batch_size: int = 4  # images (or samples) per actor call; also the images per streamed block
+    # A Ray Train worker that dies (its process, its node) restarts the worker group up to this
+    # many times, from the latest checkpoint; -1: without limit
+    train_max_failures: int = 3
+    train_checkpoint_every: int = 100  # optimiser steps between checkpoints (adapter + optimiser state)
 
 
 @dataclass(frozen=True)
@@ -127,5 +131,6 @@ RANGES = {
     "train.cpus_per_worker": ">0", "train.torch_threads": ">=0",
     "resources.sampler_actors": ">=1", "resources.sampler_cpus": ">0", "resources.grounder_actors": ">=1",
     "resources.grounder_cpus": ">0", "resources.scorer_actors": ">=1", "resources.scorer_cpus": ">0",
-    "resources.gpus_per_actor": ">=0", "resources.batch_size": ">=1",
+    "resources.gpus_per_actor": ">=0", "resources.batch_size": ">=1", "resources.train_max_failures": ">=-1",
+    "resources.train_checkpoint_every": ">=0",
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -41,19 +42,31 @@ def evaluate_greedy(vlm: str, adapter: str | None, data: Path, n_images: int, ma
 def sample_quality(cfg: SVPConfig, scored: pd.DataFrame, vocabulary: str = "") -> dict:
     """CHAIR_i and recall of the prior, guided and selected captions of one iteration, against
     the training images' own annotations: does grounding + scoring pick cleaner captions?"""
-    by_id = {r.image_id: r for r in load_dataset(Path(cfg.data.path))}
-    good = scored[(scored["error"] == "") & scored["image_id"].isin(list(by_id))]
-    if good.empty:
-        return {}
-    words = vocab.for_records(list(by_id.values()), vocabulary)
-    out = {}
-    for name, col, rows in (("prior", "prior", good), ("guided", "guided", good),
-                            ("selected", "guided", good[good["selected"]])):
-        if len(rows):
-            truths = [words.truth_labels(by_id[int(i)]) for i in rows["image_id"]]
-            m = metrics.chair(rows[col].tolist(), truths, words)
-            out[name] = {"n": len(rows), "chair_i": m["chair_i"], "recall": m["recall"]}
-    return out
+    return sample_quality_parts(cfg, [scored], vocabulary)
+
+
+def sample_quality_parts(cfg: SVPConfig, parts: Iterable[pd.DataFrame], vocabulary: str = "") -> dict:
+    """`sample_quality` over the scored rows in parts (e.g. the part files of a streamed stage),
+    one part in memory at a time: CHAIR's counts are summed, then divided."""
+    records = load_dataset(Path(cfg.data.path))
+    by_id = {r.image_id: r for r in records}
+    words = vocab.for_records(records, vocabulary)
+    sums: dict[str, dict[str, float]] = {}
+    for scored in parts:
+        good = scored[(scored["error"] == "") & scored["image_id"].map(lambda i: int(i) in by_id).astype(bool)]
+        for name, col, rows in (("prior", "prior", good), ("guided", "guided", good),
+                                ("selected", "guided", good[good["selected"]])):
+            if len(rows):
+                truths = [words.truth_labels(by_id[int(i)]) for i in rows["image_id"]]
+                m = metrics.chair(rows[col].tolist(), truths, words)
+                s = sums.setdefault(name, {"n": 0, "mentions": 0, "hallucinated": 0, "truth": 0, "recalled": 0})
+                s["n"] += len(rows)
+                s["mentions"] += m["n_mentions"]
+                s["hallucinated"] += m["n_hallucinated"]
+                s["truth"] += m["n_truth"]
+                s["recalled"] += round(m["recall"] * m["n_truth"])
+    return {name: {"n": s["n"], "chair_i": s["hallucinated"] / s["mentions"] if s["mentions"] else 0.0,
+                   "recall": s["recalled"] / s["truth"] if s["truth"] else 0.0} for name, s in sums.items()}
 
 
 def write(cfg: SVPConfig, run_dir: Path, timings: dict[str, float], ablations: dict | None = None) -> dict:

@@ -51,11 +51,15 @@ def qa_rows(cfg: SVPConfig, selected: pd.DataFrame, seed: int, vocabulary: str) 
 
 
 def train_loop(config: dict) -> None:
-    """Runs on every Ray Train worker: LoRA fine-tuning with a cosine schedule and warmup."""
+    """Runs on every Ray Train worker: LoRA fine-tuning with a cosine schedule and warmup. A
+    checkpoint every `checkpoint_every` steps; an attempt restarted after a worker failure
+    resumes from the latest one (adapter, optimiser, schedule, losses) and skips the batches
+    it had trained on."""
     train_common.setup_worker(config)
     model, processor = load_vlm(config["model"])
-    model = add_lora(model, config["r"], config["alpha"], config["dropout"], config["target_modules"],
-                     adapter=config["adapter"])
+    with train_common.resumed() as (ckpt, state):
+        model = add_lora(model, config["r"], config["alpha"], config["dropout"], config["target_modules"],
+                         adapter=ckpt or config["adapter"])
     model.train()
     model = ray.train.torch.prepare_model(model) if ray.train.get_context().get_world_size() > 1 else model
     shard = ray.train.get_dataset_shard("train")
@@ -63,13 +67,31 @@ def train_loop(config: dict) -> None:
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config["lr"])
     sched = train_common.cosine_schedule(opt, steps, config["warmup"])
     losses: list[float] = []
+    resumes: list[int] = []
+    if state is not None:
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        losses, resumes = list(state["losses"]), [*state["resumes"], len(state["losses"])]
+    every, seen, reported = config.get("checkpoint_every", 0), 0, -1
+
+    def checkpoint() -> int:
+        train_common.report(model, losses, state={"opt": opt.state_dict(), "sched": sched.state_dict(),
+                                                  "losses": losses, "resumes": resumes, "step": len(losses)})
+        return len(losses)
+
     for _ in range(config["epochs"]):
         for batch in shard.iter_batches(batch_size=config["batch_size"], batch_format="pandas"):
+            seen += 1
+            if seen <= len(losses):
+                continue  # trained on before the restart
             ex = [build_example(processor, load_image(p), q, t)
                   for p, q, t in zip(batch["path"], batch["prompt"], batch["target"])]
             batch = families.to_model(collate(ex, processor), model)
             train_common.step(model(**batch).loss, opt, sched, losses, steps=steps)
-    train_common.report(model, losses)
+            if every and len(losses) % every == 0:
+                reported = checkpoint()
+    if reported != len(losses):
+        checkpoint()
 
 
 def lora_config(cfg: Any, model: str, adapter: str | None, n_rows: int) -> dict:
@@ -77,7 +99,8 @@ def lora_config(cfg: Any, model: str, adapter: str | None, n_rows: int) -> dict:
     lora, tr = cfg.train.lora, cfg.train
     return {"model": model, "adapter": adapter, "r": lora.r, "alpha": lora.alpha, "dropout": lora.dropout,
             "target_modules": lora.target_modules, "lr": tr.lr, "warmup": tr.warmup, "epochs": tr.epochs,
-            "batch_size": tr.batch_size, "n_rows": n_rows, "seed": cfg.run.seed, "torch_threads": tr.torch_threads}
+            "batch_size": tr.batch_size, "n_rows": n_rows, "seed": cfg.run.seed, "torch_threads": tr.torch_threads,
+            "checkpoint_every": getattr(cfg.resources, "train_checkpoint_every", 0)}
 
 
 def train(cfg: SVPConfig, it_dir: Path, prev_adapter: str | None, vocabulary: str = "") -> None:
@@ -89,5 +112,6 @@ def train(cfg: SVPConfig, it_dir: Path, prev_adapter: str | None, vocabulary: st
     tr = cfg.train
     train_common.fit(train_loop, lora_config(cfg, cfg.model.vlm, prev_adapter, len(rows)), rows, it_dir / "adapter",
                      name=f"{cfg.run.name}-{it_dir.name}", num_workers=tr.num_workers,
-                     cpus_per_worker=tr.cpus_per_worker, use_gpu=cfg.resources.gpus_per_actor > 0)
+                     cpus_per_worker=tr.cpus_per_worker, use_gpu=cfg.resources.gpus_per_actor > 0,
+                     max_failures=cfg.resources.train_max_failures)
     (it_dir / "train_rows.json").write_text(str(len(rows)))

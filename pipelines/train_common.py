@@ -1,7 +1,8 @@
 """What every Ray Train loop of the pipelines shares: worker set-up, the cosine schedule, one
-optimiser step with progress lines, the checkpoint report, and fitting a TorchTrainer into a
-folder. The loops themselves (SVP's LoRA, the TD value model, VL-GenRM's stages) keep only
-what differs: the model, the batch and the loss."""
+optimiser step with progress lines, the checkpoint report, resuming from the latest checkpoint
+after a worker failure, and fitting a TorchTrainer into a folder. The loops themselves (SVP's
+LoRA, the TD value model, VL-GenRM's stages) keep only what differs: the model, the batch and
+the loss."""
 
 from __future__ import annotations
 
@@ -10,14 +11,15 @@ import math
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import ray
 import torch
-from ray.train import Checkpoint, RunConfig, ScalingConfig
+from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from groundloop.data.coco import load_image
@@ -73,35 +75,62 @@ def step(loss: torch.Tensor, opt: torch.optim.Optimizer, sched: Any, losses: lis
         print(f"{label} step {len(losses)}/{steps} loss {sum(losses[-every:]) / every:.5f}", flush=True)
 
 
-def report(model: Any, losses: list[float], processor: Any = None) -> None:
-    """Rank 0 saves the model (a PEFT adapter or a full model, + processor) with its loss curve;
-    every worker reports, so Ray Train ends with that folder as the checkpoint."""
+STATE_FILE = "train_state.pt"  # optimiser, schedule and losses beside a checkpoint's weights
+
+
+def report(model: Any, losses: list[float], processor: Any = None, state: dict | None = None) -> None:
+    """Rank 0 saves the model (a PEFT adapter or a full model, + processor) with its loss curve
+    and, given `state`, the training state a restarted attempt resumes from (`resumed`); every
+    worker reports, so Ray Train keeps that folder as the latest checkpoint."""
     with tempfile.TemporaryDirectory() as d:
         if ray.train.get_context().get_world_rank() == 0:
             (model.module if hasattr(model, "module") else model).save_pretrained(d)
             if processor is not None:
                 processor.save_pretrained(d)
             (Path(d) / "losses.json").write_text(json.dumps(losses))
+            if state is not None:
+                torch.save(state, Path(d) / STATE_FILE)
+                (Path(d) / "train_log.json").write_text(json.dumps(
+                    {"step": state.get("step"), "resumed_at": state.get("resumes", [])}))
         ray.train.report({"loss": losses[-1] if losses else float("nan"), "step": len(losses)},
                          checkpoint=Checkpoint.from_directory(d))
 
 
+@contextmanager
+def resumed() -> Iterator[tuple[str | None, dict | None]]:
+    """(checkpoint folder, training state) of the latest checkpoint when this attempt follows a
+    worker failure (FailureConfig), else (None, None); the folder lives inside the block."""
+    ckpt = ray.train.get_checkpoint()
+    if ckpt is None:
+        yield None, None
+        return
+    with ckpt.as_directory() as d:
+        f = Path(d) / STATE_FILE
+        state = torch.load(f, weights_only=False) if f.exists() else None
+        print(f"resuming from checkpoint at step {state['step'] if state else '?'}", flush=True)
+        yield d, state
+
+
 def fit(loop: Callable[[dict], None], config: dict, rows: pd.DataFrame, out: Path, *, name: str,
-        num_workers: int, cpus_per_worker: float, use_gpu: bool = False) -> Path:
+        num_workers: int, cpus_per_worker: float, use_gpu: bool = False, max_failures: int = 0) -> Path:
     """Run `loop` on a TorchTrainer over `rows` and copy the final checkpoint to `out`.
 
     The Train run gets a fresh name every time (a re-used name would resume that old run) and
-    keeps its files under out's parent in ray_train/."""
+    keeps its files under out's parent in ray_train/. A failed worker restarts the worker
+    group up to `max_failures` times, from the latest checkpoint the loop reported."""
     trainer = TorchTrainer(
         loop, train_loop_config=config,
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
                                      resources_per_worker={"CPU": cpus_per_worker}),
         run_config=RunConfig(name=f"{name}-{uuid.uuid4().hex[:8]}",
-                             storage_path=str((out.parent / "ray_train").resolve())),
+                             storage_path=str((out.parent / "ray_train").resolve()),
+                             failure_config=FailureConfig(max_failures=max_failures),
+                             checkpoint_config=CheckpointConfig(num_to_keep=2)),
         datasets={"train": ray.data.from_pandas(rows)},
     )
     result = trainer.fit()
     if out.exists():
         shutil.rmtree(out)
     result.checkpoint.to_directory(str(out))
+    (out / STATE_FILE).unlink(missing_ok=True)  # only a restarted attempt needs it
     return out

@@ -72,9 +72,32 @@ def test_svp_score_genrm_ranks_each_images_guided_captions_with_the_reward_model
                            "svp.score=genrm", "svp.top_fraction=0.3", "model.reward_model=shapesworld/genrm"])
     rows = [{"image_id": i, "path": str(data / "train" / "images" / f"train_{i:06d}.png"), "error": ""}
             for i in (1, 2)]
-    df = svp.select(cfg, svp.sample_and_score(cfg, rows, None), 1)
+    df = svp.finish(cfg, svp.sample_and_score(cfg, rows, None, "shapes").to_pandas(), 1)
     assert len(df) == 2 * 3 and df["genrm"].notna().all()
     # round robin over an image's 3 guided captions: their win probabilities add up to 3 pairs
     assert df.groupby("image_id")["genrm"].sum().round(4).tolist() == [3.0, 3.0]
     best = df.loc[df.groupby("image_id")["genrm"].idxmax()]
     assert best["selected"].all() and df.groupby("image_id")["selected"].sum().tolist() == [1, 1]
+
+
+def test_sample_stage_streams_parts_and_a_rerun_samples_only_the_images_not_written(ray_cluster, data, tmp_path):
+    from groundloop import config as config_lib
+    from pipelines import svp
+    from pipelines.svp_config import SVPConfig
+
+    cfg = config_lib.load(SVPConfig, "configs/svp_shapes.yaml",
+                          [f"data.path={data / 'train'}", "sampling.k=2", "sampling.max_new_tokens=8",
+                           "resources.batch_size=1"])
+    rows = [{"image_id": i, "path": str(data / "train" / "images" / f"train_{i:06d}.png"), "error": ""}
+            for i in (1, 2, 4, 5)]
+    stats = svp.sample_to(cfg, rows, None, "shapes", tmp_path, 1, tmp_path / "errors.jsonl")
+    parts = sorted((tmp_path / "scored.parts").glob("part-*.parquet"))
+    assert stats["images_written"] == 4 and len(parts) >= 2  # one block per image: several parts
+    lost = pd.read_parquet(parts[-1])["image_id"].unique().tolist()
+    parts[-1].unlink()  # as if the driver had been killed before that block arrived
+    stats = svp.sample_to(cfg, rows, None, "shapes", tmp_path, 1, tmp_path / "errors.jsonl")
+    assert stats["images_before"] == 4 - len(lost) and stats["images_written"] == len(lost)
+    scored = pd.read_parquet(tmp_path / "scored.parquet")
+    assert len(scored) == 4 * 2 and not scored.duplicated(["image_id", "sample"]).any()
+    assert len(pd.read_parquet(tmp_path / "selected.parquet")) == 4  # top_fraction 0.2 of 2: one per image
+    assert json.loads((tmp_path / "sample_quality.json").read_text())["prior"]["n"] == 8
