@@ -100,7 +100,7 @@ def lora_config(cfg: Any, model: str, adapter: str | None, n_rows: int) -> dict:
     return {"model": model, "adapter": adapter, "r": lora.r, "alpha": lora.alpha, "dropout": lora.dropout,
             "target_modules": lora.target_modules, "lr": tr.lr, "warmup": tr.warmup, "epochs": tr.epochs,
             "batch_size": tr.batch_size, "n_rows": n_rows, "seed": cfg.run.seed, "torch_threads": tr.torch_threads,
-            "checkpoint_every": getattr(cfg.resources, "train_checkpoint_every", 0)}
+            "checkpoint_every": getattr(getattr(cfg, "resources", None), "train_checkpoint_every", 0)}
 
 
 def train(cfg: SVPConfig, it_dir: Path, prev_adapter: str | None, vocabulary: str = "") -> None:

@@ -6,6 +6,7 @@ import concurrent.futures as cf
 import io
 import json
 import socket
+import time
 
 import pytest
 import ray
@@ -141,8 +142,17 @@ def test_a_poisoned_request_does_not_take_its_batch_down(endpoint):
     good = chat_body(data_url(load_image(images[2])), "Describe the image.", max_tokens=12)
     poisoned = chat_body(data_url(load_image(images[2])), "<image> Describe the image.", max_tokens=12)
     before = requests.get(f"{url}/health", timeout=30).json()["batches"]
+
+    def polite(body):  # a client that honours 503 + Retry-After (the fixture's queue holds 4)
+        for _ in range(5):
+            r = post(url, body)
+            if r.status_code != 503:
+                return r
+            time.sleep(float(r.headers.get("retry-after", 1)))
+        return r
+
     with cf.ThreadPoolExecutor(8) as pool:
-        replies = list(pool.map(lambda b: post(url, b), [good] * 3 + [poisoned] + [good] * 4))
+        replies = list(pool.map(polite, [good] * 3 + [poisoned] + [good] * 4))
     codes = [r.status_code for r in replies]
     assert codes == [200] * 3 + [400] + [200] * 4, codes
     assert "special token" in replies[3].json()["error"]["message"]
