@@ -7,8 +7,8 @@ import pandas as pd
 from actors import isolated, require
 from actors.images import read_rows
 from groundloop.models import load_clip
-from groundloop.similarity import ClipScorer
-from groundloop.value import split_sentences
+from groundloop.vimar.similarity import ClipScorer
+from groundloop.vimar.value import split_sentences
 
 
 class ClipActor:

@@ -3,7 +3,7 @@
 Rows are one response each (image_id, path, response); out come the claims and, per claim,
 whether the expert confirmed it and where it found it (normalized xyxy boxes, for grounded
 attention). A row may instead carry `phrases` (a list of object phrases, no response): those
-are checked as they are (`rm.probe_phrases`' extra questions). A noisy expert (misses, false
+are checked as they are (`pairing.probe_phrases`' extra questions). A noisy expert (misses, false
 alarms) is for the noise study."""
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import pandas as pd
 
 from actors import isolated, require
 from actors.images import read_rows
-from groundloop import reward_model as rm
 from groundloop import vocab
+from groundloop.genrm import experts
 from groundloop.models import load_detector
+from groundloop.vocab import Claim
 
 
 class ExpertActor:
@@ -33,15 +34,15 @@ class ExpertActor:
         images, errors = read_rows(batch)
         claims, holds, boxes = ([[] for _ in range(len(batch))] for _ in range(3))
         ok = [i for i, e in enumerate(errors) if not e]
-        cl = {i: [rm.Claim(str(p)) for p in batch["phrases"].iloc[i]] if probes
+        cl = {i: [Claim(str(p)) for p in batch["phrases"].iloc[i]] if probes
               else self.vocab.claims(batch["response"].iloc[i]) for i in ok}
-        queries = {i: rm.expert_queries(cl[i], self.vocab) for i in ok}
+        queries = {i: experts.expert_queries(cl[i], self.vocab) for i in ok}
         found = isolated(lambda rows: self.detector.detect([images[i] for i in rows], [queries[i] for i in rows]),
                          ok, errors, "expert")
         for i, dets in found.items():
             if self.miss or self.false_alarm:
-                dets = rm.perturb(dets, queries[i], self.miss, self.false_alarm, self.rng)
+                dets = experts.perturb(dets, queries[i], self.miss, self.false_alarm, self.rng)
             claims[i] = [c.text for c in cl[i]]
-            holds[i] = rm.check_claims(cl[i], dets)
-            boxes[i] = [[list(b) for b in bs] for bs in rm.claim_boxes(cl[i], dets, self.vocab)]
+            holds[i] = experts.check_claims(cl[i], dets)
+            boxes[i] = [[list(b) for b in bs] for bs in experts.claim_boxes(cl[i], dets, self.vocab)]
         return batch.assign(claims=claims, holds=holds, boxes=boxes, error=errors)

@@ -10,7 +10,7 @@ import pandas as pd
 from actors import isolated, require
 from actors.images import read_rows
 from groundloop import vocab
-from groundloop.evaluation import ground
+from groundloop.eval.captioning import ground
 from groundloop.models import load_detector
 
 

@@ -12,7 +12,7 @@ from actors import isolated, require
 from actors.images import read_rows
 from groundloop import vocab
 from groundloop.data.coco import load_image
-from groundloop.genrm import GenRM
+from groundloop.genrm.judge import GenRM
 from groundloop.models import load_vlm
 
 

@@ -7,7 +7,8 @@ import pandas as pd
 
 from actors import require
 from actors.images import read_rows
-from groundloop import best_of_n, prompts
+from groundloop import prompts
+from groundloop.genrm import best_of_n
 from groundloop.models import load_reward_model
 
 

@@ -1,6 +1,6 @@
 """Scorer actor: teacher-force every guided caption under the grounded prompt (q) and the
 plain prompt (p) and write S(q,p) and Delta(q,p); the rows of one image share each prompt's
-prefill (`groundloop.scoring.caption_logprobs`)."""
+prefill (`groundloop.svp.scoring.caption_logprobs`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 from actors import isolated, require
 from actors.images import read_rows
 from groundloop.models import load_vlm
-from groundloop.scoring import score_guided
+from groundloop.svp.scoring import score_guided
 
 
 class ScorerActor:

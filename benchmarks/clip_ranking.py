@@ -18,7 +18,7 @@ from pathlib import Path
 
 from groundloop.data.coco import load_dataset, load_image
 from groundloop.models import load_clip
-from groundloop.similarity import ClipScorer
+from groundloop.vimar.similarity import ClipScorer
 from groundloop.worlds import shapes as world
 
 

@@ -22,9 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from groundloop import best_of_n, evaluation, metrics, prompts  # noqa: E402
+from groundloop import prompts  # noqa: E402
 from groundloop import vocab as vocab_lib  # noqa: E402
 from groundloop.data.coco import load_dataset  # noqa: E402
+from groundloop.eval import captioning, metrics  # noqa: E402
+from groundloop.genrm import best_of_n  # noqa: E402
 from groundloop.models import load_reward_model, load_vlm  # noqa: E402
 from groundloop.sampling import HFSampler  # noqa: E402
 
@@ -43,7 +45,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args()
     torch.manual_seed(a.seed)
-    ok, _ = evaluation.load_images(load_dataset(a.data.resolve())[: a.n_images])
+    ok, _ = captioning.load_images(load_dataset(a.data.resolve())[: a.n_images])
     records, images = [r for r, _ in ok], [im for _, im in ok]
     vocab = vocab_lib.for_records(records)
     truths = [vocab.truth_labels(r) for r in records]

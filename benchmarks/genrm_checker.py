@@ -29,8 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from groundloop import evaluation, prompts  # noqa: E402
+from groundloop import prompts  # noqa: E402
 from groundloop.data.coco import load_dataset  # noqa: E402
+from groundloop.eval import captioning  # noqa: E402
 from groundloop.models import load_reward_model, load_vlm  # noqa: E402
 from groundloop.sampling import HFSampler  # noqa: E402
 from groundloop.vocab.shapes import ShapesVocabulary  # noqa: E402
@@ -61,7 +62,7 @@ def main() -> None:
     a = p.parse_args()
     torch.manual_seed(a.seed)
     rng = random.Random(a.seed)
-    ok, _ = evaluation.load_images(load_dataset(a.data.resolve())[: a.n_images])
+    ok, _ = captioning.load_images(load_dataset(a.data.resolve())[: a.n_images])
     records, images = [r for r, _ in ok], [im for _, im in ok]
     sampler = HFSampler(*load_vlm(a.vlm), max_new_tokens=128, seed=a.seed)
     caps: list[list[str]] = []

@@ -2,14 +2,14 @@
 Best-of-N CHAIR of the tally alone, at every check threshold, for a few tally rules.
 
 The factored judge checks every claim with its checker (`GenRM.check_margins`), writes the
-tally where the two responses differ (`rm.differing`), and its verdict follows that tally on
+tally where the two responses differ (`critique.differing`), and its verdict follows that tally on
 ~98 % of pairs (`claim_checks_*.json`). So the tally alone, replayed here at each threshold of
 a grid without re-running the model, shows what a threshold or a rule trades: ShapesWorld-
 RewardBench accuracy per category (a tie counts a half) against Best-of-N `chair_i` (a
 knockout in the same random brackets as `genrm_best_of_n.py`, a tie going to the first of the
 two), as the change from the mean random pick among the same N captions.
 
-Rules: `refuted_then_confirmed` (the recipe's `rm.tally_prefers`), `refuted` (fewer refuted
+Rules: `refuted_then_confirmed` (the recipe's `critique.tally_prefers`), `refuted` (fewer refuted
 only); each on all claims or on object claims only (`objects`: counts left out of the tally).
 
 Use a bench built from images that are not the ones a model is reported on when choosing
@@ -33,10 +33,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from groundloop import best_of_n, evaluation, metrics, prompts  # noqa: E402
-from groundloop import reward_model as rm  # noqa: E402
+from groundloop import prompts  # noqa: E402
 from groundloop import vocab as vocab_lib  # noqa: E402
 from groundloop.data.coco import load_dataset  # noqa: E402
+from groundloop.eval import captioning, metrics  # noqa: E402
+from groundloop.genrm import (
+    best_of_n,  # noqa: E402
+    critique,  # noqa: E402
+)
 from groundloop.models import load_reward_model, load_vlm  # noqa: E402
 from groundloop.sampling import HFSampler  # noqa: E402
 from groundloop.vocab.shapes import ShapesVocabulary  # noqa: E402
@@ -49,11 +53,11 @@ Rule = Callable[[Sequence[str], Sequence[bool], Sequence[str], Sequence[bool]], 
 
 
 def refuted_only(ca: Sequence[str], ka: Sequence[bool], cb: Sequence[str], kb: Sequence[bool]) -> str | None:
-    (ra, _), (rb_, _) = rm.differing(ca, ka, cb, kb)
-    return None if ra == rb_ else rm.LABELS[int(rb_ < ra)]
+    (ra, _), (rb_, _) = critique.differing(ca, ka, cb, kb)
+    return None if ra == rb_ else critique.LABELS[int(rb_ < ra)]
 
 
-RULES: dict[str, Rule] = {"refuted_then_confirmed": rm.tally_prefers, "refuted": refuted_only}
+RULES: dict[str, Rule] = {"refuted_then_confirmed": critique.tally_prefers, "refuted": refuted_only}
 
 
 def claim_texts(response: str, objects_only: bool) -> list[str]:
@@ -87,7 +91,7 @@ def replay(rule_name: str, objects_only: bool, tau: float, margins: dict, rows: 
 
 def real_judge(judge, images, caps, owner, brackets, counts, random_chair, margins) -> dict:
     """The model's own knockout (verdict log-probabilities after its factored critique) in the
-    given brackets, with how its verdicts relate to its critique's tally (`rm.tally_prefers` at
+    given brackets, with how its verdicts relate to its critique's tally (`critique.tally_prefers` at
     the model's threshold): agreement where the tally decides, and on tallies that tie, how
     often it picks the response with more claims."""
     seen: list[tuple[int, int, float]] = []
@@ -110,7 +114,7 @@ def real_judge(judge, images, caps, owner, brackets, counts, random_chair, margi
     for i, j, q in seen:
         ca, cb = claim_texts(caps[i], False), claim_texts(caps[j], False)
         tau = judge.check_threshold
-        v = rm.tally_prefers(ca, [margins["bon", owner[i], c] >= tau for c in ca],
+        v = critique.tally_prefers(ca, [margins["bon", owner[i], c] >= tau for c in ca],
                              cb, [margins["bon", owner[j], c] >= tau for c in cb])
         if v is None:
             ties += 1
@@ -120,7 +124,7 @@ def real_judge(judge, images, caps, owner, brackets, counts, random_chair, margi
         else:
             decided += 1
             follows += (q >= 0.5) == (v == "A")
-            (ra, _), (rb_, _) = rm.differing(ca, [margins["bon", owner[i], c] >= tau for c in ca],
+            (ra, _), (rb_, _) = critique.differing(ca, [margins["bon", owner[i], c] >= tau for c in ca],
                                              cb, [margins["bon", owner[j], c] >= tau for c in cb])
             by = by_kind.setdefault("by refuted" if ra != rb_ else "by confirmed (refuted tie)", [0, 0])
             by[0] += 1
@@ -154,7 +158,7 @@ def main() -> None:
     # the bench: (image, a, b, label, category)
     rows, bench_images, _ = shapes_bench(a.data, a.per_category, a.seed)
     # Best-of-N: n captions per image, as genrm_best_of_n.py samples them
-    ok, _ = evaluation.load_images(load_dataset(a.data.resolve())[: a.n_images])
+    ok, _ = captioning.load_images(load_dataset(a.data.resolve())[: a.n_images])
     records, images = [r for r, _ in ok], [im for _, im in ok]
     vocab = vocab_lib.for_records(records)
     truths = [vocab.truth_labels(r) for r in records]

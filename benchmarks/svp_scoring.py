@@ -27,10 +27,10 @@ import torch
 
 from groundloop import prompts, vocab
 from groundloop.data.coco import load_dataset, load_image
-from groundloop.evaluation import ground
+from groundloop.eval.captioning import ground
 from groundloop.models import load_detector, load_vlm
 from groundloop.sampling import HFSampler
-from groundloop.scoring import score_guided
+from groundloop.svp.scoring import score_guided
 
 
 def guided_captions(vlm: str, detector: str, paths: list[str], k: int, seed: int) -> list[tuple]:

@@ -28,10 +28,10 @@ import torch  # noqa: E402
 from groundloop import config as config_lib  # noqa: E402
 from groundloop import prompts  # noqa: E402
 from groundloop.data.coco import load_dataset, load_image  # noqa: E402
-from groundloop.evaluation import ground  # noqa: E402
+from groundloop.eval.captioning import ground  # noqa: E402
 from groundloop.models import load_detector, load_vlm  # noqa: E402
 from groundloop.sampling import HFSampler  # noqa: E402
-from groundloop.scoring import score_guided  # noqa: E402
+from groundloop.svp.scoring import score_guided  # noqa: E402
 from pipelines.svp import sample_and_score  # noqa: E402
 from pipelines.svp_config import SVPConfig  # noqa: E402
 

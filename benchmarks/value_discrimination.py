@@ -24,8 +24,8 @@ from groundloop import prompts
 from groundloop.data.coco import load_dataset, load_image
 from groundloop.models import load_clip, load_value, load_vlm
 from groundloop.sampling import HFSampler
-from groundloop.similarity import ClipScorer
-from groundloop.value import split_sentences
+from groundloop.vimar.similarity import ClipScorer
+from groundloop.vimar.value import split_sentences
 
 
 def auc(x: np.ndarray, ok: np.ndarray) -> float:

@@ -7,7 +7,7 @@ from typing import Any, cast
 
 import torch
 
-from groundloop import grounded_attention as ga
+from groundloop.genrm import grounded_attention as ga
 from groundloop.models import families
 
 
@@ -26,7 +26,7 @@ def answer_example(processor: Any, row: families.Row, answer: list[int]) -> dict
 
 def grounded_example(processor: Any, image: Any, prompt_text: str, target: str, phrase: str,
                      boxes: Any, image_token_id: int) -> dict[str, Any]:
-    """`build_example` plus what grounded attention needs (`groundloop.grounded_attention`),
+    """`build_example` plus what grounded attention needs (`groundloop.genrm.grounded_attention`),
     one query: `attn_query` [the last token of `phrase` in the prompt, after the image] and
     `attn_target` [uniform over the image patches the boxes cover, or the first token when
     there are none]."""

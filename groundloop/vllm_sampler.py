@@ -8,7 +8,7 @@ chat format, prefix caching on so a prompt's K samples share its prefill.
 S and Delta need the full-vocabulary distribution at every caption position; vLLM returns at
 most `max_logprobs` entries per position (a Python dict each, and prompt log-probs switch
 prefix caching off), so scoring stays the batched teacher-forcing scorer
-(`groundloop.scoring`) on a transformers copy of the model on the same GPU actor.
+(`groundloop.svp.scoring`) on a transformers copy of the model on the same GPU actor.
 
 What can be checked without a GPU (request construction) is in pure functions below.
 """

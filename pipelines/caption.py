@@ -16,8 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # pipelines/ when run as a script
 
-from groundloop import evaluation, prompts, vocab  # noqa: E402
+from groundloop import prompts, vocab  # noqa: E402
 from groundloop.data.coco import ImageError, load_image  # noqa: E402
+from groundloop.eval import captioning  # noqa: E402
 from groundloop.models import load_detector, load_vlm  # noqa: E402
 from groundloop.sampling import HFSampler  # noqa: E402
 from pipelines import cli  # noqa: E402
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     sampler = HFSampler(*load_vlm(a.model, adapter=a.adapter), max_new_tokens=a.max_new_tokens)
     detector = load_detector(a.detector) if a.grounded else None
     rows = []
-    for batch in evaluation.batched(image_paths(a.images), a.batch_size):
+    for batch in captioning.batched(image_paths(a.images), a.batch_size):
         ok, images = [], []
         for p in batch:
             try:
@@ -67,10 +68,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 print(json.dumps(rows[-1]), flush=True)
         if not ok:
             continue
-        caps = evaluation.caption(sampler, images, prompts.BASE_PROMPT, a.batch_size)
+        caps = captioning.caption(sampler, images, prompts.BASE_PROMPT, a.batch_size)
         out = [{"image": str(p), "caption": c} for p, c in zip(ok, caps)]
         if detector is not None:
-            groundings, guided = evaluation.grounded_recaption(sampler, detector, images, caps, words, a.batch_size,
+            groundings, guided = captioning.grounded_recaption(sampler, detector, images, caps, words, a.batch_size,
                                                                extra_samples=a.grounding_samples)
             out = [r | {"prior": r["caption"], "grounding": g, "caption": c}
                    for r, g, c in zip(out, groundings, guided)]

@@ -27,11 +27,13 @@ from pathlib import Path
 
 import torch
 
-from groundloop import decoding, evaluation, prompts, vocab
+from groundloop import prompts, vocab
 from groundloop.data.coco import DataError, load_coco, load_dataset
+from groundloop.eval import captioning
 from groundloop.models import load_clip, load_detector, load_reward_model, load_value, load_vlm
 from groundloop.sampling import HFSampler
-from groundloop.similarity import ClipScorer
+from groundloop.vimar import decoding
+from groundloop.vimar.similarity import ClipScorer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # pipelines/ when run as a script
 from pipelines import cli  # noqa: E402
@@ -128,7 +130,7 @@ def run_decoders(a: argparse.Namespace, sampler: HFSampler, records, images, voc
             print(f"[{spec}] {len(caps)}/{len(images)} images, {time.time() - t:.0f}s", flush=True)
         seconds = time.time() - t
         n = max(1, len(images))
-        out[spec] = evaluation.caption_metrics(records, caps, vocab) | {
+        out[spec] = captioning.caption_metrics(records, caps, vocab) | {
             "sec_per_caption": seconds / n, "seconds": seconds,
             "generate_calls_per_caption": eng.stats["generate_calls"] / n,
             "generated_sequences_per_caption": eng.stats["generated_sequences"] / n,
@@ -158,7 +160,7 @@ def main(argv: list[str] | None = None) -> dict:
     except DataError as e:
         cli.fail(str(e))
     records = records[: a.n] if a.n else records
-    loaded, errors = evaluation.load_images(records)
+    loaded, errors = captioning.load_images(records)
     for e in errors:
         print(f"skipping image {e['image_id']}: {e['error']}", file=sys.stderr)
     if not loaded:  # metrics over no images would read as a perfect CHAIR of 0.0
@@ -171,25 +173,25 @@ def main(argv: list[str] | None = None) -> dict:
     timings = {}
 
     t = time.time()
-    captions = evaluation.caption(sampler, images, prompts.BASE_PROMPT, a.batch_size)
+    captions = captioning.caption(sampler, images, prompts.BASE_PROMPT, a.batch_size)
     timings["caption_s"] = time.time() - t
     report = {"model": a.model, "adapter": a.adapter, "data": str(a.data or a.annotations),
               "n_images": len(records), "n_errors": len(errors), "vocabulary": words.name}
-    report |= evaluation.caption_metrics(records, captions, words)
+    report |= captioning.caption_metrics(records, captions, words)
     rows = [{"image_id": r.image_id, "file": r.path.name, "caption": c}
             for r, c in zip(records, captions)]
     if not a.no_pope:
         t = time.time()
         truths = [words.truth_labels(r) for r in records]
-        report["pope"] = evaluation.pope(sampler, images, truths, words.labels, a.batch_size)
+        report["pope"] = captioning.pope(sampler, images, truths, words.labels, a.batch_size)
         timings["pope_s"] = time.time() - t
     if a.grounded:
         t = time.time()
-        groundings, guided = evaluation.grounded_recaption(
+        groundings, guided = captioning.grounded_recaption(
             sampler, load_detector(a.detector), images, captions, words, a.batch_size,
             extra_samples=a.grounding_samples, temperature=a.temperature)
         timings["grounded_s"] = time.time() - t
-        g = evaluation.caption_metrics(records, guided, words)
+        g = captioning.caption_metrics(records, guided, words)
         g["chair_i_relative_change"] = (
             (g["chair_i"] - report["chair_i"]) / report["chair_i"] if report["chair_i"] else None)
         report["grounded"] = g | {"detector": a.detector, "extra_samples": a.grounding_samples,

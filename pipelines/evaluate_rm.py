@@ -19,9 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from groundloop import genrm, prompts, vocab  # noqa: E402
+from groundloop import prompts, vocab  # noqa: E402
 from groundloop.data.coco import DataError, load_dataset, load_image  # noqa: E402
 from groundloop.data.vlrewardbench import load_vlrewardbench  # noqa: E402
+from groundloop.genrm import judge as genrm  # noqa: E402
 from groundloop.models import load_reward_model  # noqa: E402
 from groundloop.worlds import reward_bench as rb  # noqa: E402
 from pipelines import cli  # noqa: E402

@@ -34,10 +34,10 @@ from actors.expert import ExpertActor  # noqa: E402
 from actors.judge import JudgeActor, claim_margins  # noqa: E402
 from actors.sampler import SamplerActor  # noqa: E402
 from groundloop import config as config_lib  # noqa: E402
-from groundloop import genrm  # noqa: E402
-from groundloop import reward_model as rm  # noqa: E402
 from groundloop.data.coco import load_dataset  # noqa: E402
 from groundloop.finetune import add_lora, build_example, collate, grounded_example, grounded_loss  # noqa: E402
+from groundloop.genrm import critique, losses  # noqa: E402
+from groundloop.genrm import judge as genrm  # noqa: E402
 from groundloop.models import REWARD_MODEL_FILE, load_vlm  # noqa: E402
 from groundloop.worlds import reward_bench as rb  # noqa: E402
 from pipelines import cli, train_common  # noqa: E402
@@ -85,7 +85,7 @@ def expert_checks(cfg: GenRMConfig, ds: ray.data.Dataset) -> pd.DataFrame:
 
 
 def probe_checks(cfg: GenRMConfig, samples: pd.DataFrame, run_dir: Path) -> pd.DataFrame:
-    """Stage 0's extra questions (`stage0.probes` object phrases per image, `rm.probe_phrases`)
+    """Stage 0's extra questions (`stage0.probes` object phrases per image, `pairing.probe_phrases`)
     labelled by the expert, or by the VLM's own belief for pairs.labeler=self (it made none of
     them on that image, so it believes none); resumed from probes.parquet."""
     out = run_dir / "probes.parquet"
@@ -158,7 +158,7 @@ def train_loop(config: dict) -> None:
     for _ in range(config["epochs"]):
         for b in shard.iter_batches(batch_size=config["batch_size"], batch_format="pandas",
                                     local_shuffle_buffer_size=4096):
-            ex = [genrm.example(processor, img(r.path), rm.judge_prompt(r.question, r.a, r.b), r.thought, r.label,
+            ex = [genrm.example(processor, img(r.path), critique.judge_prompt(r.question, r.a, r.b), r.thought, r.label,
                                 grounding=json.loads(getattr(r, "grounding", "[]") or "[]") if weight > 0 else (),
                                 image_token_id=image_token_id, learn=config["learn"], no_weight=config["no_weight"])
                   for r in b.itertuples()]
@@ -214,7 +214,7 @@ CHECK_GRID = [x / 4 for x in range(-8, 13)]  # -2 ... 3 in steps of 0.25
 
 def calibrate_checks(cfg: GenRMConfig, base: str, pairs: pd.DataFrame, run_dir: Path) -> dict:
     """The factored checks' threshold, from the base (stage-0) VLM's margins on the claims of
-    `stage0.calibration_pairs` training pairs (`rm.calibrate_check_threshold`); resumed from
+    `stage0.calibration_pairs` training pairs (`critique.calibrate_check_threshold`); resumed from
     check_threshold.json. 0 without factored critiques or calibration pairs."""
     out = run_dir / "check_threshold.json"
     if out.exists():
@@ -230,7 +230,7 @@ def calibrate_checks(cfg: GenRMConfig, base: str, pairs: pd.DataFrame, run_dir: 
     task = ray.remote(claim_margins).options(num_cpus=cfg.resources.judge_cpus)
     margin = dict(zip(asked, ray.get(task.remote(base, [p for p, _ in asked], [c for _, c in asked],
                                                  words.name, cfg.resources.judge_threads))))
-    threshold, accuracy = rm.calibrate_check_threshold(
+    threshold, accuracy = critique.calibrate_check_threshold(
         claims, [[margin[path, c] for c in ca + cb] for path, (ca, cb, _) in zip(subset["path"], claims)], CHECK_GRID)
     result = {"threshold": threshold, "pairs": n, "grid": CHECK_GRID, "tally_accuracy": accuracy}
     out.write_text(json.dumps(result, indent=1))
@@ -264,12 +264,12 @@ def stage2_rows(cfg: GenRMConfig, base: str, pairs: pd.DataFrame, adapter: str,
     lp = list(zip(judged["logp_a"], judged["logp_b"], judged["label"]))
     right = [a if lab == "A" else b for a, b, lab in lp]
     wrong = [b if lab == "A" else a for a, b, lab in lp]
-    margins = rm.margin(torch.tensor(right), torch.tensor(wrong)).tolist()
+    margins = losses.margin(torch.tensor(right), torch.tensor(wrong)).tolist()
     # The verdict is read from its log-probabilities after the critique (as in judging), so a
     # critique is correct when they favour the right response; the training row then writes the
     # right verdict after it whatever the sample wrote there.
     correct = [m > 0 for m in margins]
-    keep, thresholds = rm.reject_per_label(margins, correct, list(judged["label"]), s2.retention)
+    keep, thresholds = losses.reject_per_label(margins, correct, list(judged["label"]), s2.retention)
     judged = judged.assign(margin=margins, correct=correct, kept=keep)
     judged.to_parquet(round_dir / "critiques.parquet")
     kept = judged[judged["kept"]].drop_duplicates(["image_id", "a", "b", "thought"])

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from groundloop.config import ConfigError, check_choice, check_ranges
 from pipelines.svp_config import VOCABULARIES
 
-CRITIQUES = ("free", "scaffold", "factored")  # groundloop.genrm.CRITIQUES (kept import-light here)
+CRITIQUES = ("free", "scaffold", "factored")  # groundloop.genrm.judge.CRITIQUES (kept import-light here)
 
 
 
@@ -43,7 +43,7 @@ class Sampling:
     top_p: float = 0.95
     max_new_tokens: int = 128
     judge_max_new_tokens: int = 200  # a critique of two 6-object captions is ~140 tokens
-    # How the reward model writes its critique when judging (groundloop.genrm.GenRM): "free"
+    # How the reward model writes its critique when judging (groundloop.genrm.judge.GenRM): "free"
     # (all of it), "scaffold" (the claims come from parsing the responses; the model writes
     # each check inside the judgement, then the verdict) or "factored" (the same claims, each
     # checked by its own yes/no question about the image, then the verdict)
@@ -110,7 +110,7 @@ class Stage0:
     steps: int = 2000  # 0 = skip: stage 1 starts from model.vlm
     lr: float = 1e-4
     batch_size: int = 16
-    # Grounded attention (groundloop.grounded_attention): the expert's boxes supervise where one
+    # Grounded attention (groundloop.genrm.grounded_attention): the expert's boxes supervise where one
     # head looks at each claim's last token. 0 = off (yes/no answers alone).
     attn_weight: float = 0.0
     attn_layer: int = 1
@@ -178,7 +178,7 @@ class GenRMConfig:
         check_choice("data.vocabulary", self.data.vocabulary, VOCABULARIES)
         check_choice("pairs.labeler", self.pairs.labeler, ("expert", "self"))
         check_choice("pairs.thought", self.pairs.thought, ("critique", "description"))
-        check_choice("train.learn", self.train.learn, ("all", "checks", "verdict"))  # groundloop.genrm.LEARN
+        check_choice("train.learn", self.train.learn, ("all", "checks", "verdict"))  # groundloop.genrm.judge.LEARN
         check_choice("sampling.critique", self.sampling.critique, CRITIQUES)
         check_choice("stage0.balance", self.stage0.balance, ("kind", "phrase"))
         if self.sampling.critique != "free" and self.pairs.thought != "critique":

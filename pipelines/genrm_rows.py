@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from groundloop import prompts, vocab
-from groundloop import reward_model as rm
 from groundloop.data.coco import load_dataset
+from groundloop.genrm import critique, experts, pairing
 from groundloop.vocab import Vocabulary
 from groundloop.worlds import reward_bench as rb
 from pipelines.genrm_config import GenRMConfig
@@ -39,10 +39,10 @@ def make_pairs(cfg: GenRMConfig, samples: pd.DataFrame) -> pd.DataFrame:
         responses = list(g["response"])
         boxes = dict(zip(responses, g["boxes"])) if "boxes" in g else {}
         if cfg.pairs.labeler == "expert":
-            checked = [rm.Checked(r, tuple(words.claims(r)), tuple(h)) for r, h in zip(responses, g["holds"])]
+            checked = [experts.Checked(r, tuple(words.claims(r)), tuple(h)) for r, h in zip(responses, g["holds"])]
         else:
-            checked = rm.self_checks(responses, words)
-        for good, bad in rm.build_pairs(checked, cfg.pairs.max_per_image, rng, cfg.pairs.graded_per_image,
+            checked = pairing.self_checks(responses, words)
+        for good, bad in pairing.build_pairs(checked, cfg.pairs.max_per_image, rng, cfg.pairs.graded_per_image,
                                          cfg.pairs.complete_per_image, cfg.pairs.separable_per_image):
             a, b, label = ((checked[good], checked[bad], "A") if rng.random() < 0.5
                            else (checked[bad], checked[good], "B"))
@@ -52,27 +52,27 @@ def make_pairs(cfg: GenRMConfig, samples: pd.DataFrame) -> pd.DataFrame:
                          if cfg.pairs.labeler == "expert" and cfg.pairs.thought == "critique" and boxes else [])
             rows.append({"image_id": int(image_id), "path": g["path"].iloc[0], "question": prompts.BASE_PROMPT,
                          "a": a.response, "b": b.response, "label": label,
-                         "thought": rm.thought(a, b, cfg.pairs.thought), "grounding": json.dumps(grounding)})
+                         "thought": critique.thought(a, b, cfg.pairs.thought), "grounding": json.dumps(grounding)})
     return pd.DataFrame(rows, columns=["image_id", "path", "question", "a", "b", "label", "thought", "grounding"])
 
 
 def self_labelled(samples: pd.DataFrame, words: Vocabulary) -> pd.DataFrame:
-    """The samples with the VLM's own belief (`rm.self_checks`, per image) in place of the
+    """The samples with the VLM's own belief (`pairing.self_checks`, per image) in place of the
     expert's verdicts, and without the expert's boxes: what the baseline without a vision
     expert trains on, stage 0 included."""
     holds: dict[object, list[bool]] = {}
     for _, g in samples.groupby("image_id", sort=False):
-        for idx, checked in zip(g.index, rm.self_checks(list(g["response"]), words)):
+        for idx, checked in zip(g.index, pairing.self_checks(list(g["response"]), words)):
             holds[idx] = list(checked.holds)
     return samples.assign(holds=[holds[i] for i in samples.index]).drop(columns=["boxes"], errors="ignore")
 
 
 def probe_rows(samples: pd.DataFrame, n: int, seed: int, words: Vocabulary) -> pd.DataFrame:
     """One row per image (image_id, path, phrases): `n` object phrases its responses did not
-    make, from the vocabulary of all the samples' claims (`rm.probe_phrases`)."""
+    make, from the vocabulary of all the samples' claims (`pairing.probe_phrases`)."""
     images = samples.groupby("image_id", sort=True)
     made = [[c for cs in g["claims"] for c in cs] for _, g in images]
-    phrases = rm.probe_phrases(made, n, random.Random(seed), words)
+    phrases = pairing.probe_phrases(made, n, random.Random(seed), words)
     paths = images["path"].first()
     return pd.DataFrame({"image_id": list(paths.index), "path": list(paths), "phrases": phrases})
 
@@ -81,7 +81,7 @@ def verify_rows(samples: pd.DataFrame, seed: int, words: Vocabulary, balance: st
     """Stage 0's examples: every claim the expert checked, as its yes/no question
     (`words.check_question`), with as many "No." as "Yes." rows per kind (object claims, count
     claims; balance="kind") or per claim phrase (balance="phrase"), and where the expert found
-    what the claim is about (`rm.claim_boxes`: normalized xyxy boxes; none for an object it did
+    what the claim is about (`experts.claim_boxes`: normalized xyxy boxes; none for an object it did
     not find) for grounded attention."""
     if balance not in ("kind", "phrase"):
         raise ValueError(f"stage0.balance must be 'kind' or 'phrase', not {balance!r}")

@@ -25,9 +25,9 @@ from ray.data import ActorPoolStrategy  # noqa: E402
 
 from actors.serve_client import ServeCaptionActor  # noqa: E402
 from groundloop import config as config_lib  # noqa: E402
-from groundloop import metrics as metrics_lib  # noqa: E402
 from groundloop import prompts, vocab  # noqa: E402
 from groundloop.data.coco import load_dataset  # noqa: E402
+from groundloop.eval import metrics as metrics_lib  # noqa: E402
 from pipelines import cli, svp_report, svp_train, train_common  # noqa: E402
 from pipelines.self_train_config import SelfTrainConfig  # noqa: E402
 from serve.app import build_app  # noqa: E402

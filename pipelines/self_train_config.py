@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from groundloop.config import ConfigError, check_choice, check_ranges
 from pipelines.svp_config import VOCABULARIES, Lora
 
-DECODERS = ("greedy", "bon", "genrm_bon", "clip_prm", "visvm", "vimar")  # groundloop.decoding.DECODERS (import-light)
+DECODERS = ("greedy", "bon", "genrm_bon", "clip_prm", "visvm", "vimar")  # groundloop.vimar.decoding.DECODERS (import-light)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from actors.sampler import SamplerActor  # noqa: E402
 from actors.scorer import ScorerActor  # noqa: E402
 from groundloop import vocab  # noqa: E402
 from groundloop.data.coco import load_dataset  # noqa: E402
-from groundloop.scoring import top_fraction  # noqa: E402
+from groundloop.svp.scoring import top_fraction  # noqa: E402
 from pipelines import cli, svp_report, svp_train  # noqa: E402
 from pipelines.sink import PartSink  # noqa: E402
 from pipelines.stages import Stages, fingerprint, write_json  # noqa: E402

@@ -9,8 +9,9 @@ from pathlib import Path
 import pandas as pd
 
 from groundloop import config as config_lib
-from groundloop import evaluation, metrics, prompts, vocab
+from groundloop import prompts, vocab
 from groundloop.data.coco import load_dataset
+from groundloop.eval import captioning, metrics
 from groundloop.models import load_vlm
 from groundloop.sampling import HFSampler
 from pipelines.svp_config import SVPConfig
@@ -28,11 +29,11 @@ def evaluate_greedy(vlm: str, adapter: str | None, data: Path, n_images: int, ma
                     out: Path, vocabulary: str = "") -> dict:
     """Greedy captions of `n_images` of a held-out split; metrics to `out`, captions beside it."""
     records = load_dataset(data)[:n_images]
-    loaded, errors = evaluation.load_images(records)
+    loaded, errors = captioning.load_images(records)
     recs, images = [r for r, _ in loaded], [im for _, im in loaded]
     sampler = HFSampler(*load_vlm(vlm, adapter=adapter), max_new_tokens=max_new_tokens)
-    caps = evaluation.caption(sampler, images, prompts.BASE_PROMPT)
-    m = evaluation.caption_metrics(recs, caps, vocab.for_records(recs, vocabulary)) | {"n_errors": len(errors)}
+    caps = captioning.caption(sampler, images, prompts.BASE_PROMPT)
+    m = captioning.caption_metrics(recs, caps, vocab.for_records(recs, vocabulary)) | {"n_errors": len(errors)}
     out.write_text(json.dumps(m, indent=1))
     out.with_suffix(".captions.jsonl").write_text(
         "".join(json.dumps({"image_id": r.image_id, "caption": c}) + "\n" for r, c in zip(recs, caps)))

@@ -30,10 +30,10 @@ from ray.data import ActorPoolStrategy  # noqa: E402
 from actors.clip import ClipActor  # noqa: E402
 from actors.sampler import CaptionSetActor  # noqa: E402
 from groundloop import config as config_lib  # noqa: E402
-from groundloop import value as value_lib  # noqa: E402
 from groundloop.data.coco import load_dataset, load_image  # noqa: E402
 from groundloop.models import load_vlm  # noqa: E402
-from groundloop.value import (  # noqa: E402
+from groundloop.vimar import value as value_lib  # noqa: E402
+from groundloop.vimar.value import (  # noqa: E402
     ValueModel,
     calibrate,
     counterfactual,

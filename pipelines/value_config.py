@@ -58,7 +58,7 @@ class TD:
     # Decoding calls a sentence weak below this percentile of V over the training sentences
     weak_percentile: float = 25.0
     # what the value head reads: the sentence's "last" token, the "mean" over its tokens, or "match"
-    # (its tokens matched against the image tokens, groundloop.value.MatchHead)
+    # (its tokens matched against the image tokens, groundloop.vimar.value.MatchHead)
     pool: str = "last"
     # with pool "match": the image tokens are read "input" (as the LM receives them, the projected
     # vision features) or "last" (the LM's last hidden states at the image positions)
@@ -69,7 +69,7 @@ class TD:
     counterfactuals: float = 0.0
     swap_groups: tuple[str, ...] = ()
     # > 0: V = R + C with a second head R that also regresses each step's own reward, weighted
-    # by this against the TD loss (groundloop.value.ValueModel, meta reward_head); 0 = one head
+    # by this against the TD loss (groundloop.vimar.value.ValueModel, meta reward_head); 0 = one head
     reward_weight: float = 0.0
 
 

@@ -24,8 +24,8 @@ from ray import serve
 
 from groundloop import config as config_lib
 from groundloop import prompts
-from groundloop.decoding import DecodeSettings
 from groundloop.images import resized_size
+from groundloop.vimar.decoding import DecodeSettings
 from serve.protocol import (
     CaptionRequest,
     Limits,
@@ -272,10 +272,10 @@ class ModelEngine:
     def __init__(self, config: ServeConfig) -> None:
         import torch
 
-        from groundloop.decoding import DECODERS
         from groundloop.models import load_clip, load_reward_model, load_value, load_vlm
         from groundloop.sampling import HFSampler
-        from groundloop.similarity import ClipScorer
+        from groundloop.vimar.decoding import DECODERS
+        from groundloop.vimar.similarity import ClipScorer
 
         if config.torch_threads:
             torch.set_num_threads(config.torch_threads)
@@ -305,7 +305,7 @@ class ModelEngine:
 
     def caption(self, decoder: str, images: Sequence[Image.Image], text: str,
                 settings: DecodeSettings, top_p: float = 1.0) -> list[str]:
-        from groundloop import decoding
+        from groundloop.vimar import decoding
 
         eng = decoding.Engines(self.sampler, value=self.value, clip=self.clip, judge=self.judge, prompt=text,
                                top_p=top_p)

@@ -27,8 +27,8 @@ from typing import Annotated, Any, Literal
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from groundloop.decoding import DECODERS, DecodeSettings
 from groundloop.images import ImageError, ImageLimits, ImageTooLarge, check_mime, decode_image
+from groundloop.vimar.decoding import DECODERS, DecodeSettings
 
 MODEL_PREFIX = "groundloop-"
 DATA_URL = re.compile(r"data:([\w.+/-]*);base64,", re.ASCII)

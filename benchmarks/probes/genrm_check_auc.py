@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from groundloop import genrm  # noqa: E402
-from groundloop import reward_model as rm  # noqa: E402
 from groundloop.data.coco import load_image  # noqa: E402
+from groundloop.genrm import critique, experts  # noqa: E402
+from groundloop.genrm import judge as genrm  # noqa: E402
 from groundloop.models import load_detector, load_reward_model  # noqa: E402
 from groundloop.vocab.shapes import ShapesVocabulary  # noqa: E402
 
@@ -53,11 +53,11 @@ def main() -> None:
     for r in pairs.itertuples():
         image = load_image(r.path)
         ca, cb = SHAPES.claims(r.a), SHAPES.claims(r.b)
-        found = det.detect([image], [rm.expert_queries(ca + cb, SHAPES)])[0]
-        truth = rm.check_claims(ca, found) + rm.check_claims(cb, found)
+        found = det.detect([image], [experts.expert_queries(ca + cb, SHAPES)])[0]
+        truth = experts.check_claims(ca, found) + experts.check_claims(cb, found)
         claims = [[c.text for c in ca], [c.text for c in cb]]
-        prompt = genrm._prompt_row(judge.processor, image, rm.judge_prompt(r.question, r.a, r.b))
-        written = [tok(rm.critique_so_far(claims, truth[:k]), add_special_tokens=False)["input_ids"]
+        prompt = genrm._prompt_row(judge.processor, image, critique.judge_prompt(r.question, r.a, r.b))
+        written = [tok(critique.critique_so_far(claims, truth[:k]), add_special_tokens=False)["input_ids"]
                    + judge.check_prefix for k in range(len(truth))]
         with torch.no_grad():
             logits = judge.next_logits([prompt] * len(written), written)[:, judge.check_ids]

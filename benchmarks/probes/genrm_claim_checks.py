@@ -24,9 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import pandas as pd  # noqa: E402
 
-from groundloop import reward_model as rm  # noqa: E402
 from groundloop.data.coco import load_image  # noqa: E402
+from groundloop.genrm import experts  # noqa: E402
 from groundloop.models import load_detector  # noqa: E402
+from groundloop.vocab import Claim
 from groundloop.vocab.shapes import ShapesVocabulary  # noqa: E402
 from groundloop.worlds import shapes as world  # noqa: E402
 
@@ -35,7 +36,7 @@ SHAPES = ShapesVocabulary()
 CHECK = re.compile(r" (yes|no)(?=[;.])")
 
 
-def kind(claim: rm.Claim) -> str:
+def kind(claim: Claim) -> str:
     """count, or an object claim's size word (small / large), or "object" without one."""
     if claim.count is not None:
         return "count"
@@ -55,8 +56,8 @@ def main() -> None:
     by_kind: dict[str, dict[str, int]] = {}
     for r in judged.itertuples():
         ca, cb = SHAPES.claims(r.a), SHAPES.claims(r.b)
-        found = det.detect([load_image(r.path)], [rm.expert_queries(ca + cb, SHAPES)])[0]
-        truth = rm.check_claims(ca, found) + rm.check_claims(cb, found)
+        found = det.detect([load_image(r.path)], [experts.expert_queries(ca + cb, SHAPES)])[0]
+        truth = experts.check_claims(ca, found) + experts.check_claims(cb, found)
         checks = [w == "yes" for w in CHECK.findall(r.thought)]
         if len(checks) != len(truth):  # a free critique that did not list the claims
             unparsed += 1

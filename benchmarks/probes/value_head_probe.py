@@ -32,7 +32,7 @@ from value_discrimination import within_image_auc  # noqa: E402
 
 from groundloop.data.coco import load_dataset  # noqa: E402
 from groundloop.models import load_vlm  # noqa: E402
-from groundloop.value import ValueModel, optimizer, split_sentences  # noqa: E402
+from groundloop.vimar.value import ValueModel, optimizer, split_sentences  # noqa: E402
 from groundloop.worlds import shapes as world  # noqa: E402
 from pipelines.train_common import Images  # noqa: E402
 

@@ -35,7 +35,7 @@ from value_discrimination import within_image_auc  # noqa: E402
 from value_head_probe import pairs  # noqa: E402
 
 from groundloop.models import load_vlm  # noqa: E402
-from groundloop.value import ValueModel, optimizer, td_batch_loss  # noqa: E402
+from groundloop.vimar.value import ValueModel, optimizer, td_batch_loss  # noqa: E402
 from pipelines.train_common import Images  # noqa: E402
 
 

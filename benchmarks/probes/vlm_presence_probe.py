@@ -6,7 +6,7 @@ whole VLM is fine-tuned on them; held-out accuracy is read from the Yes/No logit
 the skill a value model (ViMaR) and a critique-writing reward model (VL-GenRM) need: judging
 a given phrase against the image, not describing the image.
 
-With --attn-weight W, grounded attention (`groundloop.grounded_attention`) adds W x the
+With --attn-weight W, grounded attention (`groundloop.genrm.grounded_attention`) adds W x the
 cross-entropy of one head's attention at the phrase's last token against the object's patches
 (from the annotations' boxes; the first token for an absent object).
 

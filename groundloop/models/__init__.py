@@ -89,9 +89,9 @@ def load_detector(spec: str, **options: Any) -> Detector:
 
 
 def load_value(spec: str) -> Any:
-    """ViMaR's value model (`groundloop.value.ValueModel`: VLM backbone + value head, with
+    """ViMaR's value model (`groundloop.vimar.value.ValueModel`: VLM backbone + value head, with
     its reward and threshold calibration in `.meta`) from a folder or `shapesworld/value`."""
-    from groundloop.value import ValueModel
+    from groundloop.vimar.value import ValueModel
 
     return ValueModel.from_pretrained(resolve(spec))
 
@@ -100,12 +100,12 @@ REWARD_MODEL_FILE = "genrm.json"  # beside a reward model's PEFT adapter: {"base
 
 
 def load_reward_model(spec: str, base: str | None = None, **options: Any) -> Any:
-    """VL-GenRM (`groundloop.genrm.GenRM`): the base VLM named in the folder's genrm.json (a
+    """VL-GenRM (`groundloop.genrm.judge.GenRM`): the base VLM named in the folder's genrm.json (a
     spec, or a sub-folder of it), or `base`, with the folder's PEFT adapter on top. How it
     writes critiques (`critique=`) defaults to its recipe's `sampling.critique`, and the
     factored checks' threshold (`check_threshold=`) to the calibrated one in genrm.json, and
     the vocabulary its claims are read with (`vocab=`) to the one its genrm.json names."""
-    from groundloop.genrm import GenRM
+    from groundloop.genrm.judge import GenRM
 
     folder = Path(resolve(spec))
     meta_file = folder / REWARD_MODEL_FILE

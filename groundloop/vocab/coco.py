@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from groundloop import coco_synonyms
+from groundloop.eval import synonyms
 from groundloop.vocab import Claim, Mention
 from groundloop.vocab.lexicon import Lexicon, plural, tokenize
 
@@ -78,17 +78,17 @@ def _synonyms() -> dict[str, str | None]:
     """Every singular surface phrase of CHAIR's lexicon -> its COCO category (None: a phrase
     that names no object but is consumed whole, e.g. "train track")."""
     synonym_of: dict[str, str | None] = {}
-    for line in coco_synonyms.SYNONYMS_TXT.splitlines():
+    for line in synonyms.SYNONYMS_TXT.splitlines():
         words = [w.strip().lower() for w in line.split(",") if w.strip()]
         for w in words:
             synonym_of.setdefault(w, words[0])
-    for w in coco_synonyms.DOUBLE_WORDS:
+    for w in synonyms.DOUBLE_WORDS:
         synonym_of.setdefault(w, synonym_of.get(w))
     synonym_of.setdefault("bow tie", "tie")
     synonym_of.setdefault("toilet seat", "toilet")
-    for qualifier, nouns in (("baby", coco_synonyms.ANIMAL_WORDS),
-                             ("adult", coco_synonyms.ANIMAL_WORDS),
-                             ("passenger", coco_synonyms.VEHICLE_WORDS)):
+    for qualifier, nouns in (("baby", synonyms.ANIMAL_WORDS),
+                             ("adult", synonyms.ANIMAL_WORDS),
+                             ("passenger", synonyms.VEHICLE_WORDS)):
         for noun in nouns:
             synonym_of.setdefault(f"{qualifier} {noun}", synonym_of.get(noun))
     return synonym_of

@@ -26,8 +26,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from groundloop.bench import accuracy, judge_rows
 from groundloop.data.coco import ObjectAnn
+from groundloop.genrm.bench import accuracy, judge_rows
 from groundloop.worlds import shapes as world
 
 __all__ = ["CATEGORIES", "DIAGNOSTIC", "BenchPair", "build", "scene_of", "claim_truth", "accuracy", "judge_rows"]

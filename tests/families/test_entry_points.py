@@ -38,10 +38,12 @@ def naive_caption_logprobs(model, processor, image, text, caption):
 def test_every_entry_point_runs_on_the_family(family, family_folders, two_images):
     from peft import PeftModel
 
-    from groundloop import finetune, genrm, scoring
-    from groundloop.genrm import GenRM
+    from groundloop import finetune
+    from groundloop.genrm.judge import GenRM
+    from groundloop.genrm import judge as genrm
     from groundloop.sampling import HFSampler
-    from groundloop.value import ValueModel
+    from groundloop.svp import scoring
+    from groundloop.vimar.value import ValueModel
 
     folder = family_folders(family)
     model, processor = load_vlm(folder)
@@ -129,8 +131,8 @@ def test_generation_stops_at_the_familys_end_of_turn(family, family_folders):
 def test_a_half_precision_model_gets_its_inputs_in_its_dtype(two_images):
     """`families.to_model` puts a batch on the model's device and dtype (ids stay integers), and
     a bfloat16 VLM samples and scores through it."""
-    from groundloop import scoring
     from groundloop.sampling import HFSampler
+    from groundloop.svp import scoring
 
     model, processor = load_vlm("shapesworld/vlm", dtype=torch.bfloat16)
     assert next(model.parameters()).dtype == torch.bfloat16

@@ -1,10 +1,10 @@
-"""Best-of-N by pairwise judging (`groundloop.best_of_n`) on scripted judges."""
+"""Best-of-N by pairwise judging (`groundloop.genrm.best_of_n`) on scripted judges."""
 
 import random
 
 import pytest
 
-from groundloop import best_of_n as bon
+from groundloop.genrm import best_of_n as bon
 
 
 def scripted_judge(quality: list[float]):

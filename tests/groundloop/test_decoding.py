@@ -6,8 +6,8 @@ from collections import Counter
 import pytest
 from PIL import Image
 
-from groundloop import decoding
-from groundloop.decoding import Engines
+from groundloop.vimar import decoding
+from groundloop.vimar.decoding import Engines
 
 IMG = Image.new("RGB", (8, 8))
 GOOD = {"Intro.": 1.0, "A fine circle.": 2.0, "A fine square.": 2.0, "A better square.": 3.0,
@@ -117,7 +117,7 @@ def test_genrm_best_of_n_keeps_the_knockout_winner_for_every_image():
 
 
 def test_parse_spec_gives_one_decoder_its_own_settings_and_names_what_is_wrong():
-    from groundloop.decoding import DecodeSettings, parse_spec
+    from groundloop.vimar.decoding import DecodeSettings, parse_spec
 
     base = DecodeSettings(k=6)
     assert parse_spec("visvm", base) == ("visvm", base)

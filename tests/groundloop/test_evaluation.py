@@ -3,7 +3,8 @@ this is about what flows where, not about model quality)."""
 
 from PIL import Image
 
-from groundloop import evaluation, prompts
+from groundloop import prompts
+from groundloop.eval import captioning
 from groundloop.models.detection import Detection
 from groundloop.vocab.shapes import ShapesVocabulary
 
@@ -27,14 +28,14 @@ class OnlyRedCircle:
 
 
 def test_union_phrases_keeps_first_mention_order():
-    assert evaluation.union_phrases(["a red circle and a blue box", "a blue square, a green cross"], SHAPES) == [
+    assert captioning.union_phrases(["a red circle and a blue box", "a blue square, a green cross"], SHAPES) == [
         "red circle", "blue square", "green cross"]
 
 
 def test_grounded_recaption_grounds_all_samples_and_prompts_with_context():
     sampler = ScriptedSampler()
     img = Image.new("RGB", (8, 8))
-    groundings, guided = evaluation.grounded_recaption(sampler, OnlyRedCircle(), [img, img],
+    groundings, guided = captioning.grounded_recaption(sampler, OnlyRedCircle(), [img, img],
                                                        ["A red triangle."] * 2, SHAPES, batch_size=1,
                                                        extra_samples=2)
     # the greedy prior's phrase (red triangle) is rejected; a sample's phrase (red circle) is verified
@@ -48,6 +49,6 @@ def test_grounded_recaption_grounds_all_samples_and_prompts_with_context():
 def test_without_extra_samples_only_the_prior_is_grounded():
     sampler = ScriptedSampler()
     img = Image.new("RGB", (8, 8))
-    groundings, _ = evaluation.grounded_recaption(sampler, OnlyRedCircle(), [img], ["A blue square."], SHAPES)
+    groundings, _ = captioning.grounded_recaption(sampler, OnlyRedCircle(), [img], ["A blue square."], SHAPES)
     assert groundings == [""]
     assert all(t == 0.0 for _, _, t in sampler.calls)

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from groundloop import prompts
-from groundloop import reward_model as rm
+from groundloop.genrm import critique, experts
 from groundloop.vocab.shapes import ShapesVocabulary
 from groundloop.worlds import shapes as world
 
@@ -19,7 +19,7 @@ B = "In the image, there is one object, one cross. A small blue cross is at the 
 
 @pytest.fixture(scope="module")
 def judge():
-    from groundloop.genrm import GenRM
+    from groundloop.genrm.judge import GenRM
     from groundloop.models import load_vlm
 
     return GenRM(*load_vlm("shapesworld/vlm"), critique="scaffold", seed=0, vocab=SHAPES)
@@ -33,13 +33,13 @@ def test_scaffolded_critique_checks_every_claim_in_the_trained_format(judge, tem
     checks = [w == "yes" for w in re.findall(r" (yes|no)(?=[;.])", j.thought)]
     claims = [[c.text for c in SHAPES.claims(x)] for x in (A, B)]
     assert len(checks) == sum(map(len, claims)) == 6
-    assert j.thought == rm.critique_so_far(claims, checks)
-    assert j.verdict in rm.LABELS and j.text == rm.with_verdict(j.thought, j.verdict)
+    assert j.thought == critique.critique_so_far(claims, checks)
+    assert j.verdict in critique.LABELS and j.text == critique.with_verdict(j.thought, j.verdict)
     assert (j.verdict == "A") == (j.logp_a >= j.logp_b)
 
 
 def test_unknown_critique_mode_is_refused():
-    from groundloop.genrm import GenRM
+    from groundloop.genrm.judge import GenRM
     from groundloop.models import load_vlm
 
     with pytest.raises(ValueError, match="critique must be one of"):
@@ -47,13 +47,13 @@ def test_unknown_critique_mode_is_refused():
 
 
 def test_checks_only_training_learns_the_checks_and_the_verdict(judge):
-    from groundloop import genrm
+    from groundloop.genrm import judge as genrm
 
     tok = judge.processor.tokenizer
-    a = rm.Checked(A, tuple(SHAPES.claims(A)), (True, True, True, False))
-    b = rm.Checked(B, tuple(SHAPES.claims(B)), (True, True))
+    a = experts.Checked(A, tuple(SHAPES.claims(A)), (True, True, True, False))
+    b = experts.Checked(B, tuple(SHAPES.claims(B)), (True, True))
     image = world.render([world.SceneObject("square", "green", "large", (10, 30, 40, 60))], seed=0)
-    ex = genrm.example(judge.processor, image, rm.judge_prompt(prompts.BASE_PROMPT, A, B), rm.critique(a, b), "B",
+    ex = genrm.example(judge.processor, image, critique.judge_prompt(prompts.BASE_PROMPT, A, B), critique.critique(a, b), "B",
                        learn="checks", no_weight=4.0)
     # this vocabulary spells " yes" / " no" as space, "y" / "n", "es" / "o": the deciding token is learned
     learned = [tok.convert_ids_to_tokens(x) for x in ex["labels"] if x != -100]
@@ -65,7 +65,7 @@ def test_checks_only_training_learns_the_checks_and_the_verdict(judge):
 
 
 def test_check_tokens_split_yes_and_no_where_they_differ(judge):
-    from groundloop import genrm
+    from groundloop.genrm import judge as genrm
 
     tok = judge.processor.tokenizer
     prefix, (yes, no) = genrm.check_tokens(tok)
@@ -77,7 +77,7 @@ def test_check_tokens_split_yes_and_no_where_they_differ(judge):
 
 @pytest.fixture(scope="module")
 def factored():
-    from groundloop.genrm import GenRM
+    from groundloop.genrm.judge import GenRM
     from groundloop.models import load_vlm
 
     return GenRM(*load_vlm("shapesworld/vlm"), critique="factored", seed=0, vocab=SHAPES)
@@ -91,7 +91,7 @@ def test_factored_critique_answers_each_claim_once_by_its_own_question(factored)
     (j,) = factored.judge([image], [prompts.BASE_PROMPT], [A], [b])
     claims = [[c.text for c in SHAPES.claims(x)] for x in (A, b)]
     checks = [w == "yes" for w in re.findall(r" (yes|no)(?=[;.])", j.thought)]
-    assert j.thought == rm.critique_so_far(claims, checks) and len(checks) == 8
+    assert j.thought == critique.critique_so_far(claims, checks) and len(checks) == 8
     said = dict(zip(claims[0] + claims[1], checks))
     assert all(said[c] == checks[len(claims[0]) + i] for i, c in enumerate(claims[1]))
     # and the answer is the model's reply to the claim's yes/no question about this image
@@ -103,7 +103,7 @@ def test_factored_checks_come_from_the_base_vlm_not_the_adapter():
     import torch
 
     from groundloop.finetune import add_lora
-    from groundloop.genrm import GenRM
+    from groundloop.genrm.judge import GenRM
     from groundloop.models import load_vlm
     from pipelines.genrm_config import Lora
 
@@ -125,7 +125,7 @@ def test_factored_checks_come_from_the_base_vlm_not_the_adapter():
 
 
 def genrm_prompt(processor, image, claim):
-    from groundloop import genrm
+    from groundloop.genrm import judge as genrm
 
     return genrm._prompt_row(processor, image, SHAPES.check_question(claim))
 

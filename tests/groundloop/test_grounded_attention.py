@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from groundloop import grounded_attention as ga
+from groundloop.genrm import grounded_attention as ga
 
 
 def test_box_patches_cover_exactly_the_overlapped_cells():
@@ -92,19 +92,20 @@ def test_attention_loss_with_several_queries_per_row():
 def test_judgement_example_grounds_every_claim_of_the_critique():
     from PIL import Image
 
-    from groundloop import genrm
-    from groundloop import reward_model as rm
+    from groundloop.genrm import critique, experts
+    from groundloop.genrm import judge as genrm
     from groundloop.models import load_vlm
+    from groundloop.vocab import Claim
 
     model, processor = load_vlm("shapesworld/vlm")
-    a = rm.Checked("A small red circle.", (rm.Claim("small red circle"),), (True,))
-    b = rm.Checked("A small red circle. A blue square.",
-                   (rm.Claim("small red circle"), rm.Claim("blue square")), (True, False))
-    thought = rm.critique(a, b)  # "A: small red circle yes. B: small red circle yes; blue square no."
+    a = experts.Checked("A small red circle.", (Claim("small red circle"),), (True,))
+    b = experts.Checked("A small red circle. A blue square.",
+                   (Claim("small red circle"), Claim("blue square")), (True, False))
+    thought = critique.critique(a, b)  # "A: small red circle yes. B: small red circle yes; blue square no."
     box = [(0.5, 0.5, 0.6, 0.6)]
     grounding = [("small red circle", box), ("small red circle", box), ("blue square", [])]
     image = Image.new("RGB", (96, 96))
-    ex = genrm.example(processor, image, rm.judge_prompt("Describe.", a.response, b.response), thought, "A",
+    ex = genrm.example(processor, image, critique.judge_prompt("Describe.", a.response, b.response), thought, "A",
                        grounding=grounding, image_token_id=model.config.image_token_id)
     tok = processor.tokenizer
     words = [tok.convert_ids_to_tokens(ex["input_ids"][q]).strip("Ġ") for q in ex["attn_query"]]
@@ -117,7 +118,7 @@ def test_judgement_example_grounds_every_claim_of_the_critique():
     assert torch.nonzero(ex["attn_target"][0]).flatten().tolist() == [start + 4 * 8 + 4]
     assert ex["attn_target"][2][0] == 1.0  # the refuted claim: nothing to look at
 
-    plain = genrm.example(processor, image, rm.judge_prompt("Describe.", b.response, a.response), thought, "B")
+    plain = genrm.example(processor, image, critique.judge_prompt("Describe.", b.response, a.response), thought, "B")
     batch = genrm.collate([ex, plain], processor)
     assert batch["attn_row"].tolist() == [0, 0, 0] and batch["attn_target"].shape == (3, batch["input_ids"].shape[1])
     model.set_attn_implementation("eager")

@@ -1,6 +1,6 @@
-from groundloop.grounding import grounding_text
 from groundloop.models.detection import Detection, iou, nms
 from groundloop.prompts import grounded_prompt
+from groundloop.svp.grounding import grounding_text
 from groundloop.vocab.shapes import ShapesVocabulary
 
 SHAPES = ShapesVocabulary()

@@ -7,8 +7,8 @@ from pycocoevalcap.cider.cider import Cider
 
 from groundloop import vocab
 from groundloop.data.coco import ImageRecord, ObjectAnn
-from groundloop.metrics import caption_scores, chair, chair_per_caption
-from groundloop.pope import (
+from groundloop.eval.metrics import caption_scores, chair, chair_per_caption
+from groundloop.eval.pope import (
     cooccurrence_counts,
     parse_yes_no,
     pope_question_text,

@@ -9,8 +9,9 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from groundloop import reward_model as rm
+from groundloop.genrm import critique, experts, losses, pairing
 from groundloop.models.detection import Detection
+from groundloop.vocab import Claim
 from groundloop.vocab.shapes import ShapesVocabulary
 from groundloop.worlds import reward_bench as rb
 from groundloop.worlds import shapes as world
@@ -22,9 +23,9 @@ def det(phrase: str) -> Detection:
     return Detection(phrase, (0.1, 0.1, 0.2, 0.2), 0.9)
 
 
-def checked(response: str, detections: list[Detection]) -> rm.Checked:
+def checked(response: str, detections: list[Detection]) -> experts.Checked:
     claims = SHAPES.claims(response)
-    return rm.Checked(response, tuple(claims), tuple(rm.check_claims(claims, detections)))
+    return experts.Checked(response, tuple(claims), tuple(experts.check_claims(claims, detections)))
 
 
 TRUE = ("In the image, there are two objects, one circle and one square. A small red circle is at the left. "
@@ -39,7 +40,7 @@ def test_claims_cover_objects_with_size_and_the_count_sentence():
     claims = SHAPES.claims(TRUE)
     assert [c.text for c in claims] == ["small red circle", "large blue square", "one circle", "one square"]
     # the claims' own phrases, then what to look at for each (the object without its size)
-    assert rm.expert_queries(claims, SHAPES) == ["small red circle", "large blue square", "circle", "square",
+    assert experts.expert_queries(claims, SHAPES) == ["small red circle", "large blue square", "circle", "square",
                                          "red circle", "blue square"]
 
 
@@ -54,9 +55,9 @@ def test_claim_boxes_point_at_the_object_whatever_the_claimed_size():
     red = Detection("red circle", (0.1, 0.1, 0.3, 0.3), 0.9)
     circle = Detection("circle", (0.1, 0.1, 0.3, 0.3), 0.9)
     found = [Detection("small red circle", (0.1, 0.1, 0.3, 0.3), 0.9), red, circle]
-    assert rm.check_claims(claims, found) == [False, False, False]  # wrong size, no cross, one circle
+    assert experts.check_claims(claims, found) == [False, False, False]  # wrong size, no cross, one circle
     # the wrong-size claim still looks at the red circle; nothing to look at for the cross
-    assert rm.claim_boxes(claims, found, SHAPES) == [[red.box], [], [circle.box]]
+    assert experts.claim_boxes(claims, found, SHAPES) == [[red.box], [], [circle.box]]
 
 
 def test_verified_response_beats_hallucinated_one():
@@ -65,7 +66,7 @@ def test_verified_response_beats_hallucinated_one():
     # "large green circle" is not seen, and "two circles" is a wrong count
     assert dict(zip((c.text for c in bad.claims), bad.holds)) == {
         "small red circle": True, "large green circle": False, "two circles": False}
-    assert rm.build_pairs([bad, good], max_pairs=5, rng=random.Random(0)) == [(1, 0)]
+    assert pairing.build_pairs([bad, good], max_pairs=5, rng=random.Random(0)) == [(1, 0)]
 
 
 def test_unseparable_pairs_are_dropped():
@@ -73,29 +74,29 @@ def test_unseparable_pairs_are_dropped():
     bad = checked(HALLU, SEEN)
     also_bad = checked("In the image, there is one object, one cross. A small red cross is at the top.", SEEN)
     # two verified (identical texts) and two refuted responses: only verified-vs-refuted pairs
-    pairs = rm.build_pairs([good, bad, good, also_bad], max_pairs=10, rng=random.Random(0))
+    pairs = pairing.build_pairs([good, bad, good, also_bad], max_pairs=10, rng=random.Random(0))
     assert sorted(pairs) == [(0, 1), (0, 3), (2, 1), (2, 3)]
-    assert rm.build_pairs([bad, also_bad], 10, random.Random(0)) == []
+    assert pairing.build_pairs([bad, also_bad], 10, random.Random(0)) == []
     # graded: two refuted responses are paired only when one has fewer refuted claims
-    worse = rm.Checked("worse", bad.claims + also_bad.claims, bad.holds + also_bad.holds)
+    worse = experts.Checked("worse", bad.claims + also_bad.claims, bad.holds + also_bad.holds)
     assert worse.refuted > bad.refuted == also_bad.refuted
-    graded = rm.build_pairs([bad, also_bad, worse], 10, random.Random(0), graded=5)
+    graded = pairing.build_pairs([bad, also_bad, worse], 10, random.Random(0), graded=5)
     assert sorted(graded) == [(0, 2), (1, 2)]
-    assert rm.build_pairs([bad, also_bad, worse], 10, random.Random(0), graded=1) in ([(0, 2)], [(1, 2)])
+    assert pairing.build_pairs([bad, also_bad, worse], 10, random.Random(0), graded=1) in ([(0, 2)], [(1, 2)])
     # a response with nothing checkable is neither verified nor refuted
     empty = checked("A nice picture.", SEEN)
     assert not empty.verified and empty.refuted == 0
-    assert rm.build_pairs([empty, bad], 10, random.Random(0)) == []
+    assert pairing.build_pairs([empty, bad], 10, random.Random(0)) == []
 
 
 def test_critique_checks_claims_and_verdict_round_trips():
-    text = rm.with_verdict(rm.critique(checked(HALLU, SEEN), checked(TRUE, SEEN)), "B")
+    text = critique.with_verdict(critique.critique(checked(HALLU, SEEN), checked(TRUE, SEEN)), "B")
     assert text.startswith("A: small red circle yes; large green circle no; two circles no. B: small red circle yes;")
-    assert rm.parse_verdict(text) == "B"
-    assert rm.thought_of(text).endswith("one square yes. Where they differ, refuted: A 2, B 0; confirmed: A 0, B 3."
+    assert critique.parse_verdict(text) == "B"
+    assert critique.thought_of(text).endswith("one square yes. Where they differ, refuted: A 2, B 0; confirmed: A 0, B 3."
                                          " B has fewer refuted claims.")
     with pytest.raises(ValueError):
-        rm.with_verdict("x", "C")
+        critique.with_verdict("x", "C")
 
 
 @pytest.mark.parametrize("text,want", [
@@ -111,7 +112,7 @@ def test_critique_checks_claims_and_verdict_round_trips():
     ("", None),
 ])
 def test_parse_verdict_of_malformed_outputs(text, want):
-    assert rm.parse_verdict(text) == want
+    assert critique.parse_verdict(text) == want
 
 
 def test_mixture_loss_on_hand_computed_tensors():
@@ -121,29 +122,29 @@ def test_mixture_loss_on_hand_computed_tensors():
     weight = torch.tensor([1.0, 1.0])
     sft = (1 + 2 + 0.5 + 0.5 + 9) / 5
     bt = (-math.log(1 / (1 + math.exp(-2.2))) - math.log(1 / (1 + math.exp(1.8)))) / 2
-    assert_close(rm.mixture_loss(token_logp, mask, right, wrong, weight, 0.5), torch.tensor(sft + 0.5 * bt))
+    assert_close(losses.mixture_loss(token_logp, mask, right, wrong, weight, 0.5), torch.tensor(sft + 0.5 * bt))
     # lam = 0 is plain fine-tuning; a zero weight switches the BT term off for that example
-    assert_close(rm.mixture_loss(token_logp, mask, right, wrong, weight, 0.0), torch.tensor(sft))
+    assert_close(losses.mixture_loss(token_logp, mask, right, wrong, weight, 0.0), torch.tensor(sft))
     only_first = torch.tensor([1.0, 0.0])
     bt1 = -math.log(1 / (1 + math.exp(-2.2)))
-    assert_close(rm.mixture_loss(token_logp, mask, right, wrong, only_first, 1.0), torch.tensor(sft + bt1))
+    assert_close(losses.mixture_loss(token_logp, mask, right, wrong, only_first, 1.0), torch.tensor(sft + bt1))
 
 
 def test_margin_and_preference():
-    assert_close(rm.margin(torch.tensor([-0.1]), torch.tensor([-2.3])), torch.tensor([2.2]))
-    assert_close(rm.preference(torch.tensor(math.log(0.75)), torch.tensor(math.log(0.25))), torch.tensor(0.75))
+    assert_close(losses.margin(torch.tensor([-0.1]), torch.tensor([-2.3])), torch.tensor([2.2]))
+    assert_close(losses.preference(torch.tensor(math.log(0.75)), torch.tensor(math.log(0.25))), torch.tensor(0.75))
 
 
 def test_rejection_keeps_exactly_correct_critiques_at_or_above_threshold():
     margins = [2.0, 0.5, -1.0, 1.0, 3.0, 0.9]
     correct = [True, True, False, True, False, True]  # a wrong verdict never passes, whatever its margin
-    assert rm.reject(margins, correct, 0.9) == [True, False, False, True, False, True]
+    assert losses.reject(margins, correct, 0.9) == [True, False, False, True, False, True]
     # retention 0.5 of 6 critiques: keep 3, the 3 best correct ones
-    t = rm.margin_threshold(margins, correct, 0.5)
-    assert t == 0.9 and sum(rm.reject(margins, correct, t)) == 3
-    assert rm.margin_threshold(margins, [False] * 6, 0.5) == math.inf
+    t = losses.margin_threshold(margins, correct, 0.5)
+    assert t == 0.9 and sum(losses.reject(margins, correct, t)) == 3
+    assert losses.margin_threshold(margins, [False] * 6, 0.5) == math.inf
     with pytest.raises(ValueError):
-        rm.reject([1.0], [True, False], 0.0)
+        losses.reject([1.0], [True, False], 0.0)
 
 
 def test_rejection_per_label_keeps_the_same_share_of_each_right_label():
@@ -151,26 +152,26 @@ def test_rejection_per_label_keeps_the_same_share_of_each_right_label():
     margins = [5.0, 4.0, 3.5, 3.0, 1.0, 0.8, 0.5, 0.2]
     correct = [True] * 8
     labels = ["A", "A", "A", "A", "B", "B", "B", "B"]
-    one = rm.reject(margins, correct, rm.margin_threshold(margins, correct, 0.5))
+    one = losses.reject(margins, correct, losses.margin_threshold(margins, correct, 0.5))
     assert one == [True] * 4 + [False] * 4  # one threshold: only A-labelled critiques survive
-    keep, thresholds = rm.reject_per_label(margins, correct, labels, 0.5)
+    keep, thresholds = losses.reject_per_label(margins, correct, labels, 0.5)
     assert keep == [True, True, False, False, True, True, False, False]
     assert thresholds == {"A": 4.0, "B": 0.8}
     # still only correct critiques, at or above their own label's threshold
-    keep, _ = rm.reject_per_label(margins, [True, False] * 4, labels, 0.5)
+    keep, _ = losses.reject_per_label(margins, [True, False] * 4, labels, 0.5)
     assert keep == [True, False, True, False, True, False, True, False]
     with pytest.raises(ValueError, match="labels"):
-        rm.reject_per_label([1.0], [True], ["A", "B"], 0.5)
+        losses.reject_per_label([1.0], [True], ["A", "B"], 0.5)
 
 
 def test_perturbed_expert_misses_and_false_alarms():
     rng = random.Random(0)
     dets = [det("red circle")] * 1000
-    kept = rm.perturb(dets, [], miss_rate=0.3, false_alarm_rate=0.0, rng=rng)
+    kept = experts.perturb(dets, [], miss_rate=0.3, false_alarm_rate=0.0, rng=rng)
     assert 620 < len(kept) < 780
-    extra = rm.perturb([], ["green cross"] * 1000, miss_rate=0.0, false_alarm_rate=0.2, rng=rng)
+    extra = experts.perturb([], ["green cross"] * 1000, miss_rate=0.0, false_alarm_rate=0.2, rng=rng)
     assert 140 < len(extra) < 260 and all(d.phrase == "green cross" for d in extra)
-    assert rm.perturb(dets[:5], ["a"], 0.0, 0.0, rng) == dets[:5]
+    assert experts.perturb(dets[:5], ["a"], 0.0, 0.0, rng) == dets[:5]
 
 
 def test_reward_bench_pairs_are_true_by_the_annotations():
@@ -181,7 +182,7 @@ def test_reward_bench_pairs_are_true_by_the_annotations():
     for p in pairs:
         assert p.chosen == world.caption(by_id[p.image_id]) and p.rejected != p.chosen
         truth = {o.name for o in by_id[p.image_id]}
-        named = {f"{c} {s}" for c, s in (x.split()[-2:] for x in rm.expert_queries(SHAPES.claims(p.rejected), SHAPES)
+        named = {f"{c} {s}" for c, s in (x.split()[-2:] for x in experts.expert_queries(SHAPES.claims(p.rejected), SHAPES)
                                          if len(x.split()) >= 2)}
         if p.category == "hallucination":
             assert named - truth  # an object type that is not in the image
@@ -211,7 +212,7 @@ def test_self_labels_trust_what_the_model_says_most():
         "In the image, there is one object, one square. A large blue square is at the top.",
         "In the image, there is one object, one square. A large green square is at the left.",
     ]
-    checks = rm.self_checks(samples, SHAPES)
+    checks = pairing.self_checks(samples, SHAPES)
     assert [c.verified for c in checks] == [True, True, True, False]
     # the expert disagrees: with the truth in view the green one wins
     expert = [checked(s, [det("large green square"), det("square")]) for s in samples]
@@ -220,54 +221,54 @@ def test_self_labels_trust_what_the_model_says_most():
 
 def test_description_thought_lists_confirmed_objects_only():
     a, b = checked(HALLU, SEEN), checked(TRUE, SEEN)
-    assert rm.thought(a, b, "description") == "The image shows small red circle, large blue square."
-    assert rm.thought(a, b, "critique") == rm.critique(a, b)
+    assert critique.thought(a, b, "description") == "The image shows small red circle, large blue square."
+    assert critique.thought(a, b, "critique") == critique.critique(a, b)
     with pytest.raises(ValueError):
-        rm.thought(a, b, "essay")
+        critique.thought(a, b, "essay")
 
 
 def test_scaffolded_critique_opens_one_slot_at_a_time_and_ends_as_the_critique():
-    a = rm.Checked("x", (rm.Claim("small red circle"), rm.Claim("circle", 1)), (True, False))
-    b = rm.Checked("y", (), ())
+    a = experts.Checked("x", (Claim("small red circle"), Claim("circle", 1)), (True, False))
+    b = experts.Checked("y", (), ())
     claims = [[c.text for c in a.claims], []]
-    assert rm.critique_so_far(claims, []) == "A: small red circle"
-    assert rm.critique_so_far(claims, [True]) == "A: small red circle yes; one circle"
-    assert rm.critique_so_far(claims, [True, False]) == rm.critique(a, b) == (
+    assert critique.critique_so_far(claims, []) == "A: small red circle"
+    assert critique.critique_so_far(claims, [True]) == "A: small red circle yes; one circle"
+    assert critique.critique_so_far(claims, [True, False]) == critique.critique(a, b) == (
         "A: small red circle yes; one circle no. B: nothing to check. "
         "Where they differ, refuted: A 1, B 0; confirmed: A 1, B 0. B has fewer refuted claims.")
     # a refuted claim both responses make does not count for either
     shared = [["blue square", "red circle"], ["blue square", "two squares"]]
-    assert rm.critique_so_far(shared, [False, True, False, False]).endswith(
+    assert critique.critique_so_far(shared, [False, True, False, False]).endswith(
         "B: blue square no; two squares no. Where they differ, refuted: A 0, B 1; confirmed: A 1, B 0."
         " A has fewer refuted claims.")
     both = [["blue square"], ["green cross"]]
-    assert rm.critique_so_far(both, [False]) == "A: blue square no. B: green cross"
+    assert critique.critique_so_far(both, [False]) == "A: blue square no. B: green cross"
     with pytest.raises(ValueError, match="3 checks for 2 claims"):
-        rm.critique_so_far(both, [True, True, True])
+        critique.critique_so_far(both, [True, True, True])
 
 
 def test_tally_prefers_fewer_refuted_then_more_confirmed_where_the_responses_differ():
     # B refutes one claim of its own: A wins though B confirms more
-    assert rm.tally_prefers(["red circle"], [True], ["blue square", "green cross", "two squares"],
+    assert critique.tally_prefers(["red circle"], [True], ["blue square", "green cross", "two squares"],
                             [True, True, False]) == "A"
     # refuted tie (a shared claim never counts): the more complete one wins
-    assert rm.tally_prefers(["red circle", "blue square", "one circle"], [False, True, True],
+    assert critique.tally_prefers(["red circle", "blue square", "one circle"], [False, True, True],
                             ["red circle", "one circle"], [False, True]) == "A"
-    assert rm.tally_prefers(["red circle"], [True], ["red circle", "blue square"], [True, True]) == "B"
-    assert rm.tally_prefers(["red circle"], [True], ["green cross"], [True]) is None
-    assert rm.tally_prefers(["red circle"], [False], ["green cross"], [False]) is None
+    assert critique.tally_prefers(["red circle"], [True], ["red circle", "blue square"], [True, True]) == "B"
+    assert critique.tally_prefers(["red circle"], [True], ["green cross"], [True]) is None
+    assert critique.tally_prefers(["red circle"], [False], ["green cross"], [False]) is None
 
 
 def test_complete_pairs_put_the_verified_response_with_more_verified_claims_first():
-    one = rm.Checked("a", (rm.Claim("red circle"),), (True,))
-    two = rm.Checked("b", (rm.Claim("red circle"), rm.Claim("blue square")), (True, True))
-    other = rm.Checked("c", (rm.Claim("green cross"),), (True,))
-    wrong = rm.Checked("d", (rm.Claim("red circle"), rm.Claim("blue cross")), (True, False))
+    one = experts.Checked("a", (Claim("red circle"),), (True,))
+    two = experts.Checked("b", (Claim("red circle"), Claim("blue square")), (True, True))
+    other = experts.Checked("c", (Claim("green cross"),), (True,))
+    wrong = experts.Checked("d", (Claim("red circle"), Claim("blue cross")), (True, False))
     checked = [one, two, other, wrong]
-    assert sorted(rm.build_pairs(checked, 0, random.Random(0), complete=5)) == [(1, 0), (1, 2)]
-    assert len(rm.build_pairs(checked, 0, random.Random(0), complete=1)) == 1
+    assert sorted(pairing.build_pairs(checked, 0, random.Random(0), complete=5)) == [(1, 0), (1, 2)]
+    assert len(pairing.build_pairs(checked, 0, random.Random(0), complete=1)) == 1
     # faithfulness pairs are unchanged: the three verified responses over the refuted one
-    assert sorted(rm.build_pairs(checked, 10, random.Random(0))) == [(0, 3), (1, 3), (2, 3)]
+    assert sorted(pairing.build_pairs(checked, 10, random.Random(0))) == [(0, 3), (1, 3), (2, 3)]
 
 
 def test_check_threshold_is_the_one_whose_tally_separates_the_labelled_pairs():
@@ -276,12 +277,12 @@ def test_check_threshold_is_the_one_whose_tally_separates_the_labelled_pairs():
     pairs = [(["red circle", "blue square"], ["red circle", "green cross"], "B"),
              (["red circle", "two circles"], ["red circle", "one circle"], "A")]
     margins = [[3.0, 0.5, 3.0, 2.0], [0.2, 1.5, 0.2, -1.0]]
-    tau, acc = rm.calibrate_check_threshold(pairs, margins, [-2.0, 0.0, 1.0, 2.5])
+    tau, acc = critique.calibrate_check_threshold(pairs, margins, [-2.0, 0.0, 1.0, 2.5])
     # -2: all yes, two ties (0.5); 0: pair 1 tied, pair 2 right (0.75); 1: both right; 2.5: pair 1 tied
     # (both own claims refuted), pair 2 tied (0.5) -- the shared claim never counts
     assert acc == [0.5, 0.75, 1.0, 0.5] and tau == 1.0
     with pytest.raises(ValueError):
-        rm.calibrate_check_threshold([], [], [0.0])
+        critique.calibrate_check_threshold([], [], [0.0])
 
 
 def test_claims_are_checked_against_the_annotations():
@@ -322,17 +323,17 @@ def test_hallucination_pairs_do_not_reward_the_shorter_or_the_longer_caption():
 def test_probe_phrases_ask_about_objects_other_images_mentioned_and_this_one_did_not():
     claims = [["small red circle", "one circle"], ["large blue square", "small red circle", "two squares"],
               ["small green cross"]]
-    probes = rm.probe_phrases(claims, 5, random.Random(0), SHAPES)
+    probes = pairing.probe_phrases(claims, 5, random.Random(0), SHAPES)
     vocab = {"small red circle", "large blue square", "small green cross"}  # counts are not probed
     assert [sorted(p) for p in probes] == [["large blue square", "small green cross"], ["small green cross"],
                                            ["large blue square", "small red circle"]]
     assert all(set(p) <= vocab and not set(p) & set(c) for p, c in zip(probes, claims))
-    one = rm.probe_phrases(claims, 1, random.Random(0), SHAPES)
+    one = pairing.probe_phrases(claims, 1, random.Random(0), SHAPES)
     assert [len(p) for p in one] == [1, 1, 1]
     # uniform over the vocabulary, not over how often the policy says a phrase
     many = [["small red circle"]] * 50 + [["large blue square"], ["small green cross"], ["large red cross"]]
-    assert rm.probe_phrases(many[:50], 1, random.Random(1), SHAPES) == [[]] * 50  # nothing else was ever said
-    drawn = rm.probe_phrases([["small red circle"]] * 600 + many[50:], 1, random.Random(1), SHAPES)
+    assert pairing.probe_phrases(many[:50], 1, random.Random(1), SHAPES) == [[]] * 50  # nothing else was ever said
+    drawn = pairing.probe_phrases([["small red circle"]] * 600 + many[50:], 1, random.Random(1), SHAPES)
     drawn = [p[0] for p in drawn[:600]]
     counts = {c: drawn.count(c) for c in set(drawn)}
     assert set(counts) == {"large blue square", "small green cross", "large red cross"}
@@ -342,29 +343,29 @@ def test_probe_phrases_ask_about_objects_other_images_mentioned_and_this_one_did
 def test_separable_pairs_cover_every_comparison_the_expert_tally_decides():
     # two responses that each make one false claim, where only one also makes a true one the
     # other lacks; a verified response; and a response identical in claims to another (a tie)
-    wrong_a = rm.Checked("a", (rm.Claim("red circle"), rm.Claim("blue cross")), (True, False))
-    wrong_b = rm.Checked("b", (rm.Claim("blue cross"),), (False,))
-    right = rm.Checked("c", (rm.Claim("red circle"),), (True,))
-    same = rm.Checked("d", (rm.Claim("blue cross"),), (False,))
+    wrong_a = experts.Checked("a", (Claim("red circle"), Claim("blue cross")), (True, False))
+    wrong_b = experts.Checked("b", (Claim("blue cross"),), (False,))
+    right = experts.Checked("c", (Claim("red circle"),), (True,))
+    same = experts.Checked("d", (Claim("blue cross"),), (False,))
     checked = [wrong_a, wrong_b, right, same]
-    pairs = rm.build_pairs(checked, 0, random.Random(0), separable=10)
+    pairs = pairing.build_pairs(checked, 0, random.Random(0), separable=10)
     # the tally: c over a (a's own "blue cross" refuted), c over b and d, a over b and d (tie on
     # refuted, a confirms "red circle"); b vs d make the same claims: not separable
     assert sorted(pairs) == [(0, 1), (0, 3), (2, 0), (2, 1), (2, 3)]
     # pairs already made are not drawn twice, and the cap holds
-    base = rm.build_pairs(checked, 10, random.Random(0))
-    both = rm.build_pairs(checked, 10, random.Random(0), separable=10)
+    base = pairing.build_pairs(checked, 10, random.Random(0))
+    both = pairing.build_pairs(checked, 10, random.Random(0), separable=10)
     assert sorted(both) == sorted(set(base) | set(pairs)) and len(both) == len(set(both))
-    assert len(rm.build_pairs(checked, 0, random.Random(0), separable=2)) == 2
+    assert len(pairing.build_pairs(checked, 0, random.Random(0), separable=2)) == 2
 
 
 def test_tally_ends_with_the_conclusion_the_verdict_follows():
     # fewer refuted decides; a refuted tie goes to more confirmed; a full tie is said to be even
-    assert rm.tally(["red circle", "blue cross"], [True, False], ["red circle"], [True]).endswith(
+    assert critique.tally(["red circle", "blue cross"], [True, False], ["red circle"], [True]).endswith(
         "refuted: A 1, B 0; confirmed: A 0, B 0. B has fewer refuted claims.")
-    assert rm.tally(["red circle"], [True], ["red circle", "blue cross"], [True, True]).endswith(
+    assert critique.tally(["red circle"], [True], ["red circle", "blue cross"], [True, True]).endswith(
         "refuted: A 0, B 0; confirmed: A 0, B 1. Refuted even; B has more confirmed claims.")
-    assert rm.tally(["red circle"], [False], ["green cross"], [False]).endswith("They are even.")
+    assert critique.tally(["red circle"], [False], ["green cross"], [False]).endswith("They are even.")
     # a shared claim never counts, whatever its check
-    assert rm.tally(["red circle", "one circle"], [False, True], ["red circle", "two circles"],
+    assert critique.tally(["red circle", "one circle"], [False, True], ["red circle", "two circles"],
                     [False, False]).endswith("refuted: A 0, B 1; confirmed: A 1, B 0. A has fewer refuted claims.")

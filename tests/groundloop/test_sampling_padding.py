@@ -5,7 +5,7 @@ import torch
 
 from groundloop import prompts
 from groundloop.sampling import HFSampler
-from groundloop.scoring import caption_logprobs
+from groundloop.svp.scoring import caption_logprobs
 from groundloop.worlds import build
 from groundloop.worlds import shapes as world
 

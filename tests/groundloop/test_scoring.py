@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from groundloop.scoring import delta_score, s_score, top_fraction
+from groundloop.svp.scoring import delta_score, s_score, top_fraction
 
 
 def test_scores_on_a_hand_computed_case():

@@ -10,7 +10,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from groundloop import prompts
 from groundloop.models import load_clip, load_vlm, resolve
 from groundloop.sampling import HFSampler
-from groundloop.similarity import ClipScorer
+from groundloop.vimar.similarity import ClipScorer
 from groundloop.worlds import shapes as world
 
 
@@ -141,7 +141,7 @@ def test_shipped_reward_model_prefers_the_true_caption_over_one_with_an_absent_o
 
 def test_clip_scores_a_sentence_longer_than_its_text_positions():
     from groundloop.models import load_clip
-    from groundloop.similarity import ClipScorer
+    from groundloop.vimar.similarity import ClipScorer
 
     clip = ClipScorer(*load_clip("shapesworld/clip"))
     image = world.render([world.SceneObject("circle", "red", "small", (50, 20, 70, 40))], seed=1)

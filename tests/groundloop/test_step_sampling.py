@@ -7,7 +7,7 @@ import torch
 from groundloop import prompts
 from groundloop.models import load_vlm
 from groundloop.sampling import HFSampler, RowSampling
-from groundloop.value import split_sentences
+from groundloop.vimar.value import split_sentences
 from groundloop.worlds import shapes as world
 
 

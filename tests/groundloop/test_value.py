@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from groundloop.value import (
+from groundloop.vimar.value import (
     MatchHead,
     calibrate,
     counterfactual,
@@ -126,7 +126,7 @@ class _TableValue(torch.nn.Module):
 
 
 def test_td_batch_loss_bootstraps_live_rows_without_gradient_and_ends_terminal_ones():
-    from groundloop.value import td_batch_loss
+    from groundloop.vimar.value import td_batch_loss
 
     model = _TableValue({"a": 1.0, "b": 2.0, "c": 0.5})
     # rows: a -> b (live, r 0.1), b terminal (r 0.3)
@@ -151,7 +151,7 @@ class _TableValueWithReward(_TableValue):
 
 
 def test_td_batch_loss_adds_the_reward_heads_regression_on_the_steps_own_reward():
-    from groundloop.value import td_batch_loss
+    from groundloop.vimar.value import td_batch_loss
 
     model = _TableValueWithReward({"a": 1.0, "b": 2.0}, {"a": 0.5, "b": -0.5})
     # V(a) = 1.5, V(b) = 1.5; a -> b live with r 0.1, b terminal with r 0.3
@@ -169,7 +169,7 @@ def test_td_batch_loss_adds_the_reward_heads_regression_on_the_steps_own_reward(
 
 def test_value_model_with_a_reward_head_is_the_sum_of_its_heads_and_round_trips(tmp_path):
     from groundloop.models import load_vlm
-    from groundloop.value import ValueModel
+    from groundloop.vimar.value import ValueModel
     from groundloop.worlds import shapes as world
 
     torch.manual_seed(0)
@@ -208,7 +208,7 @@ def test_values_through_the_shared_image_prefix_equal_the_full_pass(meta):
     must get the same numbers as from one full forward pass per state, whatever the pooling,
     with sentences of different lengths, several images and repeated states."""
     from groundloop.models import load_vlm
-    from groundloop.value import ValueModel
+    from groundloop.vimar.value import ValueModel
     from groundloop.worlds import shapes as world
 
     torch.manual_seed(0)

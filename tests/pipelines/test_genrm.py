@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from groundloop import reward_model as rm
+from groundloop.genrm import critique, experts
 from groundloop.vocab.shapes import ShapesVocabulary
 from groundloop.worlds import shapes as world
 
@@ -46,11 +46,11 @@ def test_genrm_pairs_rounds_and_bench(ray_cluster, tmp_path):
     assert len(pairs) > 0
     for p in pairs.itertuples():
         good, bad = (p.a, p.b) if p.label == "A" else (p.b, p.a)
-        assert rm.tally_prefers([c.text for c in SHAPES.claims(good)], holds[(p.image_id, good)],
+        assert critique.tally_prefers([c.text for c in SHAPES.claims(good)], holds[(p.image_id, good)],
                                 [c.text for c in SHAPES.claims(bad)], holds[(p.image_id, bad)]) == "A"
         assert holds[(p.image_id, good)].count(False) <= holds[(p.image_id, bad)].count(False)
-        assert p.thought == rm.critique(
-            *(rm.Checked(x, tuple(SHAPES.claims(x)), tuple(holds[(p.image_id, x)])) for x in (p.a, p.b)))
+        assert p.thought == critique.critique(
+            *(experts.Checked(x, tuple(SHAPES.claims(x)), tuple(holds[(p.image_id, x)])) for x in (p.a, p.b)))
     # stage 0's extra questions: phrases other images' responses made and this image's did not,
     # answered by the expert (boxes where it confirmed one)
     probes = pd.read_parquet(run / "probes.parquet")

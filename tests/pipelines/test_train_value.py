@@ -14,7 +14,7 @@ pytestmark = pytest.mark.ray
 
 def test_train_value_builds_td_transitions_and_a_loadable_calibrated_value_model(ray_cluster, tmp_path):
     from groundloop.models import load_value
-    from groundloop.value import split_sentences
+    from groundloop.vimar.value import split_sentences
     from pipelines import train_value
 
     data = tmp_path / "val"

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from benchmarks.reliability import png, poison_images
-from groundloop.decoding import DecodeSettings
+from groundloop.vimar.decoding import DecodeSettings
 from serve.protocol import Limits, ProtocolError, chat_response, parse_chat_request, parse_json
 
 SPECIAL = ("<image>", "<|end|>", "<|user|>", "</s>")

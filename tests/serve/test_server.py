@@ -9,7 +9,7 @@ import json
 import pytest
 from PIL import Image
 
-from groundloop.decoding import DecodeSettings
+from groundloop.vimar.decoding import DecodeSettings
 from groundloop.worlds import shapes as world
 from serve.app import CaptionServer, ModelEngine, ServeConfig
 from serve.protocol import CaptionRequest

@@ -11,12 +11,13 @@ from typing import Any, TypeVar
 
 from PIL import Image
 
-from groundloop import metrics, prompts
-from groundloop import pope as pope_lib
+from groundloop import prompts
 from groundloop.data.coco import ImageError, ImageRecord, load_image
-from groundloop.grounding import grounding_text
+from groundloop.eval import metrics
+from groundloop.eval import pope as pope_lib
 from groundloop.models.detection import Detector
 from groundloop.sampling import Sampler
+from groundloop.svp.grounding import grounding_text
 from groundloop.vocab import Vocabulary
 
 T = TypeVar("T")

@@ -27,11 +27,11 @@ from typing import Protocol
 
 from PIL import Image
 
-from groundloop import best_of_n as bon
 from groundloop import prompts
+from groundloop.genrm import best_of_n as bon
 from groundloop.sampling import StepSampler
-from groundloop.similarity import ImageTextScorer
-from groundloop.value import ValueFunction, split_sentences
+from groundloop.vimar.similarity import ImageTextScorer
+from groundloop.vimar.value import ValueFunction, split_sentences
 
 DECODERS = ("greedy", "bon", "genrm_bon", "clip_prm", "visvm", "vimar")
 

@@ -17,17 +17,17 @@ import torch
 from PIL import Image
 
 from groundloop import finetune
-from groundloop import grounded_attention as ga
-from groundloop import reward_model as rm
+from groundloop.genrm import critique, losses
+from groundloop.genrm import grounded_attention as ga
 from groundloop.models import families
 from groundloop.vocab import Vocabulary
 
 
 def label_ids(tokenizer: Any) -> list[int]:
     """The token id of each verdict label; the labels must be single tokens."""
-    ids = [tokenizer(label, add_special_tokens=False)["input_ids"] for label in rm.LABELS]
+    ids = [tokenizer(label, add_special_tokens=False)["input_ids"] for label in critique.LABELS]
     if any(len(i) != 1 for i in ids):
-        raise ValueError(f"verdict labels {rm.LABELS} are not single tokens for this tokenizer: {ids}")
+        raise ValueError(f"verdict labels {critique.LABELS} are not single tokens for this tokenizer: {ids}")
     return [i[0] for i in ids]
 
 
@@ -52,7 +52,7 @@ def _prompt_row(processor: Any, image: Image.Image, text: str) -> families.Row:
 
 
 def _thought_ids(tokenizer: Any, thought: str) -> list[int]:
-    return cast(list[int], tokenizer(f"{thought} {rm.VERDICT} ".lstrip(), add_special_tokens=False)["input_ids"])
+    return cast(list[int], tokenizer(f"{thought} {critique.VERDICT} ".lstrip(), add_special_tokens=False)["input_ids"])
 
 
 def _pad_id(tokenizer: Any, end: Sequence[int]) -> int:
@@ -68,7 +68,7 @@ def example(processor: Any, image: Image.Image, judge_text: str, thought: str, l
     """Token ids of prompt + thought + verdict + EOS; labels -100 on the prompt; `verdict_at`:
     the index of the verdict token; `correct`: 0 for A, 1 for B. With `grounding` (each claim
     the thought checks, in order, with the expert's boxes for it), also the grounded-attention
-    queries (`groundloop.grounded_attention`): `attn_query`, each claim's last token in the
+    queries (`groundloop.genrm.grounded_attention`): `attn_query`, each claim's last token in the
     thought, and `attn_target`, its patches (or the first token when the expert found none).
     learn="checks" (for scaffolded critiques, whose claim text the judge is given): only the
     "yes"/"no" checks, the verdict and EOS are learned; `loss_weight` puts `no_weight` on each
@@ -80,7 +80,7 @@ def example(processor: Any, image: Image.Image, judge_text: str, thought: str, l
     row = _prompt_row(processor, image, judge_text)
     p = row.ids
     t = _thought_ids(tok, thought)
-    v = label_ids(tok)[rm.LABELS.index(label)]
+    v = label_ids(tok)[critique.LABELS.index(label)]
     ids = p + t + [v, families.end_id(processor)]
     labels = [-100] * len(p) + ids[len(p):]
     # the token that decides each check: the first of " yes" / " no" that differs
@@ -92,7 +92,7 @@ def example(processor: Any, image: Image.Image, judge_text: str, thought: str, l
         labels = [x if i >= len(p) + len(t) or (learn == "checks" and i in decides) else -100
                   for i, x in enumerate(labels)]
     ex = {"row": row, "input_ids": ids, "labels": labels,
-          "verdict_at": len(p) + len(t), "correct": rm.LABELS.index(label), "weight": weight,
+          "verdict_at": len(p) + len(t), "correct": critique.LABELS.index(label), "weight": weight,
           "loss_weight": [no_weight if i in decides and x == no_id else 1.0 for i, x in enumerate(ids)]}
     if grounding:
         if image_token_id is None:
@@ -118,7 +118,7 @@ def collate(examples: Sequence[dict[str, Any]], processor: Any) -> dict[str, tor
 
 def loss(model: Any, batch: dict[str, torch.Tensor], verdict_ids: Sequence[int], lam: float,
          attn_weight: float = 0.0, attn_layer: int = 1, attn_head: int = 0) -> torch.Tensor:
-    """`rm.mixture_loss` of a collated batch (right padded), plus `attn_weight` x grounded
+    """`losses.mixture_loss` of a collated batch (right padded), plus `attn_weight` x grounded
     attention's cross-entropy at the critique's claims when the batch carries them (the model
     must then run eager attention)."""
     grounded = attn_weight > 0 and "attn_query" in batch
@@ -137,7 +137,7 @@ def loss(model: Any, batch: dict[str, torch.Tensor], verdict_ids: Sequence[int],
     verdict = logp[rows, batch["verdict_at"] - 1][:, list(verdict_ids)]  # (B, 2)
     right = verdict[rows, batch["correct"]]
     wrong = verdict[rows, 1 - batch["correct"]]
-    return rm.mixture_loss(token_logp, mask, right, wrong, batch["weight"], lam) + extra
+    return losses.mixture_loss(token_logp, mask, right, wrong, batch["weight"], lam) + extra
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ class Judgement:
 
     @property
     def p_a(self) -> float:
-        return float(rm.preference(torch.tensor(self.logp_a), torch.tensor(self.logp_b)))
+        return float(losses.preference(torch.tensor(self.logp_a), torch.tensor(self.logp_b)))
 
 
 CRITIQUES = ("free", "scaffold", "factored")
@@ -202,7 +202,7 @@ class GenRM:
     @torch.no_grad()
     def scaffolded(self, images: Sequence[Image.Image], judge_texts: Sequence[str], a: Sequence[str],
                    b: Sequence[str], temperature: float = 0.0) -> list[str]:
-        """Critiques written slot by slot (`rm.critique_so_far`): one batched forward per claim
+        """Critiques written slot by slot (`critique.critique_so_far`): one batched forward per claim
         position, each open slot filled with "yes" or "no" by the model."""
         if self.seed is not None:
             torch.manual_seed(self.seed)
@@ -214,7 +214,7 @@ class GenRM:
             open_ = [i for i, c in enumerate(claims) if len(checks[i]) < sum(map(len, c))]
             if not open_:
                 break
-            written = [tok(rm.critique_so_far(claims[i], checks[i]), add_special_tokens=False)["input_ids"]
+            written = [tok(critique.critique_so_far(claims[i], checks[i]), add_special_tokens=False)["input_ids"]
                        + self.check_prefix for i in open_]
             logits = self.next_logits([rows[i] for i in open_], written)[:, self.check_ids]
             if temperature > 0:
@@ -223,7 +223,7 @@ class GenRM:
                 says_yes = logits[:, 0] >= logits[:, 1]
             for i, y in zip(open_, says_yes.tolist()):
                 checks[i].append(bool(y))
-        return [rm.critique_so_far(c, ch) for c, ch in zip(claims, checks)]
+        return [critique.critique_so_far(c, ch) for c, ch in zip(claims, checks)]
 
     @property
     def _vocab(self) -> Vocabulary:
@@ -258,7 +258,7 @@ class GenRM:
 
     def check(self, images: Sequence[Image.Image], claims: Sequence[str], temperature: float = 0.0) -> list[bool]:
         """Factored checks: "yes" when the margin reaches `check_threshold` (calibrated on
-        training pairs, `rm.calibrate_check_threshold`), or drawn with probability
+        training pairs, `critique.calibrate_check_threshold`), or drawn with probability
         sigmoid((margin - threshold) / temperature)."""
         m = torch.tensor(self.check_margins(images, claims)) - self.check_threshold
         if temperature > 0:
@@ -273,7 +273,7 @@ class GenRM:
         claims = [[self.claim_texts(x) for x in pair] for pair in zip(a, b)]
         asked = list(dict.fromkeys((i, t) for i, c in enumerate(claims) for side in c for t in side))
         answers = dict(zip(asked, self.check([images[i] for i, _ in asked], [t for _, t in asked], temperature)))
-        return [rm.critique_so_far(c, [answers[i, t] for side in c for t in side]) for i, c in enumerate(claims)]
+        return [critique.critique_so_far(c, [answers[i, t] for side in c for t in side]) for i, c in enumerate(claims)]
 
     def next_logits(self, rows: Sequence[families.Row], answers: Sequence[list[int]] | None = None) -> torch.Tensor:
         """(N, V) next-token logits after each prompt row and its answer tokens so far (one
@@ -305,7 +305,7 @@ class GenRM:
         out: list[Judgement] = []
         for s in range(0, len(images), batch_size):
             ims = list(images[s:s + batch_size])
-            texts = [rm.judge_prompt(q, x, y) for q, x, y in zip(questions[s:s + batch_size],
+            texts = [critique.judge_prompt(q, x, y) for q, x, y in zip(questions[s:s + batch_size],
                                                                   a[s:s + batch_size], b[s:s + batch_size])]
             if self.critique == "scaffold":
                 thoughts = self.scaffolded(ims, texts, a[s:s + batch_size], b[s:s + batch_size], temperature)
@@ -313,11 +313,11 @@ class GenRM:
                 thoughts = self.factored(ims, a[s:s + batch_size], b[s:s + batch_size], temperature)
             else:
                 written = self.write(ims, texts, temperature)
-                thoughts = [rm.thought_of(w) for w in written]
+                thoughts = [critique.thought_of(w) for w in written]
             lp = self.verdict_logps(ims, texts, thoughts)
             if self.critique != "free":  # the verdict the model writes: the likelier label
-                written = [rm.with_verdict(th, rm.LABELS[int(y > x)]) for th, (x, y) in zip(thoughts, lp.tolist())]
-            out += [Judgement(w, th, rm.parse_verdict(w), float(x), float(y))
+                written = [critique.with_verdict(th, critique.LABELS[int(y > x)]) for th, (x, y) in zip(thoughts, lp.tolist())]
+            out += [Judgement(w, th, critique.parse_verdict(w), float(x), float(y))
                     for w, th, (x, y) in zip(written, thoughts, lp.tolist())]
         return out
 

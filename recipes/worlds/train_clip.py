@@ -21,12 +21,12 @@ The shipped weights: 3500 steps as below, then three continuations on fresh scen
 rates, the last two on scenes with the deployment (val) co-occurrence prior
 (scripts/rebuild_models.sh has the exact commands):
 
-    python -m groundloop.worlds.train_clip --out /tmp/clip_phase1
-    python -m groundloop.worlds.train_clip --init /tmp/clip_phase1 --steps 2000 --lr 3e-4 --seed 3 \
+    python -m recipes.worlds.train_clip --out /tmp/clip_phase1
+    python -m recipes.worlds.train_clip --init /tmp/clip_phase1 --steps 2000 --lr 3e-4 --seed 3 \
         --out /tmp/clip_phase2
-    python -m groundloop.worlds.train_clip --init /tmp/clip_phase2 --steps 1500 --lr 2e-4 --seed 5 --split val \
+    python -m recipes.worlds.train_clip --init /tmp/clip_phase2 --steps 1500 --lr 2e-4 --seed 5 --split val \
         --out /tmp/clip_phase3
-    python -m groundloop.worlds.train_clip --init /tmp/clip_phase3 --steps 1500 --lr 1e-4 --seed 11 --split val \
+    python -m recipes.worlds.train_clip --init /tmp/clip_phase3 --steps 1500 --lr 1e-4 --seed 11 --split val \
         --out groundloop/assets/shapesworld/clip
 """
 

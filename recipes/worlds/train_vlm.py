@@ -9,7 +9,7 @@ LLaVA does). One training example is one of:
     carries the detector's own misses plus injected false alarms;
   - yes/no object questions (half about absent objects, often a co-occurrence partner).
 
-    python -m groundloop.worlds.train_vlm --out groundloop/assets/shapesworld/vlm
+    python -m recipes.worlds.train_vlm --out groundloop/assets/shapesworld/vlm
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from PIL import Image
 from transformers import AutoProcessor, CLIPModel, LlavaForConditionalGeneration, PreTrainedConfig
 
 from groundloop import prompts
-from groundloop.grounding import grounding_text
 from groundloop.models import resolve
 from groundloop.models.detection import Detection
+from groundloop.svp.grounding import grounding_text
 from groundloop.worlds import build
 from groundloop.worlds import shapes as world
 from groundloop.worlds.detector import Region, ShapesWorldDetector

@@ -8,7 +8,7 @@ one line per COCO category, "category, synonym, synonym, ...", the first entry o
 being the COCO category name (the label a mention maps to). Repeated entries of the original
 are dropped and whitespace is normalised; the words are unchanged (including its misspellings
 such as "televison" and "solider", which catch the same misspellings in captions). Singular
-forms are listed; `groundloop.metrics` adds plurals.
+forms are listed; `groundloop.eval.metrics` adds plurals.
 
 `DOUBLE_WORDS` and the qualifier lists are the reference implementation's hard-coded rules:
 multi-word phrases read as one object word, and "baby elephant" / "passenger jet" read as the

@@ -1,6 +1,6 @@
 """Seeded recipe for the shipped ShapesWorld detector (shape classifier over pixel regions).
 
-    python -m groundloop.worlds.train_detector --out groundloop/assets/shapesworld/detector
+    python -m recipes.worlds.train_detector --out groundloop/assets/shapesworld/detector
 """
 
 from __future__ import annotations

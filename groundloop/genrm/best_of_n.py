@@ -1,6 +1,6 @@
 """Best-of-N by pairwise judging: a knockout tournament or a round robin among N responses,
 given a judge that says how likely each response of a pair is the better one (VL-GenRM's
-verdict probability, `groundloop.genrm.GenRM.prefer`, or any scripted judge)."""
+verdict probability, `groundloop.genrm.judge.GenRM.prefer`, or any scripted judge)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ Pure functions over strings and label sets (no Ray, no model code):
   (`shapes`: colour+shape types, "red circle"; `coco`: the CHAIR COCO synonym table).
 - `tokenize` (`groundloop.vocab.lexicon`): a PTB-like tokenizer standing in for
   pycocoevalcap's Java PTBTokenizer.
-- POPE lives in `groundloop.pope`.
+- POPE lives in `groundloop.eval.pope`.
 - `caption_scores`: BLEU-4 and CIDEr-D through pycocoevalcap's scorers on `tokenize`'s tokens.
 """
 

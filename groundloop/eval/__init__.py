@@ -1,0 +1,1 @@
+"""Evaluation: CHAIR and coverage metrics, POPE, COCO synonyms and caption evaluation runs."""

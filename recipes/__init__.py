@@ -1,0 +1,1 @@
+"""Recipes that build the project's own models (not part of the pure `groundloop` package)."""
