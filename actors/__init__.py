@@ -19,8 +19,9 @@ def require(batch: pd.DataFrame, columns: list[str], actor: str) -> None:
         raise KeyError(f"{actor}: batch is missing column(s) {missing}; has {list(batch.columns)}")
 
 
-def isolated(call: Callable[[list[int]], Sequence[Any]], rows: list[int], errors: list[str],
-             stage: str) -> dict[int, Any]:
+def isolated(
+    call: Callable[[list[int]], Sequence[Any]], rows: list[int], errors: list[str], stage: str
+) -> dict[int, Any]:
     """`call(rows)`'s results by row; when the batch fails, each row is tried alone, so one bad
     row fails alone: its error (errors[i], "<stage> failed: ...") goes with it and the others are
     answered."""

@@ -21,8 +21,9 @@ from groundloop.vocab import Claim
 
 
 class ExpertActor:
-    def __init__(self, detector_spec: str, vocabulary: str, miss_rate: float = 0.0,
-                 false_alarm_rate: float = 0.0, seed: int = 0) -> None:
+    def __init__(
+        self, detector_spec: str, vocabulary: str, miss_rate: float = 0.0, false_alarm_rate: float = 0.0, seed: int = 0
+    ) -> None:
         self.detector = load_detector(detector_spec)
         self.vocab = vocab.get(vocabulary)
         self.miss, self.false_alarm = miss_rate, false_alarm_rate
@@ -34,11 +35,19 @@ class ExpertActor:
         images, errors = read_rows(batch)
         claims, holds, boxes = ([[] for _ in range(len(batch))] for _ in range(3))
         ok = [i for i, e in enumerate(errors) if not e]
-        cl = {i: [Claim(str(p)) for p in batch["phrases"].iloc[i]] if probes
-              else self.vocab.claims(batch["response"].iloc[i]) for i in ok}
+        cl = {
+            i: [Claim(str(p)) for p in batch["phrases"].iloc[i]]
+            if probes
+            else self.vocab.claims(batch["response"].iloc[i])
+            for i in ok
+        }
         queries = {i: experts.expert_queries(cl[i], self.vocab) for i in ok}
-        found = isolated(lambda rows: self.detector.detect([images[i] for i in rows], [queries[i] for i in rows]),
-                         ok, errors, "expert")
+        found = isolated(
+            lambda rows: self.detector.detect([images[i] for i in rows], [queries[i] for i in rows]),
+            ok,
+            errors,
+            "expert",
+        )
         for i, dets in found.items():
             if self.miss or self.false_alarm:
                 dets = experts.perturb(dets, queries[i], self.miss, self.false_alarm, self.rng)

@@ -31,8 +31,12 @@ class GroundingActor:
             captions = [list(c) for c in captions]  # arrow hands lists over as arrays
         caption_of = dict(zip(ok, captions))
         grounding = [""] * len(batch)
-        found = isolated(lambda rows: ground(self.detector, [images[i] for i in rows], [caption_of[i] for i in rows],
-                                             self.vocab), ok, errors, "grounding")
+        found = isolated(
+            lambda rows: ground(self.detector, [images[i] for i in rows], [caption_of[i] for i in rows], self.vocab),
+            ok,
+            errors,
+            "grounding",
+        )
         for i, t in found.items():
             grounding[i] = t
         return batch.assign(grounding=grounding, error=errors)

@@ -24,8 +24,12 @@ class RewardRankActor:
         caps = [group[self.column].iloc[i] for i in ok]
 
         def judge(pairs):
-            return self.rm.prefer([images[ok[i]] for i, _ in pairs], [prompts.BASE_PROMPT] * len(pairs),
-                                  [caps[i] for i, _ in pairs], [caps[j] for _, j in pairs])
+            return self.rm.prefer(
+                [images[ok[i]] for i, _ in pairs],
+                [prompts.BASE_PROMPT] * len(pairs),
+                [caps[i] for i, _ in pairs],
+                [caps[j] for _, j in pairs],
+            )
 
         scores = [float("nan")] * len(group)
         for i, s in zip(ok, best_of_n.pairwise_scores(len(ok), judge)):

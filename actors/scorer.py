@@ -23,9 +23,14 @@ class ScorerActor:
         s, d = [float("nan")] * len(batch), [float("nan")] * len(batch)
 
         def score(rows: list[int]) -> list[tuple[float, float]]:
-            sv, dv = score_guided(self.model, self.processor, [images[i] for i in rows],
-                                  [batch["grounding"].iloc[i] for i in rows], [batch["guided"].iloc[i] for i in rows],
-                                  keys=[batch["image_id"].iloc[i] for i in rows])
+            sv, dv = score_guided(
+                self.model,
+                self.processor,
+                [images[i] for i in rows],
+                [batch["grounding"].iloc[i] for i in rows],
+                [batch["guided"].iloc[i] for i in rows],
+                keys=[batch["image_id"].iloc[i] for i in rows],
+            )
             return list(zip(sv, dv))
 
         for i, (sv, dv) in isolated(score, ok, errors, "scoring").items():

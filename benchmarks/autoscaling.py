@@ -47,7 +47,6 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 CLUSTER_YAML = ROOT / "cluster.yaml"
 WORKER_TYPE = "gpu_worker"  # the autoscaled node type of cluster.yaml
@@ -56,34 +55,71 @@ MAX_WORKERS = 2  # cluster.yaml allows 8; two fake nodes are what 2 cores can ho
 IDLE_TIMEOUT_MINUTES = 0.25
 WORKER_OBJECT_STORE_BYTES = 200 * 2**20  # fake nodes share one machine's memory
 HEAD_OBJECT_STORE_BYTES = 300 * 2**20
-JOB_OVERRIDES = ["data.n_images=4", "data.eval_n_images=2", "sampling.k=2", "sampling.max_new_tokens=20",
-                 "svp.iterations=1", "train.batch_size=2", "train.epochs=1", "train.torch_threads=1",
-                 "resources.gpus_per_actor=0"]
+JOB_OVERRIDES = [
+    "data.n_images=4",
+    "data.eval_n_images=2",
+    "sampling.k=2",
+    "sampling.max_new_tokens=20",
+    "svp.iterations=1",
+    "train.batch_size=2",
+    "train.epochs=1",
+    "train.torch_threads=1",
+    "resources.gpus_per_actor=0",
+]
 
 
 def worker_node_types(cluster_yaml: Path = CLUSTER_YAML, max_workers: int = MAX_WORKERS) -> dict[str, dict]:
     """cluster.yaml's GPU worker type as a fake_multinode node type: the same name, resources
     and min_workers; max_workers capped at `max_workers`; a small object store per node."""
     node = yaml.safe_load(cluster_yaml.read_text())["available_node_types"][WORKER_TYPE]
-    return {WORKER_TYPE: {"resources": dict(node["resources"]) | {"object_store_memory": WORKER_OBJECT_STORE_BYTES},
-                          "node_config": {}, "min_workers": node["min_workers"],
-                          "max_workers": min(node["max_workers"], max_workers)}}
+    return {
+        WORKER_TYPE: {
+            "resources": dict(node["resources"]) | {"object_store_memory": WORKER_OBJECT_STORE_BYTES},
+            "node_config": {},
+            "min_workers": node["min_workers"],
+            "max_workers": min(node["max_workers"], max_workers),
+        }
+    }
 
 
-def fake_cluster_config(gcs_address: str, worker_types: dict[str, dict], head_resources: dict[str, float],
-                        idle_timeout_minutes: float = IDLE_TIMEOUT_MINUTES) -> dict[str, Any]:
+def fake_cluster_config(
+    gcs_address: str,
+    worker_types: dict[str, dict],
+    head_resources: dict[str, float],
+    idle_timeout_minutes: float = IDLE_TIMEOUT_MINUTES,
+) -> dict[str, Any]:
     """A complete autoscaler config for the fake provider (nothing left to defaults)."""
-    empty_lists = ("initialization_commands", "setup_commands", "head_setup_commands", "worker_setup_commands",
-                   "head_start_ray_commands", "worker_start_ray_commands", "cluster_synced_files", "rsync_exclude",
-                   "rsync_filter")
-    return {"cluster_name": "groundloop-fake", "max_workers": sum(t["max_workers"] for t in worker_types.values()),
-            "upscaling_speed": 1.0, "idle_timeout_minutes": idle_timeout_minutes,
-            "provider": {"type": "fake_multinode", "use_node_id_as_ip": True, "disable_node_updaters": True,
-                         "disable_launch_config_check": True, "gcs_address": gcs_address},
-            "auth": {}, "docker": {}, "file_mounts": {}, "file_mounts_sync_continuously": False,
-            "head_node_type": FAKE_HEAD_TYPE,
-            "available_node_types": {FAKE_HEAD_TYPE: {"resources": head_resources, "node_config": {},
-                                                      "max_workers": 0}} | worker_types} | {k: [] for k in empty_lists}
+    empty_lists = (
+        "initialization_commands",
+        "setup_commands",
+        "head_setup_commands",
+        "worker_setup_commands",
+        "head_start_ray_commands",
+        "worker_start_ray_commands",
+        "cluster_synced_files",
+        "rsync_exclude",
+        "rsync_filter",
+    )
+    return {
+        "cluster_name": "groundloop-fake",
+        "max_workers": sum(t["max_workers"] for t in worker_types.values()),
+        "upscaling_speed": 1.0,
+        "idle_timeout_minutes": idle_timeout_minutes,
+        "provider": {
+            "type": "fake_multinode",
+            "use_node_id_as_ip": True,
+            "disable_node_updaters": True,
+            "disable_launch_config_check": True,
+            "gcs_address": gcs_address,
+        },
+        "auth": {},
+        "docker": {},
+        "file_mounts": {},
+        "file_mounts_sync_continuously": False,
+        "head_node_type": FAKE_HEAD_TYPE,
+        "available_node_types": {FAKE_HEAD_TYPE: {"resources": head_resources, "node_config": {}, "max_workers": 0}}
+        | worker_types,
+    } | {k: [] for k in empty_lists}
 
 
 def free_port() -> int:
@@ -128,15 +164,30 @@ class FakeAutoscalingCluster:
 
         config = self.temp_dir / "autoscaling.yaml"
         config.write_text(json.dumps(self.config))
-        cmd = [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
-               f"--autoscaling-config={config}", f"--port={self.port}", "--num-cpus=0", "--num-gpus=0",
-               f"--object-store-memory={HEAD_OBJECT_STORE_BYTES}", f"--temp-dir={self.temp_dir}",
-               "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}",
-               f"--dashboard-agent-listen-port={free_port()}", f"--ray-client-server-port={free_port()}",
-               "--disable-usage-stats"]
+        cmd = [
+            str(Path(sys.executable).parent / "ray"),
+            "start",
+            "--head",
+            "--block",
+            f"--autoscaling-config={config}",
+            f"--port={self.port}",
+            "--num-cpus=0",
+            "--num-gpus=0",
+            f"--object-store-memory={HEAD_OBJECT_STORE_BYTES}",
+            f"--temp-dir={self.temp_dir}",
+            "--include-dashboard=true",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={self.dashboard_port}",
+            f"--dashboard-agent-listen-port={free_port()}",
+            f"--ray-client-server-port={free_port()}",
+            "--disable-usage-stats",
+        ]
         # the job's `python` is this interpreter: the fake nodes run from the same environment
-        env = os.environ | {"RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1",
-                            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+        env = os.environ | {
+            "RAY_FAKE_CLUSTER": "1",
+            "AUTOSCALER_UPDATE_INTERVAL_S": "1",
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
         env.pop("RAY_ADDRESS", None)
         # One authentication mode for the head, its nodes, this driver and the Jobs client: the
         # caller's RAY_AUTH_MODE, else token (Ray's default for a new local cluster)
@@ -221,8 +272,12 @@ class Timeline:
             self._stop.wait(self.every_s)
 
     def sample(self) -> dict:
-        s = {"t": round(time.time() - self.t0, 1), "phase": self.phase, "workers": worker_count(),
-             "replicas": replica_count(self.app) if self.app else None}
+        s = {
+            "t": round(time.time() - self.t0, 1),
+            "phase": self.phase,
+            "workers": worker_count(),
+            "replicas": replica_count(self.app) if self.app else None,
+        }
         self.samples.append(s)
         return s
 
@@ -274,16 +329,24 @@ def gpu_probe() -> dict:
     def probe() -> dict:
         import torch
 
-        return {"node_id": ray.get_runtime_context().get_node_id(), "gpu_ids": ray.get_gpu_ids(),
-                "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES"),
-                "torch_cuda_available": torch.cuda.is_available()}
+        return {
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "gpu_ids": ray.get_gpu_ids(),
+            "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "torch_cuda_available": torch.cuda.is_available(),
+        }
 
     return ray.get(probe.remote(), timeout=300)
 
 
 def svp_entrypoint(data_dir: Path, run_dir: Path) -> str:
-    args = [f"data.path={data_dir / 'val'}", f"data.eval_path={data_dir / 'test'}", f"run.dir={run_dir}",
-            "run.name=svp_autoscaling", *JOB_OVERRIDES]
+    args = [
+        f"data.path={data_dir / 'val'}",
+        f"data.eval_path={data_dir / 'test'}",
+        f"run.dir={run_dir}",
+        "run.name=svp_autoscaling",
+        *JOB_OVERRIDES,
+    ]
     return f"python pipelines/svp.py --config configs/svp_shapes.yaml {' '.join(args)}"
 
 
@@ -300,9 +363,14 @@ def job_phase(cluster: FakeAutoscalingCluster, tl: Timeline, work: Path, timeout
     client = cluster.jobs
     entrypoint = svp_entrypoint(data, work / "runs")
     t0 = time.time()
-    job_id = client.submit_job(entrypoint=entrypoint, runtime_env={
-        "working_dir": str(ROOT), "excludes": ["data/", "runs/", "logs/", "benchmarks/results/", ".venv/"],
-        "env_vars": {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}})
+    job_id = client.submit_job(
+        entrypoint=entrypoint,
+        runtime_env={
+            "working_dir": str(ROOT),
+            "excludes": ["data/", "runs/", "logs/", "benchmarks/results/", ".venv/"],
+            "env_vars": {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"},
+        },
+    )
     try:
         status = client.get_job_status(job_id)
         while not status.is_terminal() and time.time() - t0 < timeout_s:
@@ -317,11 +385,16 @@ def job_phase(cluster: FakeAutoscalingCluster, tl: Timeline, work: Path, timeout
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
     probe = gpu_probe() if status == JobStatus.SUCCEEDED else {}
     idle_s = tl.wait("after_job", lambda s: s["workers"] == 0, 60 * IDLE_TIMEOUT_MINUTES + 120)
-    return {"entrypoint": entrypoint, "status": str(status.value), "seconds": job_s,
-            "stages_s": report.get("timings_s") or report.get("timings"),
-            "max_workers_during_job": max(tl.during("job", "workers"), default=0),
-            "gpu_probe_on_worker": probe, "seconds_to_zero_workers_after_job": idle_s,
-            "logs_tail": logs[-2000:] if status != JobStatus.SUCCEEDED else ""}
+    return {
+        "entrypoint": entrypoint,
+        "status": str(status.value),
+        "seconds": job_s,
+        "stages_s": report.get("timings_s") or report.get("timings"),
+        "max_workers_during_job": max(tl.during("job", "workers"), default=0),
+        "gpu_probe_on_worker": probe,
+        "seconds_to_zero_workers_after_job": idle_s,
+        "logs_tail": logs[-2000:] if status != JobStatus.SUCCEEDED else "",
+    }
 
 
 def serve_phase(tl: Timeline, work: Path, load_threads: int, load_s: float) -> dict:
@@ -334,13 +407,30 @@ def serve_phase(tl: Timeline, work: Path, load_threads: int, load_s: float) -> d
 
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port}, proxy_location="HeadOnly")
-    autoscaling = {"min_replicas": 1, "max_replicas": 2, "initial_replicas": 1, "target_ongoing_requests": 1,
-                   "upscale_delay_s": 2, "downscale_delay_s": 5, "metrics_interval_s": 1, "look_back_period_s": 2}
+    autoscaling = {
+        "min_replicas": 1,
+        "max_replicas": 2,
+        "initial_replicas": 1,
+        "target_ongoing_requests": 1,
+        "upscale_delay_s": 2,
+        "downscale_delay_s": 5,
+        "metrics_interval_s": 1,
+        "look_back_period_s": 2,
+    }
     tl.app, tl.phase = "autoscaling", "serve_deploy"
-    serve.run(build_app({"torch_threads": 1, "max_new_tokens": 24, "max_batch_size": 1,
-                         "deployment": {"autoscaling_config": autoscaling,
-                                        "ray_actor_options": {"num_cpus": 1, "num_gpus": 1}}}),
-              name=tl.app, route_prefix="/", blocking=False)
+    serve.run(
+        build_app(
+            {
+                "torch_threads": 1,
+                "max_new_tokens": 24,
+                "max_batch_size": 1,
+                "deployment": {"autoscaling_config": autoscaling, "ray_actor_options": {"num_cpus": 1, "num_gpus": 1}},
+            }
+        ),
+        name=tl.app,
+        route_prefix="/",
+        blocking=False,
+    )
     ready_s = tl.wait("serve_deploy", lambda s: s["replicas"] == 1, 300)
     world.generate(work / "serve_images", "test", 4, seed=1)
     urls = []
@@ -355,8 +445,15 @@ def serve_phase(tl: Timeline, work: Path, load_threads: int, load_s: float) -> d
     def client(i: int) -> None:
         n = 0
         while not stop.is_set():
-            body = {"model": "groundloop-greedy", "messages": [{"role": "user", "content": [
-                {"type": "image_url", "image_url": {"url": urls[(i + n) % len(urls)]}}]}]}
+            body = {
+                "model": "groundloop-greedy",
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "image_url", "image_url": {"url": urls[(i + n) % len(urls)]}}],
+                    }
+                ],
+            }
             n += 1
             try:
                 code = requests.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body, timeout=120).status_code
@@ -382,14 +479,21 @@ def serve_phase(tl: Timeline, work: Path, load_threads: int, load_s: float) -> d
     tl.app = ""
     idle_s = tl.wait("after_serve", lambda s: s["workers"] == 0, 60 * IDLE_TIMEOUT_MINUTES + 120)
     ok = sum(c == 200 for c in codes)
-    return {"autoscaling_config": autoscaling, "load_threads": load_threads, "requests": len(codes),
-            "requests_ok": ok, "other_codes": sorted({str(c) for c in codes if c != 200}),
-            "seconds_to_first_replica": ready_s, "seconds_to_2_replicas_under_load": up_s,
-            "seconds_to_1_replica_after_load": down_s, "seconds_to_1_worker_after_downscale": node_down_s,
-            "seconds_to_zero_workers_after_serve": idle_s,
-            "replicas_before_load": tl.during("serve_deploy", "replicas")[-1:],
-            "max_replicas_under_load": max(tl.during("serve_load", "replicas"), default=0),
-            "max_workers_under_load": max(tl.during("serve_load", "workers"), default=0)}
+    return {
+        "autoscaling_config": autoscaling,
+        "load_threads": load_threads,
+        "requests": len(codes),
+        "requests_ok": ok,
+        "other_codes": sorted({str(c) for c in codes if c != 200}),
+        "seconds_to_first_replica": ready_s,
+        "seconds_to_2_replicas_under_load": up_s,
+        "seconds_to_1_replica_after_load": down_s,
+        "seconds_to_1_worker_after_downscale": node_down_s,
+        "seconds_to_zero_workers_after_serve": idle_s,
+        "replicas_before_load": tl.during("serve_deploy", "replicas")[-1:],
+        "max_replicas_under_load": max(tl.during("serve_load", "replicas"), default=0),
+        "max_workers_under_load": max(tl.during("serve_load", "workers"), default=0),
+    }
 
 
 def summarise(samples: list[dict]) -> list[dict]:
@@ -410,10 +514,13 @@ def run(out: Path | None = None, job_timeout_s: float = 900, load_threads: int =
     cluster = FakeAutoscalingCluster(worker_types)
     result: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch.cuda.is_available()="
-                   f"{torch.cuda.is_available()}",
+        f"{torch.cuda.is_available()}",
         "command": "python benchmarks/autoscaling.py" + (f" --out {out}" if out else ""),
-        "ray": ray.__version__, "worker_node_type": worker_types, "idle_timeout_minutes": IDLE_TIMEOUT_MINUTES,
-        "head_resources": {"CPU": 0, "GPU": 0}}
+        "ray": ray.__version__,
+        "worker_node_type": worker_types,
+        "idle_timeout_minutes": IDLE_TIMEOUT_MINUTES,
+        "head_resources": {"CPU": 0, "GPU": 0},
+    }
     try:
         cluster.start()
         with tempfile.TemporaryDirectory(prefix="gl-autoscale-") as d, Timeline() as tl:

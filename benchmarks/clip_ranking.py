@@ -23,9 +23,15 @@ from groundloop.worlds import shapes as world
 
 
 def scene_objects(rec) -> list[world.SceneObject]:
-    return [world.SceneObject(o.category, o.attributes["color"], o.attributes["size"],
-                              (int(o.bbox[0]), int(o.bbox[1]), int(o.bbox[0] + o.bbox[2]),
-                               int(o.bbox[1] + o.bbox[3]))) for o in rec.objects]
+    return [
+        world.SceneObject(
+            o.category,
+            o.attributes["color"],
+            o.attributes["size"],
+            (int(o.bbox[0]), int(o.bbox[1]), int(o.bbox[0] + o.bbox[2]), int(o.bbox[1] + o.bbox[3])),
+        )
+        for o in rec.objects
+    ]
 
 
 def main() -> None:
@@ -51,12 +57,23 @@ def main() -> None:
             n += 1
             hits += int(sims.argmax()) == 0
             best_wrong = variants[int(sims[1:].argmax())]
-            kind = next((k for k, w in (("colour", o.color), ("shape", o.shape), ("size", o.size))
-                         if f" {w} " not in f" {best_wrong[:-1]} "), "position")
+            kind = next(
+                (
+                    k
+                    for k, w in (("colour", o.color), ("shape", o.shape), ("size", o.size))
+                    if f" {w} " not in f" {best_wrong[:-1]} "
+                ),
+                "position",
+            )
             (wins_by_kind if sims[0] > sims[1:].max() else losses_by_kind)[kind] += 1
-    res = {"clip": a.clip, "data": str(a.data), "n_objects": n, "top1_accuracy": hits / n,
-           "losses_by_changed_attribute": dict(losses_by_kind),
-           "seconds": time.time() - t0}
+    res = {
+        "clip": a.clip,
+        "data": str(a.data),
+        "n_objects": n,
+        "top1_accuracy": hits / n,
+        "losses_by_changed_attribute": dict(losses_by_kind),
+        "seconds": time.time() - t0,
+    }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=1))
     print(json.dumps(res, indent=1))

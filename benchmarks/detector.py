@@ -40,8 +40,7 @@ def main() -> None:
         for o in rec.objects:
             x, y, w, h = o.bbox
             box = (x / rec.width, y / rec.height, (x + w) / rec.width, (y + h) / rec.height)
-            truth.append(({"color": o.attributes["color"], "shape": o.category,
-                           "size": o.attributes["size"]}, box))
+            truth.append(({"color": o.attributes["color"], "shape": o.category, "size": o.attributes["size"]}, box))
         present = sorted({f"{t['color']} {t['shape']}" for t, _ in truth})
         sized = sorted({f"{t['size']} {t['color']} {t['shape']}" for t, _ in truth})
         absent = [f"{c} {s}" for c, s in world.object_types() if f"{c} {s}" not in present]
@@ -65,10 +64,15 @@ def main() -> None:
                 absent_q += 1
                 absent_fp += len(mine)
     res = {
-        "detector": a.detector, "data": str(a.data), "n_images": len(records),
-        "precision": tp / max(n_det, 1), "recall": tp / max(n_true, 1),
-        "n_detections": n_det, "n_true_objects_queried": n_true,
-        "absent_queries": absent_q, "detections_on_absent_queries": absent_fp,
+        "detector": a.detector,
+        "data": str(a.data),
+        "n_images": len(records),
+        "precision": tp / max(n_det, 1),
+        "recall": tp / max(n_true, 1),
+        "n_detections": n_det,
+        "n_true_objects_queried": n_true,
+        "absent_queries": absent_q,
+        "detections_on_absent_queries": absent_fp,
         "seconds_per_image": (time.time() - t0) / max(len(records), 1),
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -14,21 +14,18 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from groundloop import prompts  # noqa: E402
-from groundloop import vocab as vocab_lib  # noqa: E402
-from groundloop.data.coco import load_dataset  # noqa: E402
-from groundloop.eval import captioning, metrics  # noqa: E402
-from groundloop.genrm import best_of_n  # noqa: E402
-from groundloop.models import load_reward_model, load_vlm  # noqa: E402
-from groundloop.sampling import HFSampler  # noqa: E402
+from groundloop import prompts
+from groundloop import vocab as vocab_lib
+from groundloop.data.coco import load_dataset
+from groundloop.eval import captioning, metrics
+from groundloop.genrm import best_of_n
+from groundloop.models import load_reward_model, load_vlm
+from groundloop.sampling import HFSampler
 
 
 def main() -> None:
@@ -53,8 +50,13 @@ def main() -> None:
     t = time.time()
     caps: list[list[str]] = []
     for i in range(0, len(images), 8):
-        caps += sampler.generate(images[i:i + 8], [prompts.BASE_PROMPT] * len(images[i:i + 8]), n=a.n,
-                                 temperature=a.temperature, top_p=0.95)
+        caps += sampler.generate(
+            images[i : i + 8],
+            [prompts.BASE_PROMPT] * len(images[i : i + 8]),
+            n=a.n,
+            temperature=a.temperature,
+            top_p=0.95,
+        )
     sample_s = time.time() - t
     flat = [c for cs in caps for c in cs]
     owner = [b for b in range(len(images)) for _ in range(a.n)]
@@ -63,9 +65,13 @@ def main() -> None:
     def judge(pairs):
         out: list[float] = []
         for s in range(0, len(pairs), a.judge_batch):
-            chunk = pairs[s:s + a.judge_batch]
-            out += judge_model.prefer([images[owner[i]] for i, _ in chunk], [prompts.BASE_PROMPT] * len(chunk),
-                                      [flat[i] for i, _ in chunk], [flat[j] for _, j in chunk])
+            chunk = pairs[s : s + a.judge_batch]
+            out += judge_model.prefer(
+                [images[owner[i]] for i, _ in chunk],
+                [prompts.BASE_PROMPT] * len(chunk),
+                [flat[i] for i, _ in chunk],
+                [flat[j] for _, j in chunk],
+            )
         return out
 
     t = time.time()
@@ -84,30 +90,52 @@ def main() -> None:
     def chair_of(idx):
         return metrics.chair([flat[i] for i in idx], [truths[owner[i]] for i in idx], vocab)
 
-    res = {"genrm": chair_of(picked), "random": chair_of(random_pick),
-           "all_n": metrics.chair(flat, [truths[o] for o in owner], vocab), "oracle": chair_of(oracle)}
+    res = {
+        "genrm": chair_of(picked),
+        "random": chair_of(random_pick),
+        "all_n": metrics.chair(flat, [truths[o] for o in owner], vocab),
+        "oracle": chair_of(oracle),
+    }
     base = res["random"]["chair_i"]
     # one seeded random pick is a noisy baseline: also the distribution over many random picks
-    counts = torch.tensor([[c["n_hallucinated"], c["n_mentions"]]
-                           for c in (metrics.chair([f], [truths[o]], vocab) for f, o in zip(flat, owner))],
-                          dtype=torch.float64).view(len(images), a.n, 2)
+    counts = torch.tensor(
+        [
+            [c["n_hallucinated"], c["n_mentions"]]
+            for c in (metrics.chair([f], [truths[o]], vocab) for f, o in zip(flat, owner))
+        ],
+        dtype=torch.float64,
+    ).view(len(images), a.n, 2)
     draws = torch.randint(0, a.n, (a.random_draws, len(images)), generator=torch.Generator().manual_seed(a.seed))
     picked_counts = counts[torch.arange(len(images)), draws]  # (draws, images, 2)
     draw_chair = picked_counts[..., 0].sum(1) / picked_counts[..., 1].sum(1)
     change = (res["genrm"]["chair_i"] - draw_chair) / draw_chair
-    random_draws = {"n": a.random_draws, "chair_i_mean": draw_chair.mean().item(),
-                    "chair_i_p05": draw_chair.quantile(0.05).item(), "chair_i_p95": draw_chair.quantile(0.95).item(),
-                    "change_vs_mean": (res["genrm"]["chair_i"] - draw_chair.mean().item()) / draw_chair.mean().item(),
-                    "share_of_draws_beaten_by_30pct": (change <= -0.30).double().mean().item()}
-    report = {"settings": vars(a) | {"data": str(a.data), "out": str(a.out)}, "n_images": len(images),
-              "results": res, "random_draws": random_draws,
-              "chair_i_change_vs_random": (res["genrm"]["chair_i"] - base) / base if base else None,
-              "chair_i_change_vs_all_n": (res["genrm"]["chair_i"] - res["all_n"]["chair_i"]) / res["all_n"]["chair_i"],
-              "sample_s": sample_s, "judge_s": judge_s, "judged_pairs": len(flat) - len(images)}
+    random_draws = {
+        "n": a.random_draws,
+        "chair_i_mean": draw_chair.mean().item(),
+        "chair_i_p05": draw_chair.quantile(0.05).item(),
+        "chair_i_p95": draw_chair.quantile(0.95).item(),
+        "change_vs_mean": (res["genrm"]["chair_i"] - draw_chair.mean().item()) / draw_chair.mean().item(),
+        "share_of_draws_beaten_by_30pct": (change <= -0.30).double().mean().item(),
+    }
+    report = {
+        "settings": vars(a) | {"data": str(a.data), "out": str(a.out)},
+        "n_images": len(images),
+        "results": res,
+        "random_draws": random_draws,
+        "chair_i_change_vs_random": (res["genrm"]["chair_i"] - base) / base if base else None,
+        "chair_i_change_vs_all_n": (res["genrm"]["chair_i"] - res["all_n"]["chair_i"]) / res["all_n"]["chair_i"],
+        "sample_s": sample_s,
+        "judge_s": judge_s,
+        "judged_pairs": len(flat) - len(images),
+    }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(report, indent=1))
-    print(json.dumps({k: {m: v[m] for m in ("chair_i", "recall")} for k, v in res.items()}
-                     | {"change_vs_random": report["chair_i_change_vs_random"], "random_draws": random_draws}))
+    print(
+        json.dumps(
+            {k: {m: v[m] for m in ("chair_i", "recall")} for k, v in res.items()}
+            | {"change_vs_random": report["chair_i_change_vs_random"], "random_draws": random_draws}
+        )
+    )
 
 
 if __name__ == "__main__":

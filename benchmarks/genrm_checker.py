@@ -21,22 +21,19 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from groundloop import prompts  # noqa: E402
-from groundloop.data.coco import load_dataset  # noqa: E402
-from groundloop.eval import captioning  # noqa: E402
-from groundloop.models import load_reward_model, load_vlm  # noqa: E402
-from groundloop.sampling import HFSampler  # noqa: E402
-from groundloop.vocab.shapes import ShapesVocabulary  # noqa: E402
-from groundloop.worlds import shapes as world  # noqa: E402
-from groundloop.worlds.reward_bench import claim_truth  # noqa: E402
+from groundloop import prompts
+from groundloop.data.coco import load_dataset
+from groundloop.eval import captioning
+from groundloop.models import load_reward_model, load_vlm
+from groundloop.sampling import HFSampler
+from groundloop.vocab.shapes import ShapesVocabulary
+from groundloop.worlds import shapes as world
+from groundloop.worlds.reward_bench import claim_truth
 
 SHAPES = ShapesVocabulary()
 
@@ -67,8 +64,13 @@ def main() -> None:
     sampler = HFSampler(*load_vlm(a.vlm), max_new_tokens=128, seed=a.seed)
     caps: list[list[str]] = []
     for i in range(0, len(images), 8):
-        caps += sampler.generate(images[i:i + 8], [prompts.BASE_PROMPT] * len(images[i:i + 8]), n=a.k,
-                                 temperature=a.temperature, top_p=0.95)
+        caps += sampler.generate(
+            images[i : i + 8],
+            [prompts.BASE_PROMPT] * len(images[i : i + 8]),
+            n=a.k,
+            temperature=a.temperature,
+            top_p=0.95,
+        )
     sets: dict[str, dict[tuple[int, str], bool]] = {"own": {}, "random": {}}
     for b, (r, cs) in enumerate(zip(records, caps)):
         for c in cs:
@@ -76,9 +78,11 @@ def main() -> None:
         present = sorted({f"{o.attributes['color']} {o.category}" for o in r.objects})
         absent = [f"{c} {s}" for c, s in world.object_types() if f"{c} {s}" not in present]
         sets["random"].update({(b, rng.choice(present)): True, (b, rng.choice(absent)): False})
-    report: dict = {"settings": vars(a) | {"data": str(a.data), "out": str(a.out)},
-                    "claims": {k: {"n": len(v), "false": sum(not t for t in v.values())} for k, v in sets.items()},
-                    "models": {}}
+    report: dict = {
+        "settings": vars(a) | {"data": str(a.data), "out": str(a.out)},
+        "claims": {k: {"n": len(v), "false": sum(not t for t in v.values())} for k, v in sets.items()},
+        "models": {},
+    }
     for spec in a.reward_models:
         judge = load_reward_model(spec, critique="factored")
         t0, res = time.time(), {"check_threshold": judge.check_threshold}
@@ -87,9 +91,11 @@ def main() -> None:
             m = judge.check_margins([images[b] for b, _ in keys], [c for _, c in keys])
             false = [x for x, k in zip(m, keys) if not claims[k]]
             true = [x for x, k in zip(m, keys) if claims[k]]
-            res[name] = {"auc": auc(false, true),
-                         "false_refuted": sum(x < judge.check_threshold for x in false) / max(1, len(false)),
-                         "true_refuted": sum(x < judge.check_threshold for x in true) / max(1, len(true))}
+            res[name] = {
+                "auc": auc(false, true),
+                "false_refuted": sum(x < judge.check_threshold for x in false) / max(1, len(false)),
+                "true_refuted": sum(x < judge.check_threshold for x in true) / max(1, len(true)),
+            }
         res["seconds"] = time.time() - t0
         report["models"][spec] = res
         print(spec, json.dumps(res), flush=True)

@@ -1,6 +1,6 @@
 """Collect the VL-GenRM runs into one table (JSON + Markdown) and the expert-noise plot.
 
-    python benchmarks/genrm_summary.py --runs runs --out benchmarks/results/genrm
+python benchmarks/genrm_summary.py --runs runs --out benchmarks/results/genrm
 """
 
 from __future__ import annotations
@@ -9,9 +9,17 @@ import argparse
 import json
 from pathlib import Path
 
-CATS = ("hallucination", "attribute", "reasoning", "general", "overall",
-        # `hallucination` by form (reports written on the first bench have none: "-")
-        "hallucination/added", "hallucination/swapped", "hallucination/swapped_dropped")
+CATS = (
+    "hallucination",
+    "attribute",
+    "reasoning",
+    "general",
+    "overall",
+    # `hallucination` by form (reports written on the first bench have none: "-")
+    "hallucination/added",
+    "hallucination/swapped",
+    "hallucination/swapped_dropped",
+)
 STUDY = ("genrm_shapes", "genrm_self", "genrm_description", "genrm_noise_*")  # benchmarks/genrm_study.sh
 
 
@@ -38,36 +46,52 @@ def main() -> None:
         rep = json.loads(rep_file.read_text())
         cfg = json.loads((rep_file.parent / "config.json").read_text())
         for r in rep["rounds"]:
-            rows.append({"run": rep_file.parent.name, "round": r["round"], "labeler": cfg["pairs"]["labeler"],
-                         "thought": cfg["pairs"]["thought"], "noise": cfg["pairs"]["miss_rate"],
-                         "stage0": cfg.get("stage0", {}).get("steps", 0),
-                         # how stage 0's questions were balanced, and its probe questions per image
-                         "stage0_data": f"{cfg.get('stage0', {}).get('balance', 'kind')}"
-                                        f" +{cfg.get('stage0', {}).get('probes', 0)}",
-                         "critique": cfg["sampling"].get("critique", "free"),
-                         "n_pairs": rep["n_pairs"], **{c: r["bench"].get(c) for c in CATS},
-                         "written_verdict": r["bench"].get("written_verdict_overall"),
-                         "picks_a": r["bench"].get("picks_a", picks_a(rep_file.parent / f"round{r['round']}")),
-                         "stats": r["stats"]})
+            rows.append(
+                {
+                    "run": rep_file.parent.name,
+                    "round": r["round"],
+                    "labeler": cfg["pairs"]["labeler"],
+                    "thought": cfg["pairs"]["thought"],
+                    "noise": cfg["pairs"]["miss_rate"],
+                    "stage0": cfg.get("stage0", {}).get("steps", 0),
+                    # how stage 0's questions were balanced, and its probe questions per image
+                    "stage0_data": f"{cfg.get('stage0', {}).get('balance', 'kind')}"
+                    f" +{cfg.get('stage0', {}).get('probes', 0)}",
+                    "critique": cfg["sampling"].get("critique", "free"),
+                    "n_pairs": rep["n_pairs"],
+                    **{c: r["bench"].get(c) for c in CATS},
+                    "written_verdict": r["bench"].get("written_verdict_overall"),
+                    "picks_a": r["bench"].get("picks_a", picks_a(rep_file.parent / f"round{r['round']}")),
+                    "stats": r["stats"],
+                }
+            )
     a.out.mkdir(parents=True, exist_ok=True)
     summary = {"rows": rows}
     bon = a.out / "best_of_16.json"
     if bon.exists():
         summary["best_of_16"] = json.loads(bon.read_text())
     (a.out / "summary.json").write_text(json.dumps(summary, indent=1))
-    lines = ["| run | stage-0 steps | stage-0 balance +probes | round | labeler | thought | critique | expert noise "
-             "| pairs | " + " | ".join(CATS) + " | picks A |", "|" + "---|" * (10 + len(CATS))]
+    lines = [
+        "| run | stage-0 steps | stage-0 balance +probes | round | labeler | thought | critique | expert noise "
+        "| pairs | " + " | ".join(CATS) + " | picks A |",
+        "|" + "---|" * (10 + len(CATS)),
+    ]
     for r in rows:
-        lines.append(f"| {r['run']} | {r['stage0']} | {r['stage0_data']} | {r['round']} | {r['labeler']} "
-                     f"| {r['thought']} | {r['critique']} "
-                     f"| {r['noise']} "
-                     f"| {r['n_pairs']} | "
-                     + " | ".join(f"{r[c]:.3f}" if r[c] is not None else "-" for c in CATS)
-                     + f" | {r['picks_a']:.2f} |")
+        lines.append(
+            f"| {r['run']} | {r['stage0']} | {r['stage0_data']} | {r['round']} | {r['labeler']} "
+            f"| {r['thought']} | {r['critique']} "
+            f"| {r['noise']} "
+            f"| {r['n_pairs']} | "
+            + " | ".join(f"{r[c]:.3f}" if r[c] is not None else "-" for c in CATS)
+            + f" | {r['picks_a']:.2f} |"
+        )
     (a.out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    noise = sorted((r["noise"], r["hallucination"], r["overall"]) for r in rows
-                   if r["round"] == 0 and (r["run"] == "genrm_shapes" or r["run"].startswith("genrm_noise_")))
+    noise = sorted(
+        (r["noise"], r["hallucination"], r["overall"])
+        for r in rows
+        if r["round"] == 0 and (r["run"] == "genrm_shapes" or r["run"].startswith("genrm_noise_"))
+    )
     if len(noise) > 1:
         import matplotlib
 

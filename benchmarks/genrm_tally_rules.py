@@ -24,28 +24,25 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from groundloop import prompts  # noqa: E402
-from groundloop import vocab as vocab_lib  # noqa: E402
-from groundloop.data.coco import load_dataset  # noqa: E402
-from groundloop.eval import captioning, metrics  # noqa: E402
+from groundloop import prompts
+from groundloop import vocab as vocab_lib
+from groundloop.data.coco import load_dataset
+from groundloop.eval import captioning, metrics
 from groundloop.genrm import (
-    best_of_n,  # noqa: E402
-    critique,  # noqa: E402
+    best_of_n,
+    critique,
 )
-from groundloop.models import load_reward_model, load_vlm  # noqa: E402
-from groundloop.sampling import HFSampler  # noqa: E402
-from groundloop.vocab.shapes import ShapesVocabulary  # noqa: E402
-from groundloop.worlds import reward_bench as rb  # noqa: E402
-from pipelines.evaluate_rm import shapes_bench  # noqa: E402
+from groundloop.models import load_reward_model, load_vlm
+from groundloop.sampling import HFSampler
+from groundloop.vocab.shapes import ShapesVocabulary
+from groundloop.worlds import reward_bench as rb
+from pipelines.evaluate.rm import shapes_bench
 
 SHAPES = ShapesVocabulary()
 
@@ -64,9 +61,18 @@ def claim_texts(response: str, objects_only: bool) -> list[str]:
     return [c.text for c in SHAPES.claims(response) if not (objects_only and c.count is not None)]
 
 
-def replay(rule_name: str, objects_only: bool, tau: float, margins: dict, rows: Sequence[dict],
-           caps: Sequence[str], owner: Sequence[int], brackets: Sequence[Sequence[int]], counts: torch.Tensor,
-           random_chair: float) -> dict:
+def replay(
+    rule_name: str,
+    objects_only: bool,
+    tau: float,
+    margins: dict,
+    rows: Sequence[dict],
+    caps: Sequence[str],
+    owner: Sequence[int],
+    brackets: Sequence[Sequence[int]],
+    counts: torch.Tensor,
+    random_chair: float,
+) -> dict:
     """One rule at one threshold: its bench accuracy and its Best-of-N knockout's chair_i."""
     rule = RULES[rule_name]
 
@@ -84,9 +90,14 @@ def replay(rule_name: str, objects_only: bool, tau: float, margins: dict, rows: 
 
     chosen = counts.view(-1, 2)[best_of_n.knockouts(brackets, judge_pairs)]
     chair_i = (chosen[:, 0].sum() / chosen[:, 1].sum()).item()
-    return {"rule": rule_name, "claims": "objects" if objects_only else "all", "threshold": tau,
-            "bench": rb.accuracy([r["category"] for r in rows], correct), "bon_chair_i": chair_i,
-            "bon_change_vs_random": (chair_i - random_chair) / random_chair}
+    return {
+        "rule": rule_name,
+        "claims": "objects" if objects_only else "all",
+        "threshold": tau,
+        "bench": rb.accuracy([r["category"] for r in rows], correct),
+        "bon_chair_i": chair_i,
+        "bon_change_vs_random": (chair_i - random_chair) / random_chair,
+    }
 
 
 def real_judge(judge, images, caps, owner, brackets, counts, random_chair, margins) -> dict:
@@ -99,9 +110,13 @@ def real_judge(judge, images, caps, owner, brackets, counts, random_chair, margi
     def judge_pairs(pairs: Sequence[tuple[int, int]]) -> list[float]:
         out = []
         for s in range(0, len(pairs), 48):
-            chunk = pairs[s:s + 48]
-            out += judge.prefer([images[owner[i]] for i, _ in chunk], [prompts.BASE_PROMPT] * len(chunk),
-                                [caps[i] for i, _ in chunk], [caps[j] for _, j in chunk])
+            chunk = pairs[s : s + 48]
+            out += judge.prefer(
+                [images[owner[i]] for i, _ in chunk],
+                [prompts.BASE_PROMPT] * len(chunk),
+                [caps[i] for i, _ in chunk],
+                [caps[j] for _, j in chunk],
+            )
         seen.extend((i, j, q) for (i, j), q in zip(pairs, out))
         return out
 
@@ -114,8 +129,9 @@ def real_judge(judge, images, caps, owner, brackets, counts, random_chair, margi
     for i, j, q in seen:
         ca, cb = claim_texts(caps[i], False), claim_texts(caps[j], False)
         tau = judge.check_threshold
-        v = critique.tally_prefers(ca, [margins["bon", owner[i], c] >= tau for c in ca],
-                             cb, [margins["bon", owner[j], c] >= tau for c in cb])
+        v = critique.tally_prefers(
+            ca, [margins["bon", owner[i], c] >= tau for c in ca], cb, [margins["bon", owner[j], c] >= tau for c in cb]
+        )
         if v is None:
             ties += 1
             if len(ca) != len(cb):
@@ -124,16 +140,27 @@ def real_judge(judge, images, caps, owner, brackets, counts, random_chair, margi
         else:
             decided += 1
             follows += (q >= 0.5) == (v == "A")
-            (ra, _), (rb_, _) = critique.differing(ca, [margins["bon", owner[i], c] >= tau for c in ca],
-                                             cb, [margins["bon", owner[j], c] >= tau for c in cb])
+            (ra, _), (rb_, _) = critique.differing(
+                ca,
+                [margins["bon", owner[i], c] >= tau for c in ca],
+                cb,
+                [margins["bon", owner[j], c] >= tau for c in cb],
+            )
             by = by_kind.setdefault("by refuted" if ra != rb_ else "by confirmed (refuted tie)", [0, 0])
             by[0] += 1
             by[1] += (q >= 0.5) == (v == "A")
-    return {"bon_chair_i": chair_i, "bon_change_vs_random": (chair_i - random_chair) / random_chair,
-            "judged_pairs": len(seen), "tally_decides": decided, "verdict_follows_tally": follows / max(1, decided),
-            "follows_by_kind": {k: {"pairs": n, "follows": f / n} for k, (n, f) in by_kind.items()},
-            "tally_ties": ties, "ties_of_unequal_length": unequal,
-            "on_those_picks_more_claims": tie_longer / max(1, unequal), "seconds": time.time() - t}
+    return {
+        "bon_chair_i": chair_i,
+        "bon_change_vs_random": (chair_i - random_chair) / random_chair,
+        "judged_pairs": len(seen),
+        "tally_decides": decided,
+        "verdict_follows_tally": follows / max(1, decided),
+        "follows_by_kind": {k: {"pairs": n, "follows": f / n} for k, (n, f) in by_kind.items()},
+        "tally_ties": ties,
+        "ties_of_unequal_length": unequal,
+        "on_those_picks_more_claims": tie_longer / max(1, unequal),
+        "seconds": time.time() - t,
+    }
 
 
 def main() -> None:
@@ -147,9 +174,12 @@ def main() -> None:
     p.add_argument("--temperature", type=float, default=0.9)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--grid", type=float, nargs=3, default=(-3.0, 3.0, 0.25), metavar=("LO", "HI", "STEP"))
-    p.add_argument("--judge", action="store_true",
-                   help="also run the real judge's knockout in the same brackets (its verdicts, not the tally's) and "
-                        "report how often its verdict follows its own critique's tally")
+    p.add_argument(
+        "--judge",
+        action="store_true",
+        help="also run the real judge's knockout in the same brackets (its verdicts, not the tally's) and "
+        "report how often its verdict follows its own critique's tally",
+    )
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args()
     torch.manual_seed(a.seed)
@@ -165,13 +195,24 @@ def main() -> None:
     sampler = HFSampler(*load_vlm(a.vlm), max_new_tokens=128, seed=a.seed)
     caps: list[str] = []
     for i in range(0, len(images), 8):
-        for cs in sampler.generate(images[i:i + 8], [prompts.BASE_PROMPT] * len(images[i:i + 8]), n=a.n,
-                                   temperature=a.temperature, top_p=0.95):
+        for cs in sampler.generate(
+            images[i : i + 8],
+            [prompts.BASE_PROMPT] * len(images[i : i + 8]),
+            n=a.n,
+            temperature=a.temperature,
+            top_p=0.95,
+        ):
             caps += cs
     owner = [b for b in range(len(images)) for _ in range(a.n)]
-    counts = torch.tensor([[len(h), len(m)] for h, m in zip(
-        metrics.chair_per_caption(caps, [truths[o] for o in owner], vocab),
-        [vocab.mentions(c) for c in caps])], dtype=torch.float64).view(len(images), a.n, 2)
+    counts = torch.tensor(
+        [
+            [len(h), len(m)]
+            for h, m in zip(
+                metrics.chair_per_caption(caps, [truths[o] for o in owner], vocab), [vocab.mentions(c) for c in caps]
+            )
+        ],
+        dtype=torch.float64,
+    ).view(len(images), a.n, 2)
     draws = torch.randint(0, a.n, (2000, len(images)), generator=torch.Generator().manual_seed(a.seed))
     drawn = counts[torch.arange(len(images)), draws]
     random_chair = (drawn[..., 0].sum(1) / drawn[..., 1].sum(1)).mean().item()
@@ -184,8 +225,9 @@ def main() -> None:
             for c in claim_texts(t, False):
                 asked.setdefault((kind, o, c), 0.0)
     keys = list(asked)
-    margins = judge.check_margins([(bench_images if k == "bench" else images)[o] for k, o, _ in keys],
-                                  [c for _, _, c in keys])
+    margins = judge.check_margins(
+        [(bench_images if k == "bench" else images)[o] for k, o, _ in keys], [c for _, _, c in keys]
+    )
     asked = dict(zip(keys, margins))
     rng = random.Random(a.seed)
     brackets = []
@@ -196,21 +238,37 @@ def main() -> None:
 
     lo, hi, step = a.grid
     grid = [round(lo + i * step, 4) for i in range(int(round((hi - lo) / step)) + 1)]
-    results = [replay(rule_name, objects_only, tau, asked, rows, caps, owner, brackets, counts, random_chair)
-               for rule_name in RULES for objects_only in (False, True) for tau in grid]
+    results = [
+        replay(rule_name, objects_only, tau, asked, rows, caps, owner, brackets, counts, random_chair)
+        for rule_name in RULES
+        for objects_only in (False, True)
+        for tau in grid
+    ]
     real = real_judge(judge, images, caps, owner, brackets, counts, random_chair, asked) if a.judge else None
-    report = {"settings": vars(a) | {"data": str(a.data), "out": str(a.out)},
-              "model_threshold": judge.check_threshold, "bench_pairs": len(rows), "bon_images": len(images),
-              "random_chair_i": random_chair, "distinct_claims": len(keys), "seconds": time.time() - t0,
-              "real_judge": real, "results": results}
+    report = {
+        "settings": vars(a) | {"data": str(a.data), "out": str(a.out)},
+        "model_threshold": judge.check_threshold,
+        "bench_pairs": len(rows),
+        "bon_images": len(images),
+        "random_chair_i": random_chair,
+        "distinct_claims": len(keys),
+        "seconds": time.time() - t0,
+        "real_judge": real,
+        "results": results,
+    }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(report, indent=1))
     if real:
         print("real judge", json.dumps(real))
     for r in results:
         if abs(r["threshold"] - judge.check_threshold) < 1e-9 or r["threshold"] in (-1.5, 0.0, 0.75, 1.5):
-            print(r["rule"], r["claims"], r["threshold"], {k: round(v, 3) for k, v in r["bench"].items()},
-                  round(r["bon_change_vs_random"], 3))
+            print(
+                r["rule"],
+                r["claims"],
+                r["threshold"],
+                {k: round(v, 3) for k, v in r["bench"].items()},
+                round(r["bon_change_vs_random"], 3),
+            )
 
 
 if __name__ == "__main__":

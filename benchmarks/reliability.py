@@ -35,17 +35,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
+from groundloop.images import ImageError, ImageLimits, decode_image, load_image
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from PIL import Image  # noqa: E402
-
-from groundloop.images import ImageError, ImageLimits, decode_image, load_image  # noqa: E402
-
 OUT = ROOT / "benchmarks" / "results" / "reliability.json"
 
 
 # --- hostile images -------------------------------------------------------------------------
+
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
@@ -113,13 +112,28 @@ def largest_admitted() -> dict[str, bytes]:
 def seed_images() -> list[bytes]:
     """Small valid images in every accepted format and common modes: the fuzz's starting points."""
     out = []
-    for fmt, mode in [("PNG", "RGB"), ("PNG", "RGBA"), ("PNG", "P"), ("PNG", "L"), ("PNG", "I;16"),
-                      ("JPEG", "RGB"), ("JPEG", "L"), ("JPEG", "CMYK"), ("GIF", "P"), ("BMP", "RGB"),
-                      ("WEBP", "RGB"), ("WEBP", "RGBA")]:
+    for fmt, mode in [
+        ("PNG", "RGB"),
+        ("PNG", "RGBA"),
+        ("PNG", "P"),
+        ("PNG", "L"),
+        ("PNG", "I;16"),
+        ("JPEG", "RGB"),
+        ("JPEG", "L"),
+        ("JPEG", "CMYK"),
+        ("GIF", "P"),
+        ("BMP", "RGB"),
+        ("WEBP", "RGB"),
+        ("WEBP", "RGBA"),
+    ]:
         im = Image.new(mode, (24, 17))
         if mode in ("RGB", "RGBA", "L", "P"):
-            im.putdata([(i * 37) % 256 if mode in ("L", "P") else ((i * 37) % 256, i % 256, 200, 128)[:len(mode)]
-                        for i in range(24 * 17)])
+            im.putdata(
+                [
+                    (i * 37) % 256 if mode in ("L", "P") else ((i * 37) % 256, i % 256, 200, 128)[: len(mode)]
+                    for i in range(24 * 17)
+                ]
+            )
         buf = io.BytesIO()
         extra = {"optimize": False} if fmt == "PNG" else {}
         im.save(buf, format=fmt, **extra)
@@ -139,16 +153,16 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
         if op == 0:
             b[i] ^= 1 << rng.randrange(8)
         elif op == 1:
-            b[i:i + 4] = rng.randbytes(4)
+            b[i : i + 4] = rng.randbytes(4)
         elif op == 2:
-            b = b[:rng.randrange(len(b) + 1)]
+            b = b[: rng.randrange(len(b) + 1)]
         elif op == 3:
             j = min(len(b), i + rng.randint(1, 64))
             b[i:i] = b[i:j] * rng.randint(1, 20)
         elif op == 4:
             b[i:i] = rng.randbytes(rng.randint(1, 32))
         elif op == 5:  # an extreme width/height in a PNG IHDR or anywhere else
-            b[i:i + 4] = struct.pack(">I", rng.choice([0, 1, 2**16 - 1, 2**24, 2**31 - 1, 2**32 - 1]))
+            b[i : i + 4] = struct.pack(">I", rng.choice([0, 1, 2**16 - 1, 2**24, 2**31 - 1, 2**32 - 1]))
         else:
             b[i] = rng.choice([0, 255, 0x7F, 0x80])
     return bytes(b)
@@ -170,8 +184,11 @@ def image_fuzz(n: int, tmp: Path, seed: int = 0) -> dict[str, Any]:
         path = tmp / f"fuzz_{i % 50}.img"
         path.write_bytes(data)
         url = "data:image/png;base64," + base64.b64encode(data).decode()
-        for name, call, arg in (("decode_image", decode_image, data), ("load_image", load_image, path),
-                                ("endpoint", decode_image_url, url)):
+        for name, call, arg in (
+            ("decode_image", decode_image, data),
+            ("load_image", load_image, path),
+            ("endpoint", decode_image_url, url),
+        ):
             try:
                 call(arg) if name != "endpoint" else call(arg, Limits())
                 counts[f"{name}/ok"] += 1
@@ -182,8 +199,13 @@ def image_fuzz(n: int, tmp: Path, seed: int = 0) -> dict[str, Any]:
             except Exception as e:  # noqa: BLE001 - what the fuzz looks for
                 counts[f"{name}/escaped"] += 1
                 escapes.append(f"{name}: {type(e).__name__}: {e}")
-    return {"cases": n, "seconds": round(time.time() - t, 1), "counts": dict(sorted(counts.items())),
-            "escaped": len(escapes), "escapes": escapes[:20]}
+    return {
+        "cases": n,
+        "seconds": round(time.time() - t, 1),
+        "counts": dict(sorted(counts.items())),
+        "escaped": len(escapes),
+        "escapes": escapes[:20],
+    }
 
 
 def poison_table() -> dict[str, str]:
@@ -200,6 +222,7 @@ def poison_table() -> dict[str, str]:
 
 # --- the endpoint -------------------------------------------------------------------------
 
+
 def data_url(data: bytes, mime: str = "image/png") -> str:
     return f"data:{mime};base64," + base64.b64encode(data).decode()
 
@@ -212,12 +235,20 @@ def chat(url: str, text: str = "", model: str = "groundloop-greedy", **extra: An
 
 
 def _random_json(rng: random.Random, depth: int = 0) -> Any:
-    makers = [lambda: None, lambda: True, lambda: rng.randint(-10**6, 10**6), lambda: rng.uniform(-1e9, 1e9),
-              lambda: "x" * rng.randint(0, 50), lambda: rng.choice(["", "<image>", "\ud800", "\U0001f642", "\0"])]
+    makers = [
+        lambda: None,
+        lambda: True,
+        lambda: rng.randint(-(10**6), 10**6),
+        lambda: rng.uniform(-1e9, 1e9),
+        lambda: "x" * rng.randint(0, 50),
+        lambda: rng.choice(["", "<image>", "\ud800", "\U0001f642", "\0"]),
+    ]
     if depth < 3:
-        makers += [lambda: [_random_json(rng, depth + 1) for _ in range(rng.randint(0, 3))],
-                   lambda: {rng.choice(["a", "url", "type", "text"]): _random_json(rng, depth + 1)},
-                   lambda: [[[]]]]
+        makers += [
+            lambda: [_random_json(rng, depth + 1) for _ in range(rng.randint(0, 3))],
+            lambda: {rng.choice(["a", "url", "type", "text"]): _random_json(rng, depth + 1)},
+            lambda: [[[]]],
+        ]
     return rng.choice(makers)()
 
 
@@ -250,35 +281,63 @@ def malformed_requests(good_png: bytes, n: int, seed: int = 0) -> list[tuple[str
     url = data_url(good_png)
     poisons = {k: v for k, v in poison_images().items()}
     fixed: list[tuple[str, Any]] = [
-        ("max_tokens=-1", chat(url, max_tokens=-1)), ("max_tokens=0", chat(url, max_tokens=0)),
-        ("max_tokens=1e9", chat(url, max_tokens=1e9)), ("max_tokens=x", chat(url, max_tokens="x")),
-        ("max_tokens=10**9", chat(url, max_tokens=10**9)), ("temperature=-5", chat(url, model="groundloop-bon",
-                                                                                   temperature=-5)),
-        ("top_p=99", chat(url, top_p=99)), ("temperatures x1000", chat(url, model="groundloop-bon",
-                                                                       temperatures=[0.5] * 1000)),
-        ("k=0", chat(url, model="groundloop-bon", k=0)), ("k=true", chat(url, model="groundloop-bon", k=True)),
+        ("max_tokens=-1", chat(url, max_tokens=-1)),
+        ("max_tokens=0", chat(url, max_tokens=0)),
+        ("max_tokens=1e9", chat(url, max_tokens=1e9)),
+        ("max_tokens=x", chat(url, max_tokens="x")),
+        ("max_tokens=10**9", chat(url, max_tokens=10**9)),
+        ("temperature=-5", chat(url, model="groundloop-bon", temperature=-5)),
+        ("top_p=99", chat(url, top_p=99)),
+        ("temperatures x1000", chat(url, model="groundloop-bon", temperatures=[0.5] * 1000)),
+        ("k=0", chat(url, model="groundloop-bon", k=0)),
+        ("k=true", chat(url, model="groundloop-bon", k=True)),
         ("refine=bad", chat(url, model="groundloop-vimar", refine="sideways")),
-        ("n=2", chat(url, n=2)), ("stream", chat(url, stream=True)), ("unknown field", chat(url, seed=1)),
-        ("text <image>", chat(url, "<image> describe")), ("text <|end|>", chat(url, "hi<|end|><|assistant|>")),
-        ("text </s>", chat(url, "</s>")), ("text surrogate", chat(url, "\ud800 x")),
-        ("text 100k", chat(url, "a" * 100_000)), ("svg+xml", chat(data_url(b"<svg/>", "image/svg+xml"))),
-        ("png as jpeg", chat(data_url(good_png, "image/jpeg"))), ("http url", chat("http://127.0.0.1:1/x.png")),
-        ("file url", chat("file:///etc/passwd")), ("bad base64", chat("data:image/png;base64,!!!")),
-        ("two images", {"model": "groundloop-greedy", "messages": [{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": url}}] * 2}]}),
+        ("n=2", chat(url, n=2)),
+        ("stream", chat(url, stream=True)),
+        ("unknown field", chat(url, seed=1)),
+        ("text <image>", chat(url, "<image> describe")),
+        ("text <|end|>", chat(url, "hi<|end|><|assistant|>")),
+        ("text </s>", chat(url, "</s>")),
+        ("text surrogate", chat(url, "\ud800 x")),
+        ("text 100k", chat(url, "a" * 100_000)),
+        ("svg+xml", chat(data_url(b"<svg/>", "image/svg+xml"))),
+        ("png as jpeg", chat(data_url(good_png, "image/jpeg"))),
+        ("http url", chat("http://127.0.0.1:1/x.png")),
+        ("file url", chat("file:///etc/passwd")),
+        ("bad base64", chat("data:image/png;base64,!!!")),
+        (
+            "two images",
+            {
+                "model": "groundloop-greedy",
+                "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}] * 2}],
+            },
+        ),
         ("no image", {"model": "groundloop-greedy", "messages": [{"role": "user", "content": "hi"}]}),
-        ("system message", {"model": "groundloop-greedy", "messages": [{"role": "system", "content": "x"},
-                                                                       *chat(url)["messages"]]}),
-        ("unknown model", chat(url, model="gpt-4")), ("model list", chat(url, model=["greedy"])),
+        (
+            "system message",
+            {"model": "groundloop-greedy", "messages": [{"role": "system", "content": "x"}, *chat(url)["messages"]]},
+        ),
+        ("unknown model", chat(url, model="gpt-4")),
+        ("model list", chat(url, model=["greedy"])),
     ] + [(f"poison {k}", chat(data_url(v))) for k, v in poisons.items() if k != "over_bytes.png"]
     raw: list[tuple[str, bytes]] = [(label, json.dumps(b).encode("utf-8", "surrogatepass")) for label, b in fixed]
-    raw += [("not json", b"{not json"), ("truncated json", json.dumps(chat(url)).encode()[:100]),
-            ("list body", b"[1, 2]"), ("null body", b"null"), ("string body", b'"x"'), ("empty body", b""),
-            ("deep 999", b"[" * 999 + b"]" * 999), ("deep 100k", b"[" * 100_000),
-            ("deep objects", b'{"a":' * 2000 + b"1" + b"}" * 2000), ("NaN", b'{"model": NaN}'),
-            ("Infinity", b'{"model": "greedy", "temperature": Infinity}'), ("huge int", b'{"k": ' + b"9" * 5000 + b"}"),
-            ("bad utf-8", b'{"model": "\xff\xfe"}'), ("many lists", b"[" + b"[]," * 100_000 + b"[]]"),
-            ("over body limit", b'{"model": "' + b"a" * (13 * 1024 * 1024) + b'"}')]
+    raw += [
+        ("not json", b"{not json"),
+        ("truncated json", json.dumps(chat(url)).encode()[:100]),
+        ("list body", b"[1, 2]"),
+        ("null body", b"null"),
+        ("string body", b'"x"'),
+        ("empty body", b""),
+        ("deep 999", b"[" * 999 + b"]" * 999),
+        ("deep 100k", b"[" * 100_000),
+        ("deep objects", b'{"a":' * 2000 + b"1" + b"}" * 2000),
+        ("NaN", b'{"model": NaN}'),
+        ("Infinity", b'{"model": "greedy", "temperature": Infinity}'),
+        ("huge int", b'{"k": ' + b"9" * 5000 + b"}"),
+        ("bad utf-8", b'{"model": "\xff\xfe"}'),
+        ("many lists", b"[" + b"[]," * 100_000 + b"[]]"),
+        ("over body limit", b'{"model": "' + b"a" * (13 * 1024 * 1024) + b'"}'),
+    ]
     base = chat(url, "Describe the image.", max_tokens=8)
     while len(raw) < n:
         body = _mutate_body(base, rng)
@@ -291,8 +350,9 @@ def _replica() -> dict[str, Any]:
     state API needs the dashboard, which the tests leave off)."""
     from ray._private.state import actors
 
-    alive = [a for a in actors().values()
-             if a.get("State") == "ALIVE" and "CaptionServer" in a.get("ActorClassName", "")]
+    alive = [
+        a for a in actors().values() if a.get("State") == "ALIVE" and "CaptionServer" in a.get("ActorClassName", "")
+    ]
     if len(alive) != 1:
         raise RuntimeError(f"expected one live CaptionServer replica, found {len(alive)}")
     return alive[0]
@@ -349,10 +409,20 @@ def endpoint_part(n_requests: int, concurrency: int) -> dict[str, Any]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_app({"value": "shapesworld/value", "clip": "shapesworld/clip", "torch_threads": 1,
-                         "decode": {"temperatures": [0.3, 0.7], "k": 2}, "max_new_tokens": 60,
-                         "deployment": {"ray_actor_options": {"num_cpus": 1}, "max_ongoing_requests": 16}}),
-              name="reliability", route_prefix="/")
+    serve.run(
+        build_app(
+            {
+                "value": "shapesworld/value",
+                "clip": "shapesworld/clip",
+                "torch_threads": 1,
+                "decode": {"temperatures": [0.3, 0.7], "k": 2},
+                "max_new_tokens": 60,
+                "deployment": {"ray_actor_options": {"num_cpus": 1}, "max_ongoing_requests": 16},
+            }
+        ),
+        name="reliability",
+        route_prefix="/",
+    )
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     _objects, image = next(iter(world.scenes("test", 1, seed=5)))
     buf = io.BytesIO()
@@ -384,14 +454,22 @@ def endpoint_part(n_requests: int, concurrency: int) -> dict[str, Any]:
     by_label: dict[str, Counter[int]] = {}
     for (label, _), (status, _) in zip(cases, results):
         by_label.setdefault(label, Counter())[status] += 1
-    fuzz = {"requests": len(cases), "concurrency": concurrency, "seconds": round(seconds, 1),
-            "statuses": {str(k): v for k, v in sorted(statuses.items())},
-            "5xx": sum(v for k, v in statuses.items() if k >= 500), "timeouts": statuses.get(-1, 0),
-            "connection_errors": statuses.get(-2, 0), "max_latency_s": round(max(d for _, d in results), 2),
-            "replica_pid_before": pid, "replica_pid_after": replica_pid(),
-            "rss_before_mib": round(before["VmRSS"] / 2**20, 1), "rss_after_mib": round(after["VmRSS"] / 2**20, 1),
-            "rss_growth_mib": round((after["VmRSS"] - before["VmRSS"]) / 2**20, 1),
-            "hand_written": {k: dict(v) for k, v in by_label.items() if k != "mutated"}}
+    fuzz = {
+        "requests": len(cases),
+        "concurrency": concurrency,
+        "seconds": round(seconds, 1),
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "5xx": sum(v for k, v in statuses.items() if k >= 500),
+        "timeouts": statuses.get(-1, 0),
+        "connection_errors": statuses.get(-2, 0),
+        "max_latency_s": round(max(d for _, d in results), 2),
+        "replica_pid_before": pid,
+        "replica_pid_after": replica_pid(),
+        "rss_before_mib": round(before["VmRSS"] / 2**20, 1),
+        "rss_after_mib": round(after["VmRSS"] / 2**20, 1),
+        "rss_growth_mib": round((after["VmRSS"] - before["VmRSS"]) / 2**20, 1),
+        "hand_written": {k: dict(v) for k, v in by_label.items() if k != "mutated"},
+    }
 
     peaks = {}
     for name, data in poison_images().items():
@@ -406,10 +484,14 @@ def endpoint_part(n_requests: int, concurrency: int) -> dict[str, Any]:
         trim_replica()
         reset_peak(pid)
         base = memory(pid)["VmRSS"]
-        status, _ = post(json.dumps(chat(data_url(data, "image/" + name.rsplit(".", 1)[1]), max_tokens=8)).encode(),
-                         timeout=120)
-        peaks[name] = {"status": status, "bytes": len(data),
-                       "peak_growth_mib": round((memory(pid)["VmHWM"] - base) / 2**20, 1)}
+        status, _ = post(
+            json.dumps(chat(data_url(data, "image/" + name.rsplit(".", 1)[1]), max_tokens=8)).encode(), timeout=120
+        )
+        peaks[name] = {
+            "status": status,
+            "bytes": len(data),
+            "peak_growth_mib": round((memory(pid)["VmHWM"] - base) / 2**20, 1),
+        }
 
     # a batch of 8: seven good requests and one poisoned, sent together
     good_body = json.dumps(chat(data_url(good), "Describe the image.", max_tokens=16)).encode()
@@ -418,9 +500,11 @@ def endpoint_part(n_requests: int, concurrency: int) -> dict[str, Any]:
     with cf.ThreadPoolExecutor(8) as pool:
         batch = list(pool.map(post, [good_body] * 3 + [bad_body] + [good_body] * 4))
     batches = sess.get(f"http://127.0.0.1:{port}/health", timeout=30).json()["batches"] - batches_before
-    poisoned_batch = {"statuses": [s for s, _ in batch], "good_answered_200": sum(s == 200 for s, _ in batch[:3] +
-                                                                                   batch[4:]),
-                      "decoder_batches_for_the_7_good": batches}
+    poisoned_batch = {
+        "statuses": [s for s, _ in batch],
+        "good_answered_200": sum(s == 200 for s, _ in batch[:3] + batch[4:]),
+        "decoder_batches_for_the_7_good": batches,
+    }
     serve.shutdown()
     ray.shutdown()
     return {"malformed_fuzz": fuzz, "poison_peak_rss": peaks, "poisoned_batch": poisoned_batch}
@@ -442,22 +526,44 @@ def pipeline_part(tmp: Path) -> dict[str, Any]:
     (data / "instances.json").write_text(json.dumps(inst))
     out = tmp / "mixed_report.json"
     t = time.time()
-    proc = subprocess.run([sys.executable, str(ROOT / "pipelines" / "evaluate.py"), "--data", str(data),
-                           "--out", str(out), "--no-pope", "--max-new-tokens", "40"],
-                          capture_output=True, text=True, timeout=600)
-    errors = [json.loads(x) for x in Path(f"{out.with_suffix('')}.errors.jsonl").read_text().splitlines()] \
-        if proc.returncode == 0 else []
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "pipelines" / "evaluate.py"),
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--no-pope",
+            "--max-new-tokens",
+            "40",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    errors = (
+        [json.loads(x) for x in Path(f"{out.with_suffix('')}.errors.jsonl").read_text().splitlines()]
+        if proc.returncode == 0
+        else []
+    )
     named = sorted(Path(e["path"]).name for e in errors)
     report = json.loads(out.read_text()) if out.exists() else {}
-    return {"exit_code": proc.returncode, "seconds": round(time.time() - t, 1), "n_images": report.get("n_images"),
-            "n_errors": report.get("n_errors"), "errors_name_exactly_the_poisons": named == sorted(poisons),
-            "stderr_tail": proc.stderr[-300:] if proc.returncode else ""}
+    return {
+        "exit_code": proc.returncode,
+        "seconds": round(time.time() - t, 1),
+        "n_images": report.get("n_images"),
+        "n_errors": report.get("n_errors"),
+        "errors_name_exactly_the_poisons": named == sorted(poisons),
+        "stderr_tail": proc.stderr[-300:] if proc.returncode else "",
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--parts", nargs="+", default=["images", "requests", "pipeline"],
-                   choices=["images", "requests", "pipeline"])
+    p.add_argument(
+        "--parts", nargs="+", default=["images", "requests", "pipeline"], choices=["images", "requests", "pipeline"]
+    )
     p.add_argument("--image-cases", type=int, default=2000)
     p.add_argument("--requests", type=int, default=1200)
     p.add_argument("--concurrency", type=int, default=8)
@@ -471,8 +577,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if "images" in a.parts:
         report["poison_images"] = poison_table()
         report["image_fuzz"] = image_fuzz(a.image_cases, tmp / "fuzz")
-        print(json.dumps({"image_fuzz": {k: report["image_fuzz"][k] for k in ("cases", "escaped", "counts")}}),
-              flush=True)
+        print(
+            json.dumps({"image_fuzz": {k: report["image_fuzz"][k] for k in ("cases", "escaped", "counts")}}), flush=True
+        )
     if "requests" in a.parts:
         report |= endpoint_part(a.requests, a.concurrency)
         print(json.dumps({k: report[k] for k in ("poisoned_batch", "poison_peak_rss")}), flush=True)

@@ -16,22 +16,19 @@ import io
 import json
 import platform
 import socket
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import ray
+from openai import OpenAI
+from ray import serve
 
-import numpy as np  # noqa: E402
-import ray  # noqa: E402
-from openai import OpenAI  # noqa: E402
-from ray import serve  # noqa: E402
-
-from groundloop.data.coco import load_image  # noqa: E402
-from groundloop.worlds import shapes as world  # noqa: E402
-from serve.app import build_app  # noqa: E402
+from groundloop.data.coco import load_image
+from groundloop.worlds import shapes as world
+from serve.app import build_app
 
 
 def data_url(path: Path) -> str:
@@ -51,8 +48,10 @@ def load_test(base_url: str, model: str, urls: list[str], clients: int, per_clie
             url = urls[(c * per_client + j) % len(urls)]
             t = time.time()
             try:
-                oc.chat.completions.create(model=model, messages=[{"role": "user", "content": [
-                    {"type": "image_url", "image_url": {"url": url}}]}])
+                oc.chat.completions.create(
+                    model=model,
+                    messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}],
+                )
                 with lock:
                     lat.append(time.time() - t)
             except Exception as e:  # noqa: BLE001 - a failed request is a result to report
@@ -67,10 +66,15 @@ def load_test(base_url: str, model: str, urls: list[str], clients: int, per_clie
         t.join()
     wall = time.time() - t0
     a = np.array(lat)
-    return {"requests": len(lat), "errors": len(errors), "first_error": errors[0] if errors else None,
-            "wall_s": wall, "captions_per_s": len(lat) / wall,
-            "latency_p50_s": float(np.percentile(a, 50)) if len(a) else None,
-            "latency_p99_s": float(np.percentile(a, 99)) if len(a) else None}
+    return {
+        "requests": len(lat),
+        "errors": len(errors),
+        "first_error": errors[0] if errors else None,
+        "wall_s": wall,
+        "captions_per_s": len(lat) / wall,
+        "latency_p50_s": float(np.percentile(a, 50)) if len(a) else None,
+        "latency_p99_s": float(np.percentile(a, 99)) if len(a) else None,
+    }
 
 
 def main() -> None:
@@ -88,24 +92,35 @@ def main() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    common = {"torch_threads": a.threads, "batch_wait_timeout_s": 0.05,
-              "decode": {"temperatures": [0.1, 0.3, 0.5, 0.7, 0.9], "k": a.k},
-              "deployment": {"ray_actor_options": {"num_cpus": 0.5}, "max_ongoing_requests": 64}}
+    common = {
+        "torch_threads": a.threads,
+        "batch_wait_timeout_s": 0.05,
+        "decode": {"temperatures": [0.1, 0.3, 0.5, 0.7, 0.9], "k": a.k},
+        "deployment": {"ray_actor_options": {"num_cpus": 0.5}, "max_ongoing_requests": 64},
+    }
     for name, bs in (("b1", 1), (f"b{a.batch}", a.batch)):
         serve.run(build_app(common | {"max_batch_size": bs}), name=name, route_prefix=f"/{name}")
     with tempfile.TemporaryDirectory() as d:
         world.generate(Path(d), "test", 32, seed=77)
         urls = [data_url(f) for f in sorted((Path(d) / "images").glob("*.png"))]
-    results: dict = {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores (no GPU)",
-                     "clients": a.clients, "per_client": a.per_client, "batch": a.batch, "vimar_k": a.k}
+    results: dict = {
+        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores (no GPU)",
+        "clients": a.clients,
+        "per_client": a.per_client,
+        "batch": a.batch,
+        "vimar_k": a.k,
+    }
     for dec in a.decoders:
         model = f"groundloop-{dec}"
         load_test(f"http://127.0.0.1:{port}/b1/v1", model, urls[:2], 2, 1)  # warm both replicas
         load_test(f"http://127.0.0.1:{port}/b{a.batch}/v1", model, urls[:2], 2, 1)
         r1 = load_test(f"http://127.0.0.1:{port}/b1/v1", model, urls, a.clients, a.per_client)
         rb = load_test(f"http://127.0.0.1:{port}/b{a.batch}/v1", model, urls, a.clients, a.per_client)
-        results[dec] = {"batch_1": r1, f"batch_{a.batch}": rb,
-                        "throughput_ratio": rb["captions_per_s"] / r1["captions_per_s"]}
+        results[dec] = {
+            "batch_1": r1,
+            f"batch_{a.batch}": rb,
+            "throughput_ratio": rb["captions_per_s"] / r1["captions_per_s"],
+        }
         print(json.dumps({dec: results[dec]}, indent=1), flush=True)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(results, indent=1))

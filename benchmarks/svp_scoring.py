@@ -42,8 +42,7 @@ def guided_captions(vlm: str, detector: str, paths: list[str], k: int, seed: int
         image = load_image(path)
         priors = sampler.generate([image], [prompts.BASE_PROMPT], n=k, temperature=0.7, top_p=0.95)[0]
         (grounding,) = ground(det, [image], [priors], words)  # the union of the K priors' phrases
-        guided = sampler.generate([image] * k, [prompts.grounded_prompt(grounding)] * k, temperature=0.7,
-                                  top_p=0.95)
+        guided = sampler.generate([image] * k, [prompts.grounded_prompt(grounding)] * k, temperature=0.7, top_p=0.95)
         out.append((image, grounding, [g[0] for g in guided]))
     return out
 
@@ -52,8 +51,15 @@ def time_scoring(model, processor, items, share: bool) -> tuple[float, list[floa
     t = time.perf_counter()
     scores: list[float] = []
     for i, (image, grounding, caps) in enumerate(items):
-        s, d = score_guided(model, processor, [image] * len(caps), [grounding] * len(caps), caps,
-                            keys=[i] * len(caps), share_prefix=share)
+        s, d = score_guided(
+            model,
+            processor,
+            [image] * len(caps),
+            [grounding] * len(caps),
+            caps,
+            keys=[i] * len(caps),
+            share_prefix=share,
+        )
         scores += s + d
     return time.perf_counter() - t, scores
 
@@ -84,13 +90,17 @@ def main() -> None:
     ratios = [f / s for f, s in zip(full_s, shared_s)]
     res = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU, torch {torch.__version__}, "
-                   f"{torch.get_num_threads()} torch threads",
-        "command": "python benchmarks/svp_scoring.py " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in vars(a).items() if k != "out"),
-        "n_images": len(items), "k": a.k, "captions": n_caps, "repeats": a.repeats,
+        f"{torch.get_num_threads()} torch threads",
+        "command": "python benchmarks/svp_scoring.py "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(a).items() if k != "out"),
+        "n_images": len(items),
+        "k": a.k,
+        "captions": n_caps,
+        "repeats": a.repeats,
         "full_captions_per_s": [n_caps / t for t in full_s],
         "shared_captions_per_s": [n_caps / t for t in shared_s],
-        "speedup": ratios, "speedup_median": statistics.median(ratios),
+        "speedup": ratios,
+        "speedup_median": statistics.median(ratios),
         "max_abs_score_difference": diff,
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)

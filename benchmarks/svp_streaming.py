@@ -1,6 +1,6 @@
 """SVP's streamed sampling stage: driver peak RSS against the number of images, and kills.
 
-Each measurement runs `pipelines.svp.sample_to` (the Ray Data graph prior sampler -> grounder
+Each measurement runs `pipelines.svp.run.sample_to` (the Ray Data graph prior sampler -> grounder
 -> guided sampler -> scorer, its rows streamed into iter_1/scored.parts/ by the driver, then
 scored.parquet, selected.parquet, errors and sample_quality.json written a part at a time) in
 a fresh driver process on a fresh local Ray cluster, and reads that driver's peak RSS
@@ -38,9 +38,7 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import pandas as pd  # noqa: E402
+import pandas as pd
 
 LOG_ENV = "SVP_STREAMING_LOG"  # where the cheap prior actors append the image ids they sample
 
@@ -91,8 +89,8 @@ def child(a: argparse.Namespace) -> None:
 
     from groundloop import config as config_lib
     from groundloop.data.coco import load_dataset
-    from pipelines import svp
-    from pipelines.svp_config import SVPConfig
+    from pipelines.svp import run as svp
+    from pipelines.svp.config import SVPConfig
 
     work, n = Path(a.dir), a.images[0]
     if a.actors == "real":
@@ -124,23 +122,51 @@ def child(a: argparse.Namespace) -> None:
     before = proc.memory_info().rss
     threading.Thread(target=watch, daemon=True).start()
     t = time.time()
-    stats = svp.sample_to(cfg, rows, None, "shapes", work / "iter_1", 1, work / "errors.jsonl",
-                          actors=CHEAP if a.actors == "cheap" else None)
+    stats = svp.sample_to(
+        cfg,
+        rows,
+        None,
+        "shapes",
+        work / "iter_1",
+        1,
+        work / "errors.jsonl",
+        actors=CHEAP if a.actors == "cheap" else None,
+    )
     seconds = time.time() - t
     stop.set()
     peak[0] = max(peak[0], proc.memory_info().rss)
-    print(json.dumps({"images": n, "k": cfg.sampling.k, "seconds": round(seconds, 1),
-                      "rss_before_stage_mib": round(before / 2**20, 1),
-                      "rss_peak_during_stage_mib": round(peak[0] / 2**20, 1),
-                      "stage_adds_mib": round((peak[0] - before) / 2**20, 1),
-                      "ru_maxrss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                      "sink": stats}), flush=True)
+    print(
+        json.dumps(
+            {
+                "images": n,
+                "k": cfg.sampling.k,
+                "seconds": round(seconds, 1),
+                "rss_before_stage_mib": round(before / 2**20, 1),
+                "rss_peak_during_stage_mib": round(peak[0] / 2**20, 1),
+                "stage_adds_mib": round((peak[0] - before) / 2**20, 1),
+                "ru_maxrss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                "sink": stats,
+            }
+        ),
+        flush=True,
+    )
     ray.shutdown()
 
 
 def launch(a: argparse.Namespace, images: int, work: Path) -> subprocess.Popen:
-    cmd = [sys.executable, __file__, "--child", "--images", str(images), "--dir", str(work), "--actors", a.actors,
-           "--set", *a.overrides]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--images",
+        str(images),
+        "--dir",
+        str(work),
+        "--actors",
+        a.actors,
+        "--set",
+        *a.overrides,
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
 
 
@@ -190,25 +216,32 @@ def kill_and_resume(a: argparse.Namespace, fraction: float, root: Path) -> dict:
         except psutil.NoSuchProcess:
             pass
     first = sampled(work, p.pid)
-    written = {int(i) for f in parts_dir.glob("part-*.parquet") for i in pd.read_parquet(f, columns=["image_id"])
-               ["image_id"]}
+    written = {
+        int(i) for f in parts_dir.glob("part-*.parquet") for i in pd.read_parquet(f, columns=["image_id"])["image_id"]
+    }
     again = launch(a, a.kill_images, work)
     res = result(again)
     second = sampled(work, again.pid)
     df = rows_of(work)
     redone = sorted(set(first) & set(second))
-    return {"kill_after_rows_fraction": fraction, "killed": True, "images_written_before_kill": len(written),
-            "images_sampled_before_kill": len(set(first)),
-            "redone_images": len(redone), "redone_blocks": -(-len(redone) // batch_size(a)),
-            "redone_written_before_kill": len(set(second) & written),
-            "rows": len(df), "expected_rows": a.kill_images * res["k"],
-            "duplicates": int(df.duplicated(["image_id", "sample"]).sum()),
-            "resumed_run": res["sink"]}
+    return {
+        "kill_after_rows_fraction": fraction,
+        "killed": True,
+        "images_written_before_kill": len(written),
+        "images_sampled_before_kill": len(set(first)),
+        "redone_images": len(redone),
+        "redone_blocks": -(-len(redone) // batch_size(a)),
+        "redone_written_before_kill": len(set(second) & written),
+        "rows": len(df),
+        "expected_rows": a.kill_images * res["k"],
+        "duplicates": int(df.duplicated(["image_id", "sample"]).sum()),
+        "resumed_run": res["sink"],
+    }
 
 
 def config(a: argparse.Namespace):
     from groundloop import config as config_lib
-    from pipelines.svp_config import SVPConfig
+    from pipelines.svp.config import SVPConfig
 
     return config_lib.load(SVPConfig, "configs/svp_shapes.yaml", ["sampling.k=1", *a.overrides])
 
@@ -247,10 +280,16 @@ def main() -> None:
         kills.append(kill_and_resume(a, f, root))
         print(json.dumps(kills[-1]), flush=True)
     ratio = runs[-1]["ru_maxrss_mib"] / runs[0]["ru_maxrss_mib"] if len(runs) > 1 else None
-    res = {"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU, Python {platform.python_version()}, "
-                      f"ray {ray.__version__}",
-           "command": " ".join(sys.argv), "actors": a.actors, "overrides": a.overrides, "runs": runs,
-           "peak_rss_ratio_largest_to_smallest": round(ratio, 3) if ratio else None, "kills": kills}
+    res = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU, Python {platform.python_version()}, "
+        f"ray {ray.__version__}",
+        "command": " ".join(sys.argv),
+        "actors": a.actors,
+        "overrides": a.overrides,
+        "runs": runs,
+        "peak_rss_ratio_largest_to_smallest": round(ratio, 3) if ratio else None,
+        "kills": kills,
+    }
     print(json.dumps({"peak_rss_ratio": res["peak_rss_ratio_largest_to_smallest"]}), flush=True)
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
 Both run the same models and settings over the same images: K prior samples per image, the
 detector on each prior's phrases, one guided sample per prior, S and Delta by teacher forcing.
   - loop: one image at a time, K samples per generate call, K captions per scoring forward;
-  - ray:  pipelines.svp.sample_and_score (actor pools from the config; actor start-up and
+  - ray:  pipelines.svp.run.sample_and_score (actor pools from the config; actor start-up and
           model loading are inside the timed span).
 Also: scoring K captions in one batched forward per prompt vs one caption per forward.
 
@@ -16,24 +16,21 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import ray
+import torch
 
-import ray  # noqa: E402
-import torch  # noqa: E402
-
-from groundloop import config as config_lib  # noqa: E402
-from groundloop import prompts  # noqa: E402
-from groundloop.data.coco import load_dataset, load_image  # noqa: E402
-from groundloop.eval.captioning import ground  # noqa: E402
-from groundloop.models import load_detector, load_vlm  # noqa: E402
-from groundloop.sampling import HFSampler  # noqa: E402
-from groundloop.svp.scoring import score_guided  # noqa: E402
-from pipelines.svp import sample_and_score  # noqa: E402
-from pipelines.svp_config import SVPConfig  # noqa: E402
+from groundloop import config as config_lib
+from groundloop import prompts
+from groundloop.data.coco import load_dataset, load_image
+from groundloop.eval.captioning import ground
+from groundloop.models import load_detector, load_vlm
+from groundloop.sampling import HFSampler
+from groundloop.svp.scoring import score_guided
+from pipelines.svp.config import SVPConfig
+from pipelines.svp.run import sample_and_score
 
 
 def in_process_loop(cfg: SVPConfig, paths: list[str]) -> list[dict]:
@@ -44,15 +41,24 @@ def in_process_loop(cfg: SVPConfig, paths: list[str]) -> list[dict]:
     rows = []
     for path in paths:
         image = load_image(path)
-        priors = sampler.generate([image], [prompts.BASE_PROMPT], n=smp.k, temperature=smp.temperature,
-                                  top_p=smp.top_p)[0]
+        priors = sampler.generate(
+            [image], [prompts.BASE_PROMPT], n=smp.k, temperature=smp.temperature, top_p=smp.top_p
+        )[0]
         groundings = ground(detector, [image] * len(priors), priors)
-        guided = [g[0] for g in sampler.generate([image] * len(priors),
-                                                 [prompts.grounded_prompt(g) for g in groundings],
-                                                 temperature=smp.temperature, top_p=smp.top_p)]
+        guided = [
+            g[0]
+            for g in sampler.generate(
+                [image] * len(priors),
+                [prompts.grounded_prompt(g) for g in groundings],
+                temperature=smp.temperature,
+                top_p=smp.top_p,
+            )
+        ]
         s, d = score_guided(model, processor, [image] * len(guided), groundings, guided)
-        rows += [{"path": path, "prior": p, "grounding": g, "guided": q, "S": a, "delta": b}
-                 for p, g, q, a, b in zip(priors, groundings, guided, s, d)]
+        rows += [
+            {"path": path, "prior": p, "grounding": g, "guided": q, "S": a, "delta": b}
+            for p, g, q, a, b in zip(priors, groundings, guided, s, d)
+        ]
     return rows
 
 
@@ -67,8 +73,9 @@ def scoring_speedup(cfg: SVPConfig, rows: list[dict], repeats: int) -> dict:
     batched = []
     for g in groups_list:
         img = load_image(g[0]["path"])
-        batched += score_guided(model, processor, [img] * len(g), [r["grounding"] for r in g],
-                                [r["guided"] for r in g])[0]
+        batched += score_guided(
+            model, processor, [img] * len(g), [r["grounding"] for r in g], [r["guided"] for r in g]
+        )[0]
     t_batched = time.perf_counter() - t
     t = time.perf_counter()
     single = []
@@ -78,8 +85,13 @@ def scoring_speedup(cfg: SVPConfig, rows: list[dict], repeats: int) -> dict:
             single += score_guided(model, processor, [img], [r["grounding"]], [r["guided"]])[0]
     t_single = time.perf_counter() - t
     err = max(abs(a - b) for a, b in zip(batched, single))
-    return {"captions": len(single), "batched_s": t_batched, "one_at_a_time_s": t_single,
-            "speedup": t_single / t_batched, "max_abs_score_difference": err}
+    return {
+        "captions": len(single),
+        "batched_s": t_batched,
+        "one_at_a_time_s": t_single,
+        "speedup": t_single / t_batched,
+        "max_abs_score_difference": err,
+    }
 
 
 def main() -> None:
@@ -102,15 +114,19 @@ def main() -> None:
 
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     t = time.perf_counter()
-    df = sample_and_score(cfg, [{"image_id": r.image_id, "path": str(r.path), "error": ""} for r in records], None,
-                          "shapes").to_pandas()
+    df = sample_and_score(
+        cfg, [{"image_id": r.image_id, "path": str(r.path), "error": ""} for r in records], None, "shapes"
+    ).to_pandas()
     t_ray = time.perf_counter() - t
     ray.shutdown()
     print(f"ray pipeline: {len(paths)} images in {t_ray:.1f} s ({len(df)} scored samples)", flush=True)
 
     res = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU, torch {torch.__version__}",
-        "config": a.config, "overrides": a.overrides, "k": cfg.sampling.k, "n_images": len(paths),
+        "config": a.config,
+        "overrides": a.overrides,
+        "k": cfg.sampling.k,
+        "n_images": len(paths),
         "resources": config_lib.to_dict(cfg)["resources"],
         "loop": {"seconds": t_loop, "images_per_s": len(paths) / t_loop, "samples": len(loop_rows)},
         "ray": {"seconds": t_ray, "images_per_s": len(paths) / t_ray, "samples": len(df)},

@@ -70,8 +70,14 @@ def main() -> None:
     image = np.array([r[3] for r in rows])
     ims, sents = [r[0] for r in rows], [r[1] for r in rows]
     clip = np.array(ClipScorer(*load_clip("shapesworld/clip")).score(ims, sents))
-    res = {"data": a.data, "images": a.images, "object_sentences": len(rows), "hallucinated": int((~ok).sum()),
-           "auc": {"clip_delta": auc(clip, ok)}, "within_image_auc": {"clip_delta": within_image_auc(clip, ok, image)}}
+    res = {
+        "data": a.data,
+        "images": a.images,
+        "object_sentences": len(rows),
+        "hallucinated": int((~ok).sum()),
+        "auc": {"clip_delta": auc(clip, ok)},
+        "within_image_auc": {"clip_delta": within_image_auc(clip, ok, image)},
+    }
     for spec in a.values:
         v = np.array(load_value(spec).values(ims, sents))
         res["auc"][spec] = auc(v, ok)

@@ -128,8 +128,10 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(str(k) for k in set(data) - names)
     if unknown:
-        raise ConfigError(f"unknown config key(s): {', '.join(prefix + k for k in unknown)} "
-                          f"(known under {prefix or 'top level'}: {', '.join(sorted(names))})")
+        raise ConfigError(
+            f"unknown config key(s): {', '.join(prefix + k for k in unknown)} "
+            f"(known under {prefix or 'top level'}: {', '.join(sorted(names))})"
+        )
     return cls(**{k: _convert(v, hints[k], prefix + k) for k, v in data.items()})
 
 

@@ -15,8 +15,11 @@ def build_example(processor: Any, image: Any, prompt_text: str, target: str) -> 
     """Token ids of chat(prompt with image) + target + end of turn, and labels that are -100 on
     every prompt token (system, image, question, context) so only the target is learned; `row`:
     the prompt's processor output (`families.Row`), which `collate` batches."""
-    return answer_example(processor, families.row(processor, image, families.chat(processor, prompt_text)),
-                          families.text_ids(processor, target) + [families.end_id(processor)])
+    return answer_example(
+        processor,
+        families.row(processor, image, families.chat(processor, prompt_text)),
+        families.text_ids(processor, target) + [families.end_id(processor)],
+    )
 
 
 def answer_example(processor: Any, row: families.Row, answer: list[int]) -> dict[str, Any]:
@@ -24,8 +27,9 @@ def answer_example(processor: Any, row: families.Row, answer: list[int]) -> dict
     return {"row": row, "input_ids": row.ids + answer, "labels": [-100] * len(row.ids) + answer}
 
 
-def grounded_example(processor: Any, image: Any, prompt_text: str, target: str, phrase: str,
-                     boxes: Any, image_token_id: int) -> dict[str, Any]:
+def grounded_example(
+    processor: Any, image: Any, prompt_text: str, target: str, phrase: str, boxes: Any, image_token_id: int
+) -> dict[str, Any]:
     """`build_example` plus what grounded attention needs (`groundloop.genrm.grounded_attention`),
     one query: `attn_query` [the last token of `phrase` in the prompt, after the image] and
     `attn_target` [uniform over the image patches the boxes cover, or the first token when
@@ -47,15 +51,15 @@ def collate(examples: list[dict[str, Any]], processor: Any) -> dict[str, torch.T
     (lists `attn_query`, `attn_target`), every query flattened: `attn_row` and `attn_query`
     (N,), `attn_target` (N, T)."""
     rows = [e["row"] for e in examples]
-    out = families.batch(processor, rows, [e["input_ids"][len(r.ids):] for e, r in zip(examples, rows)],
-                         side="right")
+    out = families.batch(processor, rows, [e["input_ids"][len(r.ids) :] for e, r in zip(examples, rows)], side="right")
     n = out["input_ids"].shape[1]
     labels = torch.full((len(examples), n), -100)
     for i, e in enumerate(examples):
-        labels[i, :len(e["labels"])] = torch.tensor(e["labels"])
+        labels[i, : len(e["labels"])] = torch.tensor(e["labels"])
     out["labels"] = labels
-    queries = [(i, q, t) for i, e in enumerate(examples)
-               for q, t in zip(e.get("attn_query", []), e.get("attn_target", []))]
+    queries = [
+        (i, q, t) for i, e in enumerate(examples) for q, t in zip(e.get("attn_query", []), e.get("attn_target", []))
+    ]
     if queries:
         out["attn_row"] = torch.tensor([i for i, _, _ in queries])
         out["attn_query"] = torch.tensor([q for _, q, _ in queries])
@@ -65,8 +69,9 @@ def collate(examples: list[dict[str, Any]], processor: Any) -> dict[str, torch.T
 
 # Batch entries that are not model inputs: the loss's own (labels are shifted by the caller),
 # grounded attention's queries, VL-GenRM's verdict bookkeeping.
-NOT_INPUTS = frozenset({"labels", "attn_row", "attn_query", "attn_target", "loss_weight", "verdict_at",
-                        "correct", "weight"})
+NOT_INPUTS = frozenset(
+    {"labels", "attn_row", "attn_query", "attn_target", "loss_weight", "verdict_at", "correct", "weight"}
+)
 
 
 def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -74,8 +79,9 @@ def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v for k, v in batch.items() if k not in NOT_INPUTS}
 
 
-def add_lora(model: Any, r: int, alpha: int, dropout: float, target_modules: str = "",
-             adapter: str | None = None) -> Any:
+def add_lora(
+    model: Any, r: int, alpha: int, dropout: float, target_modules: str = "", adapter: str | None = None
+) -> Any:
     """A PEFT model with LoRA on `target_modules` (a regex over module names, so the vision
     tower's projections are not caught; empty: the language model's projections of the model's
     family, `families.Family.lora_targets`), or the given adapter reopened for training."""
@@ -83,13 +89,17 @@ def add_lora(model: Any, r: int, alpha: int, dropout: float, target_modules: str
 
     if adapter:
         return PeftModel.from_pretrained(model, adapter, is_trainable=True)
-    cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout,
-                     target_modules=target_modules or families.family_of(model).lora_targets, bias="none")
+    cfg = LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=target_modules or families.family_of(model).lora_targets,
+        bias="none",
+    )
     return get_peft_model(model, cfg)
 
 
-def grounded_loss(model: Any, batch: dict[str, torch.Tensor], weight: float, layer: int,
-                  head: int = 0) -> torch.Tensor:
+def grounded_loss(model: Any, batch: dict[str, torch.Tensor], weight: float, layer: int, head: int = 0) -> torch.Tensor:
     """The LM loss of a collated batch, plus `weight` x the grounded-attention cross-entropy of
     head `head` of LM layer `layer` when the batch carries targets (`grounded_example`). The
     model must run eager attention (`model.set_attn_implementation("eager")`) to return them."""
@@ -102,8 +112,9 @@ def grounded_loss(model: Any, batch: dict[str, torch.Tensor], weight: float, lay
     return cast(torch.Tensor, out.loss + weight * attention_term(out, layer, head, query, targets, rows))
 
 
-def attention_term(out: Any, layer: int, head: int, query: torch.Tensor, targets: torch.Tensor,
-                   rows: torch.Tensor) -> torch.Tensor:
+def attention_term(
+    out: Any, layer: int, head: int, query: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor
+) -> torch.Tensor:
     """Grounded attention's cross-entropy for a forward run with `output_attentions=True`."""
     if not out.attentions or out.attentions[layer] is None:
         raise ValueError("grounded attention needs attention weights: load the model with eager attention")

@@ -65,8 +65,7 @@ def check_mime(mime: str, formats: tuple[str, ...] = ImageLimits.formats, name: 
     """Refuse a declared type that is not one of the accepted image formats (svg+xml, ...)."""
     accepted = [m for f in formats for m in MIME_TYPES.get(f, ())]
     if mime.lower() not in accepted:
-        raise _fail(name, f"type {mime!r} is not accepted; send one of: "
-                          f"{', '.join(f.lower() for f in formats)}")
+        raise _fail(name, f"type {mime!r} is not accepted; send one of: {', '.join(f.lower() for f in formats)}")
 
 
 def check_size(width: int, height: int, limits: ImageLimits, name: str = "") -> None:
@@ -76,13 +75,20 @@ def check_size(width: int, height: int, limits: ImageLimits, name: str = "") -> 
         raise _fail(name, f"image is {width}x{height}; at most {limits.max_pixels} pixels", ImageTooLarge)
     ratio = max(width, height) / min(width, height)
     if ratio > limits.max_aspect_ratio:
-        raise _fail(name, f"image is {width}x{height}, an aspect ratio of {ratio:.0f}:1; at most "
-                          f"{limits.max_aspect_ratio:g}:1", ImageTooLarge)
+        raise _fail(
+            name,
+            f"image is {width}x{height}, an aspect ratio of {ratio:.0f}:1; at most {limits.max_aspect_ratio:g}:1",
+            ImageTooLarge,
+        )
     if limits.resize_shortest_edge:
         rw, rh = resized_size(width, height, limits.resize_shortest_edge)
         if rw * rh > limits.max_resized_pixels:
-            raise _fail(name, f"image is {width}x{height}, {rw}x{rh} after the processor's resize; at most "
-                              f"{limits.max_resized_pixels} pixels", ImageTooLarge)
+            raise _fail(
+                name,
+                f"image is {width}x{height}, {rw}x{rh} after the processor's resize; at most "
+                f"{limits.max_resized_pixels} pixels",
+                ImageTooLarge,
+            )
 
 
 def _palette_on_white(im: Image.Image) -> Image.Image | None:
@@ -94,11 +100,12 @@ def _palette_on_white(im: Image.Image) -> Image.Image | None:
         return None
     n = len(palette) // 3
     alpha = [255] * n
-    for i, a in ([(t, 0)] if isinstance(t, int) else enumerate(t)):
+    for i, a in [(t, 0)] if isinstance(t, int) else enumerate(t):
         if i < n:
             alpha[i] = a
-    im.putpalette([round(c * alpha[i // 3] / 255 + 255 * (1 - alpha[i // 3] / 255))
-                   for i, c in enumerate(palette[:3 * n])])
+    im.putpalette(
+        [round(c * alpha[i // 3] / 255 + 255 * (1 - alpha[i // 3] / 255)) for i, c in enumerate(palette[: 3 * n])]
+    )
     del im.info["transparency"]
     return im.convert("RGB")
 
@@ -124,8 +131,9 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return out
 
 
-def decode_image(data: bytes, limits: ImageLimits = ImageLimits(), mime: str | None = None,
-                 name: str = "") -> Image.Image:
+def decode_image(
+    data: bytes, limits: ImageLimits = ImageLimits(), mime: str | None = None, name: str = ""
+) -> Image.Image:
     """The RGB image encoded in `data`, checked against `limits` before its pixels are decoded;
     `mime` (a declared type such as "image/png") must match what the bytes are."""
     if mime is not None:

@@ -5,10 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 SYSTEM_PROMPT = "You are a careful assistant. Describe only what is in the image."
-BASE_PROMPT = (
-    "Please generate a detailed and comprehensive description for the content of this image. "
-    "Be precise."
-)
+BASE_PROMPT = "Please generate a detailed and comprehensive description for the content of this image. Be precise."
 
 
 def grounded_prompt(grounding: str, base: str = BASE_PROMPT) -> str:

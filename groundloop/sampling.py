@@ -13,16 +13,23 @@ from groundloop.models import families
 
 
 class Sampler(Protocol):
-    def generate(self, images: list[Image.Image], texts: list[str], n: int = 1,
-                 temperature: float = 0.0, top_p: float = 1.0) -> list[list[str]]:
+    def generate(
+        self, images: list[Image.Image], texts: list[str], n: int = 1, temperature: float = 0.0, top_p: float = 1.0
+    ) -> list[list[str]]:
         """n completions per (image, prompt text) pair; temperature 0 is greedy."""
         ...
 
 
 class StepSampler(Protocol):
-    def sample(self, images: Sequence[Image.Image], texts: Sequence[str], prefixes: Sequence[str],
-               temperatures: Sequence[float], top_p: float = 1.0,
-               one_sentence: bool = False) -> list[str]:
+    def sample(
+        self,
+        images: Sequence[Image.Image],
+        texts: Sequence[str],
+        prefixes: Sequence[str],
+        temperatures: Sequence[float],
+        top_p: float = 1.0,
+        one_sentence: bool = False,
+    ) -> list[str]:
         """One continuation per row of the answer `prefixes[i]` (already written) to
         (images[i], texts[i]), sampled at temperatures[i] (0 = greedy), all rows in one
         batched pass; with one_sentence, each row stops after its next sentence."""
@@ -67,7 +74,7 @@ class SentenceEnd(StoppingCriteria):
 def first_sentence(text: str) -> str:
     for i, ch in enumerate(text):
         if ch in ".!?" and (i + 1 == len(text) or text[i + 1].isspace()):
-            return text[:i + 1]
+            return text[: i + 1]
     return text
 
 
@@ -75,8 +82,7 @@ class HFSampler:
     """A transformers VLM with its processor as a `Sampler` (any family in
     `groundloop.models.families`: its prompt format, image tensors and end-of-turn token)."""
 
-    def __init__(self, model: Any, processor: Any, max_new_tokens: int = 160,
-                 seed: int | None = None) -> None:
+    def __init__(self, model: Any, processor: Any, max_new_tokens: int = 160, seed: int | None = None) -> None:
         self.model = model.eval()
         self.processor = processor
         self.max_new_tokens = max_new_tokens
@@ -85,15 +91,18 @@ class HFSampler:
         tok = processor.tokenizer
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else self.end_ids[-1]
 
-    def encode(self, images: Sequence[Image.Image], texts: Sequence[str],
-               prefixes: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+    def encode(
+        self, images: Sequence[Image.Image], texts: Sequence[str], prefixes: Sequence[str] | None = None
+    ) -> dict[str, torch.Tensor]:
         """Left padded, so every prompt ends at the same position and generation continues all."""
-        return families.to_model(families.prompts_batch(self.processor, images, texts, prefixes, side="left"),
-                                 self.model)
+        return families.to_model(
+            families.prompts_batch(self.processor, images, texts, prefixes, side="left"), self.model
+        )
 
     @torch.no_grad()
-    def generate(self, images: list[Image.Image], texts: list[str], n: int = 1,
-                 temperature: float = 0.0, top_p: float = 1.0) -> list[list[str]]:
+    def generate(
+        self, images: list[Image.Image], texts: list[str], n: int = 1, temperature: float = 0.0, top_p: float = 1.0
+    ) -> list[list[str]]:
         if len(images) != len(texts):
             raise ValueError(f"{len(images)} images but {len(texts)} prompts")
         if not images:
@@ -103,28 +112,41 @@ class HFSampler:
         enc = self.encode(images, texts)
         sample = temperature > 0
         out = self.model.generate(
-            **enc, max_new_tokens=self.max_new_tokens, do_sample=sample,
-            temperature=temperature if sample else None, top_p=top_p if sample else None,
-            num_return_sequences=n if sample else 1, eos_token_id=self.end_ids, pad_token_id=self.pad_id,
+            **enc,
+            max_new_tokens=self.max_new_tokens,
+            do_sample=sample,
+            temperature=temperature if sample else None,
+            top_p=top_p if sample else None,
+            num_return_sequences=n if sample else 1,
+            eos_token_id=self.end_ids,
+            pad_token_id=self.pad_id,
         )
-        texts_out = self.processor.batch_decode(out[:, enc["input_ids"].shape[1]:],
-                                                skip_special_tokens=True)
+        texts_out = self.processor.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
         texts_out = [t.strip() for t in texts_out]
         if not sample:  # greedy: n identical completions
             return [[t] * n for t in texts_out]
-        return [texts_out[i * n:(i + 1) * n] for i in range(len(images))]
+        return [texts_out[i * n : (i + 1) * n] for i in range(len(images))]
 
     def sentence_end_ids(self) -> list[int]:
         if not hasattr(self, "_end_ids"):
             tok = self.processor.tokenizer
-            self._end_ids = [i for t, i in tok.get_vocab().items()
-                             if tok.convert_tokens_to_string([t]).strip().endswith((".", "!", "?"))]
+            self._end_ids = [
+                i
+                for t, i in tok.get_vocab().items()
+                if tok.convert_tokens_to_string([t]).strip().endswith((".", "!", "?"))
+            ]
         return self._end_ids
 
     @torch.no_grad()
-    def sample(self, images: Sequence[Image.Image], texts: Sequence[str], prefixes: Sequence[str],
-               temperatures: Sequence[float], top_p: float = 1.0,
-               one_sentence: bool = False) -> list[str]:
+    def sample(
+        self,
+        images: Sequence[Image.Image],
+        texts: Sequence[str],
+        prefixes: Sequence[str],
+        temperatures: Sequence[float],
+        top_p: float = 1.0,
+        one_sentence: bool = False,
+    ) -> list[str]:
         if not len(images) == len(texts) == len(prefixes) == len(temperatures):
             raise ValueError("images, texts, prefixes and temperatures must have one entry per row")
         if not len(images):
@@ -133,12 +155,19 @@ class HFSampler:
             torch.manual_seed(self.generator_seed)
         enc = self.encode(images, texts, prefixes)
         out = self.model.generate(
-            **enc, max_new_tokens=self.max_new_tokens, do_sample=True, temperature=1.0, top_p=1.0,
-            top_k=0, logits_processor=LogitsProcessorList([RowSampling(temperatures, top_p)]),
-            stopping_criteria=StoppingCriteriaList(
-                [SentenceEnd(self.sentence_end_ids())] if one_sentence else []),
-            eos_token_id=self.end_ids, pad_token_id=self.pad_id,
+            **enc,
+            max_new_tokens=self.max_new_tokens,
+            do_sample=True,
+            temperature=1.0,
+            top_p=1.0,
+            top_k=0,
+            logits_processor=LogitsProcessorList([RowSampling(temperatures, top_p)]),
+            stopping_criteria=StoppingCriteriaList([SentenceEnd(self.sentence_end_ids())] if one_sentence else []),
+            eos_token_id=self.end_ids,
+            pad_token_id=self.pad_id,
         )
-        texts_out = [t.strip() for t in self.processor.batch_decode(
-            out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]
+        texts_out = [
+            t.strip()
+            for t in self.processor.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        ]
         return [first_sentence(t) for t in texts_out] if one_sentence else texts_out

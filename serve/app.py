@@ -39,13 +39,13 @@ from serve.protocol import (
 
 
 class CaptionEngine(Protocol):
-    def caption(self, decoder: str, images: Sequence[Image.Image], text: str,
-                settings: DecodeSettings, top_p: float = 1.0) -> list[str]:
+    def caption(
+        self, decoder: str, images: Sequence[Image.Image], text: str, settings: DecodeSettings, top_p: float = 1.0
+    ) -> list[str]:
         """One caption per image with the named decoder."""
         ...
 
-    def count_tokens(self, text: str) -> int:
-        ...
+    def count_tokens(self, text: str) -> int: ...
 
     def truncate(self, text: str, max_tokens: int) -> str:
         """`text` cut after its first max_tokens tokens."""
@@ -83,9 +83,18 @@ class ServeConfig:
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
-        config_lib.check_ranges(self, {"max_new_tokens": ">=1", "max_batch_size": ">=1",
-                                       "batch_wait_timeout_s": ">=0", "request_timeout_s": ">0",
-                                       "retry_after_s": ">=0", "torch_threads": ">=0", "seed": ">=0"})
+        config_lib.check_ranges(
+            self,
+            {
+                "max_new_tokens": ">=1",
+                "max_batch_size": ">=1",
+                "batch_wait_timeout_s": ">=0",
+                "request_timeout_s": ">0",
+                "retry_after_s": ">=0",
+                "torch_threads": ">=0",
+                "seed": ">=0",
+            },
+        )
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ServeConfig:
@@ -152,8 +161,14 @@ class CaptionServer:
             rows = [idx] if len(idx) == 1 else [idx, *[[i] for i in idx]]
             for attempt in rows:
                 try:
-                    caps = await asyncio.to_thread(self.engine.caption, decoder, [requests[i].image for i in attempt],
-                                                   text or prompts.BASE_PROMPT, settings, top_p)
+                    caps = await asyncio.to_thread(
+                        self.engine.caption,
+                        decoder,
+                        [requests[i].image for i in attempt],
+                        text or prompts.BASE_PROMPT,
+                        settings,
+                        top_p,
+                    )
                 except Exception as e:  # noqa: BLE001 - answered per row
                     if len(attempt) == 1:
                         out[attempt[0]] = RowFailure(f"{type(e).__name__}: {e}")
@@ -170,8 +185,9 @@ class CaptionServer:
             return
         scheme, _, token = (header or "").partition(" ")
         if scheme.lower() != "bearer" or not token:
-            raise ProtocolError(401, "missing API key: send 'Authorization: Bearer <key>'",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise ProtocolError(
+                401, "missing API key: send 'Authorization: Bearer <key>'", headers={"WWW-Authenticate": "Bearer"}
+            )
         if not hmac.compare_digest(token.strip().encode(), key.encode()):
             raise ProtocolError(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
 
@@ -189,15 +205,21 @@ class CaptionServer:
                 req = replace(req, image=prepare(req.image))
             served = getattr(self.engine, "decoders", None)
             if served is not None and req.decoder not in served:
-                raise ProtocolError(404, f"model {body['model']!r} is not served by this deployment "
-                                    f"(serving: {', '.join(served)})", "model")
+                raise ProtocolError(
+                    404,
+                    f"model {body['model']!r} is not served by this deployment (serving: {', '.join(served)})",
+                    "model",
+                )
             try:
-                got = await asyncio.wait_for(asyncio.gather(*[self.caption_batch(req) for _ in range(req.n)]),
-                                             self.config.request_timeout_s)
+                got = await asyncio.wait_for(
+                    asyncio.gather(*[self.caption_batch(req) for _ in range(req.n)]), self.config.request_timeout_s
+                )
             except asyncio.TimeoutError:
-                raise ProtocolError(503, f"no caption within {self.config.request_timeout_s:g} s; the endpoint is "
-                                    "overloaded, retry later", headers={"Retry-After": str(self.config.retry_after_s)}
-                                    ) from None
+                raise ProtocolError(
+                    503,
+                    f"no caption within {self.config.request_timeout_s:g} s; the endpoint is overloaded, retry later",
+                    headers={"Retry-After": str(self.config.retry_after_s)},
+                ) from None
             failed = next((c for c in got if isinstance(c, RowFailure)), None)
             if failed is not None:
                 raise ProtocolError(500, f"captioning this request failed: {failed.message}")
@@ -211,11 +233,15 @@ class CaptionServer:
             captions.append(caption)
             finishes.append(finish)
         if req.stream:  # the caption is complete before the first event: a sentence per chunk
-            return StreamingResponse(iter(stream_events(captions, body["model"], finishes)),
-                                     media_type="text/event-stream")
+            return StreamingResponse(
+                iter(stream_events(captions, body["model"], finishes)), media_type="text/event-stream"
+            )
         prompt_tokens = self.engine.count_tokens(req.text or prompts.BASE_PROMPT)
-        return JSONResponse(chat_response(captions, body["model"], prompt_tokens,
-                                          sum(self.engine.count_tokens(c) for c in captions), finishes))
+        return JSONResponse(
+            chat_response(
+                captions, body["model"], prompt_tokens, sum(self.engine.count_tokens(c) for c in captions), finishes
+            )
+        )
 
     @app.post("/v1/chat/completions")
     async def chat_completions(self, request: Request) -> Response:
@@ -251,8 +277,9 @@ class CaptionServer:
         from groundloop.images import load_image
 
         prepare = getattr(self.engine, "prepare_image", lambda im: im)
-        reqs = [CaptionRequest(prepare(load_image(p, self.image_limits)), "", decoder, self.config.decode)
-                for p in paths]
+        reqs = [
+            CaptionRequest(prepare(load_image(p, self.image_limits)), "", decoder, self.config.decode) for p in paths
+        ]
         out = list(await asyncio.gather(*[self.caption_batch(r) for r in reqs]))
         failed = [f"{p}: {c.message}" for p, c in zip(paths, out) if isinstance(c, RowFailure)]
         if failed:
@@ -261,9 +288,12 @@ class CaptionServer:
 
     def stats(self) -> dict[str, Any]:
         n = len(self.batch_sizes)
-        return {"batches": n, "mean_batch_size": sum(self.batch_sizes) / n if n else 0.0,
-                "max_batch_size": self.config.max_batch_size,
-                "adapter": getattr(self, "adapter", self.config.adapter)}
+        return {
+            "batches": n,
+            "mean_batch_size": sum(self.batch_sizes) / n if n else 0.0,
+            "max_batch_size": self.config.max_batch_size,
+            "adapter": getattr(self, "adapter", self.config.adapter),
+        }
 
 
 class ModelEngine:
@@ -303,12 +333,14 @@ class ModelEngine:
         edge, resample = self.pre_resize
         return image.resize(resized_size(*image.size, edge), resample=resample)
 
-    def caption(self, decoder: str, images: Sequence[Image.Image], text: str,
-                settings: DecodeSettings, top_p: float = 1.0) -> list[str]:
+    def caption(
+        self, decoder: str, images: Sequence[Image.Image], text: str, settings: DecodeSettings, top_p: float = 1.0
+    ) -> list[str]:
         from groundloop.vimar import decoding
 
-        eng = decoding.Engines(self.sampler, value=self.value, clip=self.clip, judge=self.judge, prompt=text,
-                               top_p=top_p)
+        eng = decoding.Engines(
+            self.sampler, value=self.value, clip=self.clip, judge=self.judge, prompt=text, top_p=top_p
+        )
         return decoding.decode(decoder, eng, images, settings)
 
     def count_tokens(self, text: str) -> int:
@@ -341,8 +373,14 @@ def resize_policy(processor: Any) -> tuple[int, int] | None:
     ip = getattr(processor, "image_processor", processor)
     size = getattr(ip, "size", None)
     edge, resample = shortest_edge(processor), getattr(ip, "resample", None)
-    if (ip is None or "Pil" not in type(ip).__name__ or not getattr(ip, "do_resize", False) or not edge
-            or resample is None or any(getattr(size, k, None) for k in ("longest_edge", "height", "width"))):
+    if (
+        ip is None
+        or "Pil" not in type(ip).__name__
+        or not getattr(ip, "do_resize", False)
+        or not edge
+        or resample is None
+        or any(getattr(size, k, None) for k in ("longest_edge", "height", "width"))
+    ):
         return None
     return edge, int(resample)
 
@@ -387,7 +425,8 @@ def build_app(config: dict[str, Any] | None = None, engine: CaptionEngine | None
     for key, value in DEPLOYMENT_DEFAULTS.items():
         deployment.setdefault(key, value)
     deployment["backpressure_config"] = {"retry_after_s": cfg.retry_after_s} | dict(
-        deployment.get("backpressure_config") or {})
+        deployment.get("backpressure_config") or {}
+    )
     dep = serve.deployment(name="CaptionServer", **deployment)(CaptionServerHTTP)
     return dep.bind(cfg, engine)
 

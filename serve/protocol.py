@@ -39,8 +39,9 @@ VIMAR_SETTINGS = ("threshold", "refine")
 class ProtocolError(ValueError):
     """A request the endpoint refuses; `status` is the HTTP status to answer with."""
 
-    def __init__(self, status: int, message: str, param: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, param: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.param, self.headers = status, message, param, headers or {}
 
@@ -69,9 +70,13 @@ class Limits:
     max_n: int = 8  # captions per request
 
     def images(self, resize_shortest_edge: int = 0) -> ImageLimits:
-        return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels,
-                           max_aspect_ratio=self.max_aspect_ratio, resize_shortest_edge=resize_shortest_edge,
-                           max_resized_pixels=self.max_resized_pixels)
+        return ImageLimits(
+            max_bytes=self.max_image_bytes,
+            max_pixels=self.max_image_pixels,
+            max_aspect_ratio=self.max_aspect_ratio,
+            resize_shortest_edge=resize_shortest_edge,
+            max_resized_pixels=self.max_resized_pixels,
+        )
 
 
 @dataclass(frozen=True)
@@ -193,10 +198,11 @@ def parse_json(raw: bytes, limits: Limits = Limits()) -> Any:
 def decoder_name(model: Any) -> str:
     if not isinstance(model, str) or not model:
         raise ProtocolError(400, "`model` must name a decoder, e.g. 'vimar'", "model")
-    name = model[len(MODEL_PREFIX):] if model.startswith(MODEL_PREFIX) else model
+    name = model[len(MODEL_PREFIX) :] if model.startswith(MODEL_PREFIX) else model
     if name not in DECODERS:
-        raise ProtocolError(404, f"unknown model {model[:128]!r}; available: "
-                            f"{', '.join(MODEL_PREFIX + d for d in DECODERS)}", "model")
+        raise ProtocolError(
+            404, f"unknown model {model[:128]!r}; available: {', '.join(MODEL_PREFIX + d for d in DECODERS)}", "model"
+        )
     return name
 
 
@@ -204,8 +210,12 @@ def decode_image_url(url: str, limits: Limits, image_limits: ImageLimits | None 
     """The image of a data:image/...;base64 URL: 413 over a size limit, 400 for the rest."""
     if url.startswith(("http://", "https://")):
         if not limits.allow_remote_images:
-            raise ProtocolError(400, "fetching http(s) image URLs is disabled on this endpoint; "
-                                "send the image as a data:image/...;base64,... URL", "messages")
+            raise ProtocolError(
+                400,
+                "fetching http(s) image URLs is disabled on this endpoint; "
+                "send the image as a data:image/...;base64,... URL",
+                "messages",
+            )
         raise ProtocolError(501, "remote image fetching is not implemented", "messages")
     m = DATA_URL.match(url)
     if not m:
@@ -215,7 +225,7 @@ def decode_image_url(url: str, limits: Limits, image_limits: ImageLimits | None 
         check_mime(m.group(1), image_limits.formats)
     except ImageError as e:
         raise ProtocolError(400, str(e), "messages") from None
-    data = url[m.end():]
+    data = url[m.end() :]
     if len(data) * 3 // 4 > limits.max_image_bytes + 2:
         raise ProtocolError(413, f"image is larger than {limits.max_image_bytes} bytes", "messages")
     try:
@@ -238,8 +248,7 @@ def check_text(text: str, limits: Limits, reserved: Collection[str] = ()) -> Non
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
-        raise ProtocolError(400, f"text is not valid Unicode: {e.reason} at character {e.start}",
-                            "messages") from None
+        raise ProtocolError(400, f"text is not valid Unicode: {e.reason} at character {e.start}", "messages") from None
     if reserved:
         folded = unicodedata.normalize("NFKC", text)
         hit = next((t for t in reserved if t in text or t in folded), None)
@@ -252,9 +261,13 @@ def _settings(b: ChatBody, decoder: str, base: DecodeSettings, limits: Limits) -
     if decoder == "greedy":
         extra = [k for k in ("temperatures", "k") if k in given]
         if extra or (b.temperature or 0) > 0:
-            raise ProtocolError(400, f"groundloop-greedy decodes greedily: {', '.join(extra) or 'temperature > 0'} "
-                                "does not apply (use temperature 0, or a sampling decoder such as "
-                                "groundloop-bon)", (extra or ["temperature"])[0])
+            raise ProtocolError(
+                400,
+                f"groundloop-greedy decodes greedily: {', '.join(extra) or 'temperature > 0'} "
+                "does not apply (use temperature 0, or a sampling decoder such as "
+                "groundloop-bon)",
+                (extra or ["temperature"])[0],
+            )
     unused = [k for k in VIMAR_SETTINGS if k in given and decoder != "vimar"]
     if unused:
         raise ProtocolError(400, f"`{unused[0]}` applies to groundloop-vimar only", unused[0])
@@ -266,13 +279,18 @@ def _settings(b: ChatBody, decoder: str, base: DecodeSettings, limits: Limits) -
     elif b.temperature is not None and decoder != "greedy":
         s = replace(s, temperatures=(b.temperature,))
     if len(s.temperatures) > limits.max_temperatures:
-        raise ProtocolError(400, f"{len(s.temperatures)} temperatures; at most {limits.max_temperatures}",
-                            "temperatures")
+        raise ProtocolError(
+            400, f"{len(s.temperatures)} temperatures; at most {limits.max_temperatures}", "temperatures"
+        )
     if b.k is not None:
         s = replace(s, k=b.k)
     if decoder != "greedy" and len(s.temperatures) * s.k > limits.max_candidates:
-        raise ProtocolError(400, f"{len(s.temperatures)} temperatures x k {s.k} = {len(s.temperatures) * s.k} "
-                            f"candidates per step; at most {limits.max_candidates}", "k")
+        raise ProtocolError(
+            400,
+            f"{len(s.temperatures)} temperatures x k {s.k} = {len(s.temperatures) * s.k} "
+            f"candidates per step; at most {limits.max_candidates}",
+            "k",
+        )
     if b.threshold is not None:
         s = replace(s, threshold=b.threshold)
     if b.refine is not None:
@@ -293,22 +311,32 @@ def _user_content(b: ChatBody, limits: Limits) -> tuple[list[str], list[str]]:
     """The texts and image URLs of the request's one user message."""
     roles = [m.role for m in b.messages]
     if roles != ["user"]:
-        raise ProtocolError(400, f"send exactly one user message (an image and optional text); got roles {roles}. "
-                            "This endpoint captions one image per request", "messages")
+        raise ProtocolError(
+            400,
+            f"send exactly one user message (an image and optional text); got roles {roles}. "
+            "This endpoint captions one image per request",
+            "messages",
+        )
     content = b.messages[0].content
     if content is None:
         raise ProtocolError(400, "the user message has no content", "messages")
     parts: list[Any] = [TextPart(type="text", text=content)] if isinstance(content, str) else content
     if len(parts) > limits.max_parts:
-        raise ProtocolError(400, f"the user message has {len(parts)} content parts; at most {limits.max_parts}",
-                            "messages")
+        raise ProtocolError(
+            400, f"the user message has {len(parts)} content parts; at most {limits.max_parts}", "messages"
+        )
     texts = [p.text for p in parts if isinstance(p, TextPart)]
     urls = [p.image_url.url for p in parts if isinstance(p, ImagePart)]
     return texts, urls
 
 
-def parse_chat_request(body: Any, base: DecodeSettings, limits: Limits, reserved: Collection[str] = (),
-                       image_limits: ImageLimits | None = None) -> CaptionRequest:
+def parse_chat_request(
+    body: Any,
+    base: DecodeSettings,
+    limits: Limits,
+    reserved: Collection[str] = (),
+    image_limits: ImageLimits | None = None,
+) -> CaptionRequest:
     """The image, text, decoder and settings of a chat-completions body, or a ProtocolError.
     `reserved`: strings the text may not contain (the model's special tokens)."""
     if not isinstance(body, dict):
@@ -324,8 +352,7 @@ def parse_chat_request(body: Any, base: DecodeSettings, limits: Limits, reserved
         raise ProtocolError(400, f"n must be between 1 and {limits.max_n}, got {n}", "n")
     texts, urls = _user_content(b, limits)
     if not urls:
-        raise ProtocolError(400, "the user message has no image_url part; this endpoint captions images",
-                            "messages")
+        raise ProtocolError(400, "the user message has no image_url part; this endpoint captions images", "messages")
     if len(urls) > 1:
         raise ProtocolError(400, "send exactly one image per request", "messages")
     text = " ".join(texts).strip()
@@ -333,22 +360,36 @@ def parse_chat_request(body: Any, base: DecodeSettings, limits: Limits, reserved
     settings = _settings(b, decoder, base, limits)
     max_tokens = _max_tokens(b, limits)
     image = decode_image_url(urls[0], limits, image_limits)
-    return CaptionRequest(image, text, decoder, settings, top_p=b.top_p if b.top_p is not None else 1.0,
-                          max_tokens=max_tokens, n=n, stream=bool(b.stream))
+    return CaptionRequest(
+        image,
+        text,
+        decoder,
+        settings,
+        top_p=b.top_p if b.top_p is not None else 1.0,
+        max_tokens=max_tokens,
+        n=n,
+        stream=bool(b.stream),
+    )
 
 
-def chat_response(captions: Sequence[str], model: str, prompt_tokens: int, completion_tokens: int,
-                  finish_reasons: Sequence[str]) -> dict[str, Any]:
+def chat_response(
+    captions: Sequence[str], model: str, prompt_tokens: int, completion_tokens: int, finish_reasons: Sequence[str]
+) -> dict[str, Any]:
     """The chat.completion object: one choice per caption."""
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": i, "message": {"role": "assistant", "content": c}, "finish_reason": f,
-                     "logprobs": None} for i, (c, f) in enumerate(zip(captions, finish_reasons))],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
+        "choices": [
+            {"index": i, "message": {"role": "assistant", "content": c}, "finish_reason": f, "logprobs": None}
+            for i, (c, f) in enumerate(zip(captions, finish_reasons))
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
     }
 
 
@@ -365,8 +406,13 @@ def stream_events(captions: Sequence[str], model: str, finish_reasons: Sequence[
     cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
     def event(index: int, delta: dict[str, Any], finish: str | None = None) -> str:
-        chunk = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-                 "choices": [{"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+        chunk = {
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}],
+        }
         return f"data: {json.dumps(chunk)}\n\n"
 
     out = []
@@ -378,5 +424,9 @@ def stream_events(captions: Sequence[str], model: str, finish_reasons: Sequence[
 
 
 def models_response(created: int) -> dict[str, Any]:
-    return {"object": "list", "data": [{"id": MODEL_PREFIX + d, "object": "model", "created": created,
-                                        "owned_by": "groundloop"} for d in DECODERS]}
+    return {
+        "object": "list",
+        "data": [
+            {"id": MODEL_PREFIX + d, "object": "model", "created": created, "owned_by": "groundloop"} for d in DECODERS
+        ],
+    }

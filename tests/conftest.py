@@ -1,10 +1,4 @@
-import sys
-from pathlib import Path
-
 import pytest
-
-# pipelines/ and actors/ are top-level folders, not installed packages
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 @pytest.fixture(scope="session")

@@ -14,18 +14,15 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+import torch
 
-import torch  # noqa: E402
-
-from groundloop import prompts  # noqa: E402
-from groundloop.models import load_vlm  # noqa: E402
-from groundloop.sampling import HFSampler  # noqa: E402
-from groundloop.worlds import shapes as world  # noqa: E402
+from groundloop import prompts
+from groundloop.models import load_vlm
+from groundloop.sampling import HFSampler
+from groundloop.worlds import shapes as world
 
 
 def main() -> None:
@@ -41,13 +38,22 @@ def main() -> None:
         for per_call in (1, 4):
             t = time.perf_counter()
             for i in range(0, len(images), per_call):
-                chunk = images[i:i + per_call]
+                chunk = images[i : i + per_call]
                 sampler.generate(chunk, [prompts.BASE_PROMPT] * len(chunk), n=8, temperature=0.7, top_p=0.95)
-            rows.append({"threads": threads, "images_per_call": per_call,
-                         "seconds_per_image": (time.perf_counter() - t) / len(images)})
+            rows.append(
+                {
+                    "threads": threads,
+                    "images_per_call": per_call,
+                    "seconds_per_image": (time.perf_counter() - t) / len(images),
+                }
+            )
             print(rows[-1], flush=True)
-    res = {"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU, torch {torch.__version__}",
-           "k": 8, "n_images": len(images), "rows": rows}
+    res = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU, torch {torch.__version__}",
+        "k": 8,
+        "n_images": len(images),
+        "rows": rows,
+    }
     a.out.write_text(json.dumps(res, indent=1))
 
 

@@ -14,19 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+import pandas as pd
+import torch
 
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from groundloop.data.coco import load_image  # noqa: E402
-from groundloop.genrm import critique, experts  # noqa: E402
-from groundloop.genrm import judge as genrm  # noqa: E402
-from groundloop.models import load_detector, load_reward_model  # noqa: E402
-from groundloop.vocab.shapes import ShapesVocabulary  # noqa: E402
+from groundloop.data.coco import load_image
+from groundloop.genrm import critique, experts
+from groundloop.genrm import judge as genrm
+from groundloop.models import load_detector, load_reward_model
+from groundloop.vocab.shapes import ShapesVocabulary
 
 SHAPES = ShapesVocabulary()
 
@@ -57,14 +54,22 @@ def main() -> None:
         truth = experts.check_claims(ca, found) + experts.check_claims(cb, found)
         claims = [[c.text for c in ca], [c.text for c in cb]]
         prompt = genrm._prompt_row(judge.processor, image, critique.judge_prompt(r.question, r.a, r.b))
-        written = [tok(critique.critique_so_far(claims, truth[:k]), add_special_tokens=False)["input_ids"]
-                   + judge.check_prefix for k in range(len(truth))]
+        written = [
+            tok(critique.critique_so_far(claims, truth[:k]), add_special_tokens=False)["input_ids"] + judge.check_prefix
+            for k in range(len(truth))
+        ]
         with torch.no_grad():
             logits = judge.next_logits([prompt] * len(written), written)[:, judge.check_ids]
         for (yes, no), t in zip(logits.tolist(), truth):
             (true_m if t else false_m).append(no - yes)
-    report = {"reward_model": a.reward_model, "category": a.category, "pairs": len(pairs),
-              "false_claims": len(false_m), "true_claims": len(true_m), "check_auc": auc(false_m, true_m)}
+    report = {
+        "reward_model": a.reward_model,
+        "category": a.category,
+        "pairs": len(pairs),
+        "false_claims": len(false_m),
+        "true_claims": len(true_m),
+        "check_auc": auc(false_m, true_m),
+    }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(report, indent=1))
     print(json.dumps(report))

@@ -17,19 +17,16 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+import pandas as pd
 
-import pandas as pd  # noqa: E402
-
-from groundloop.data.coco import load_image  # noqa: E402
-from groundloop.genrm import experts  # noqa: E402
-from groundloop.models import load_detector  # noqa: E402
+from groundloop.data.coco import load_image
+from groundloop.genrm import experts
+from groundloop.models import load_detector
 from groundloop.vocab import Claim
-from groundloop.vocab.shapes import ShapesVocabulary  # noqa: E402
-from groundloop.worlds import shapes as world  # noqa: E402
+from groundloop.vocab.shapes import ShapesVocabulary
+from groundloop.worlds import shapes as world
 
 SHAPES = ShapesVocabulary()
 
@@ -71,18 +68,33 @@ def main() -> None:
         said_no += sum(not c for c in checks)
         false += sum(not t for t in truth)
         caught += sum(not c and not t for c, t in zip(checks, truth))
-        no_a, no_b = sum(not c for c in checks[:len(ca)]), sum(not c for c in checks[len(ca):])
+        no_a, no_b = sum(not c for c in checks[: len(ca)]), sum(not c for c in checks[len(ca) :])
         if no_a != no_b:
             decided += 1
             follows += (no_a < no_b) == (r.logp_a >= r.logp_b)
-    report = {"bench": str(a.bench), "pairs": len(judged), "pairs_unparsed": unparsed, "claims": n,
-              "check_accuracy": right / max(1, n), "says_no_rate": said_no / max(1, n),
-              "false_claim_rate": false / max(1, n), "false_claims_caught": caught, "false_claims": false,
-              "pairs_critique_decides": decided, "verdict_follows_critique": follows / max(1, decided),
-              # per kind of claim: true ones the critique confirmed, false ones it refuted
-              "by_kind": {k: {"true": v["true"], "confirmed": v["confirmed"] / max(1, v["true"]),
-                              "false": v["false"], "refuted": v["refuted"] / max(1, v["false"])}
-                          for k, v in sorted(by_kind.items())}}
+    report = {
+        "bench": str(a.bench),
+        "pairs": len(judged),
+        "pairs_unparsed": unparsed,
+        "claims": n,
+        "check_accuracy": right / max(1, n),
+        "says_no_rate": said_no / max(1, n),
+        "false_claim_rate": false / max(1, n),
+        "false_claims_caught": caught,
+        "false_claims": false,
+        "pairs_critique_decides": decided,
+        "verdict_follows_critique": follows / max(1, decided),
+        # per kind of claim: true ones the critique confirmed, false ones it refuted
+        "by_kind": {
+            k: {
+                "true": v["true"],
+                "confirmed": v["confirmed"] / max(1, v["true"]),
+                "false": v["false"],
+                "refuted": v["refuted"] / max(1, v["false"]),
+            }
+            for k, v in sorted(by_kind.items())
+        },
+    }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(report, indent=1))
     print(json.dumps(report))

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+import pandas as pd
 
-import pandas as pd  # noqa: E402
-
-from groundloop.data.coco import load_dataset  # noqa: E402
-from groundloop.worlds.reward_bench import claim_truth as truth_holds  # noqa: E402
+from groundloop.data.coco import load_dataset
+from groundloop.worlds.reward_bench import claim_truth as truth_holds
 
 
 def main() -> None:
@@ -37,8 +34,13 @@ def main() -> None:
     for r in pairs.itertuples():
         good, bad = (r.a, r.b) if r.label == "A" else (r.b, r.a)
         right.append(all(truth_holds(objects[r.image_id], good)) and not all(truth_holds(objects[r.image_id], bad)))
-    rep = {"run": str(a.run), "responses": len(s), "expert_matches_annotations": sum(agree) / len(s),
-           "pairs": len(pairs), "pair_labels_confirmed": sum(right) / max(1, len(pairs))}
+    rep = {
+        "run": str(a.run),
+        "responses": len(s),
+        "expert_matches_annotations": sum(agree) / len(s),
+        "pairs": len(pairs),
+        "pair_labels_confirmed": sum(right) / max(1, len(pairs)),
+    }
     print(json.dumps(rep))
 
 

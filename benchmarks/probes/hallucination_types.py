@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from groundloop import vocab as vocab_lib  # noqa: E402
-from groundloop.data.coco import load_dataset  # noqa: E402
-from groundloop.worlds import shapes as world  # noqa: E402
+from groundloop import vocab as vocab_lib
+from groundloop.data.coco import load_dataset
+from groundloop.worlds import shapes as world
 
 
 def main() -> None:

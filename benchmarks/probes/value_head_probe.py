@@ -9,7 +9,7 @@ annotation, not CLIP, so this isolates the head's ability from the TD target's n
 Result: benchmarks/results/vimar/value_head_probe_keys.json
 (docs/history/2026-12-01-vimar-value-model-before-reward-head-99aea52.md).
 
-    python benchmarks/probes/value_head_probe.py --pool match last --steps 400 \
+    python -m benchmarks.probes.value_head_probe --pool match last --steps 400 \
         --out benchmarks/results/vimar/value_head_probe.json
 """
 
@@ -19,22 +19,18 @@ import argparse
 import json
 import random
 import re
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: value_discrimination
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from value_discrimination import within_image_auc  # noqa: E402
-
-from groundloop.data.coco import load_dataset  # noqa: E402
-from groundloop.models import load_vlm  # noqa: E402
-from groundloop.vimar.value import ValueModel, optimizer, split_sentences  # noqa: E402
-from groundloop.worlds import shapes as world  # noqa: E402
-from pipelines.train_common import Images  # noqa: E402
+from benchmarks.value_discrimination import within_image_auc
+from groundloop.data.coco import load_dataset
+from groundloop.models import load_vlm
+from groundloop.vimar.value import ValueModel, optimizer, split_sentences
+from groundloop.worlds import shapes as world
+from pipelines.common.training import Images
 
 
 def pairs(path: str, n: int, rng: random.Random) -> list[tuple[str, str, float, int]]:
@@ -47,8 +43,10 @@ def pairs(path: str, n: int, rng: random.Random) -> list[tuple[str, str, float, 
             m = re.match(r"A (\w+) (\w+) (\w+) is", s)
             if m:
                 c, shape = rng.choice(absent)
-                out += [(str(r.path), s, 1.0, k),
-                        (str(r.path), s.replace(f"{m.group(2)} {m.group(3)}", f"{c} {shape}", 1), 0.0, k)]
+                out += [
+                    (str(r.path), s, 1.0, k),
+                    (str(r.path), s.replace(f"{m.group(2)} {m.group(3)}", f"{c} {shape}", 1), 0.0, k),
+                ]
     return out
 
 
@@ -64,7 +62,7 @@ def run(pool: str, train, test, a) -> list[dict]:
     curve, t0 = [], time.time()
     for step in range(1, a.steps + 1):
         start = ((step - 1) * a.batch_size) % len(train)
-        b = train[start:start + a.batch_size]
+        b = train[start : start + a.batch_size]
         out = model(**model.encode([im(p) for p, *_ in b], [s for _, s, *_ in b]))
         loss = torch.nn.functional.binary_cross_entropy_with_logits(out, torch.tensor([x[2] for x in b]))
         opt.zero_grad()
@@ -72,8 +70,14 @@ def run(pool: str, train, test, a) -> list[dict]:
         opt.step()
         if step % 100 == 0 or step == a.steps:
             v = np.array(model.values([im(p) for p, *_ in test], [s for _, s, *_ in test]))
-            curve.append({"step": step, "loss": loss.item(), "test_within_image_auc": within_image_auc(v, y, image),
-                          "s": time.time() - t0})
+            curve.append(
+                {
+                    "step": step,
+                    "loss": loss.item(),
+                    "test_within_image_auc": within_image_auc(v, y, image),
+                    "s": time.time() - t0,
+                }
+            )
             print(pool, json.dumps(curve[-1]), flush=True)
     return curve
 
@@ -94,8 +98,12 @@ def main() -> None:
     rng = random.Random(a.seed)
     train, test = pairs(a.train, 1500, rng), pairs(a.test, 60, rng)
     rng.shuffle(train)
-    res = {"settings": vars(a) | {"out": str(a.out)}, "n_train": len(train), "n_test": len(test),
-           "curves": {pool: run(pool, train, test, a) for pool in a.pool}}
+    res = {
+        "settings": vars(a) | {"out": str(a.out)},
+        "n_train": len(train),
+        "n_test": len(test),
+        "curves": {pool: run(pool, train, test, a) for pool in a.pool},
+    }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=1))
 

@@ -18,16 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+import torch
 
-import torch  # noqa: E402
-
-from groundloop.data.coco import load_dataset, load_image  # noqa: E402
-from groundloop.models import load_vlm  # noqa: E402
-from groundloop.worlds import shapes as world  # noqa: E402
+from groundloop.data.coco import load_dataset, load_image
+from groundloop.models import load_vlm
+from groundloop.worlds import shapes as world
 
 TYPES = [f"{c} {s}" for c, s in world.object_types()]
 
@@ -37,7 +34,7 @@ def features(model, processor, path: Path, n: int) -> tuple[torch.Tensor, torch.
     records = load_dataset(path.resolve())[:n]
     vis, proj, present = [], [], []
     for i in range(0, len(records), 64):
-        rs = records[i:i + 64]
+        rs = records[i : i + 64]
         images = [load_image(str(r.path)) for r in rs]
         px = processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
         h = model.model.vision_tower(px).last_hidden_state[:, 1:]  # patches, CLS dropped as the VLM does
@@ -69,8 +66,12 @@ def probe(x_train, y_train, x_test, y_test, steps: int) -> dict:
         pred = (score(b) > 0).float()
     recall = pred[y_test == 1].mean().item()
     specificity = 1 - pred[y_test == 0].mean().item()
-    return {"recall_present": recall, "specificity_absent": specificity,
-            "balanced_accuracy": (recall + specificity) / 2, "accuracy": (pred == y_test).float().mean().item()}
+    return {
+        "recall_present": recall,
+        "specificity_absent": specificity,
+        "balanced_accuracy": (recall + specificity) / 2,
+        "accuracy": (pred == y_test).float().mean().item(),
+    }
 
 
 def main() -> None:
@@ -87,8 +88,12 @@ def main() -> None:
     model, processor = load_vlm(a.vlm)
     vtr, ptr, ytr = features(model, processor, a.train, a.n_train)
     vte, pte, yte = features(model, processor, a.test, 10**9)
-    report = {"settings": {k: str(v) for k, v in vars(a).items()}, "n_test_images": len(yte),
-              "vision_tower": probe(vtr, ytr, vte, yte, a.steps), "after_projector": probe(ptr, ytr, pte, yte, a.steps)}
+    report = {
+        "settings": {k: str(v) for k, v in vars(a).items()},
+        "n_test_images": len(yte),
+        "vision_tower": probe(vtr, ytr, vte, yte, a.steps),
+        "after_projector": probe(ptr, ytr, pte, yte, a.steps),
+    }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))

@@ -24,18 +24,15 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+import torch
 
-import torch  # noqa: E402
-
-from groundloop import finetune, prompts  # noqa: E402
-from groundloop.data.coco import load_dataset, load_image  # noqa: E402
-from groundloop.models import load_vlm  # noqa: E402
-from groundloop.worlds import shapes as world  # noqa: E402
+from groundloop import finetune, prompts
+from groundloop.data.coco import load_dataset, load_image
+from groundloop.models import load_vlm
+from groundloop.worlds import shapes as world
 
 
 def items(paths: list[Path], rng: random.Random) -> list[tuple[str, str, str, list]]:
@@ -47,7 +44,8 @@ def items(paths: list[Path], rng: random.Random) -> list[tuple[str, str, str, li
             for o in r.objects:
                 x, y, w, h = o.bbox
                 boxes.setdefault(f"{o.attributes['color']} {o.category}", []).append(
-                    (x / r.width, y / r.height, (x + w) / r.width, (y + h) / r.height))
+                    (x / r.width, y / r.height, (x + w) / r.width, (y + h) / r.height)
+                )
             present = sorted(boxes)
             absent = [f"{c} {s}" for c, s in world.object_types() if f"{c} {s}" not in boxes]
             q = rng.choice(present)
@@ -63,7 +61,7 @@ def accuracy(model, processor, data, images) -> float:
     yes, no = (tok(w, add_special_tokens=False)["input_ids"][0] for w in ("Yes", "No"))
     correct = 0
     for i in range(0, len(data), 32):
-        batch = data[i:i + 32]
+        batch = data[i : i + 32]
         ex = [finetune.build_example(processor, images(p), prompts.yes_no_question(q), "") for p, q, *_ in batch]
         for e in ex:  # the prompt alone: drop the EOS target
             e["input_ids"], e["labels"] = e["input_ids"][:-1], e["labels"][:-1]
@@ -111,8 +109,12 @@ def main() -> None:
     t = time.time()
     for step in range(1, a.steps + 1):
         batch = [train[(step * a.batch_size + i) % len(train)] for i in range(a.batch_size)]
-        ex = [finetune.grounded_example(processor, images(p), prompts.yes_no_question(q), ans, q, boxes,
-                                        model.config.image_token_id) for p, q, ans, boxes in batch]
+        ex = [
+            finetune.grounded_example(
+                processor, images(p), prompts.yes_no_question(q), ans, q, boxes, model.config.image_token_id
+            )
+            for p, q, ans, boxes in batch
+        ]
         loss = finetune.grounded_loss(model, finetune.collate(ex, processor), a.attn_weight, a.attn_layer)
         opt.zero_grad()
         loss.backward()
@@ -120,10 +122,15 @@ def main() -> None:
         if step % 250 == 0 or step == a.steps:
             curve.append({"step": step, "loss": loss.item(), "test_accuracy": accuracy(model, processor, test, images)})
             print(json.dumps(curve[-1]), flush=True)
-    report = {"settings": {k: str(v) for k, v in vars(a).items()}, "n_train": len(train), "n_test": len(test),
-              "curve": curve, "final_test_accuracy": curve[-1]["test_accuracy"],
-              "final_train_accuracy": accuracy(model, processor, train[:len(test)], images),
-              "train_s": time.time() - t}
+    report = {
+        "settings": {k: str(v) for k, v in vars(a).items()},
+        "n_train": len(train),
+        "n_test": len(test),
+        "curve": curve,
+        "final_test_accuracy": curve[-1]["test_accuracy"],
+        "final_train_accuracy": accuracy(model, processor, train[: len(test)], images),
+        "train_s": time.time() - t,
+    }
     if a.save:
         model.save_pretrained(a.save)
         processor.save_pretrained(a.save)

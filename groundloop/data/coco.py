@@ -76,19 +76,25 @@ def load_coco(instances: Path, images_dir: Path, captions: Path | None = None) -
             raise DataError(f"{where}: annotation {a.get('id')} has bbox {bbox!r}, want [x,y,w,h]")
         attrs = {k: v for k, v in a.items() if k in ("color", "size", "position")}
         objects.setdefault(_need(a, "image_id", where), []).append(
-            ObjectAnn(cats[cid], tuple(float(v) for v in bbox), attrs))  # type: ignore[arg-type]
+            ObjectAnn(cats[cid], tuple(float(v) for v in bbox), attrs)  # type: ignore[arg-type]
+        )
     caps: dict[int, list[str]] = {}
     if captions is not None and Path(captions).exists():
         for c in _need(_read_json(Path(captions)), "annotations", str(captions)):
-            caps.setdefault(_need(c, "image_id", str(captions)), []).append(
-                str(_need(c, "caption", str(captions))))
+            caps.setdefault(_need(c, "image_id", str(captions)), []).append(str(_need(c, "caption", str(captions))))
     records = []
     for im in _need(inst, "images", where):
         iid = _need(im, "id", where)
-        records.append(ImageRecord(
-            image_id=iid, path=Path(images_dir) / _need(im, "file_name", where),
-            width=int(im.get("width", 0)), height=int(im.get("height", 0)),
-            objects=tuple(objects.get(iid, [])), captions=tuple(caps.get(iid, []))))
+        records.append(
+            ImageRecord(
+                image_id=iid,
+                path=Path(images_dir) / _need(im, "file_name", where),
+                width=int(im.get("width", 0)),
+                height=int(im.get("height", 0)),
+                objects=tuple(objects.get(iid, [])),
+                captions=tuple(caps.get(iid, [])),
+            )
+        )
     return records
 
 

@@ -25,11 +25,10 @@ T = TypeVar("T")
 
 def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]
 
 
-def load_images(records: Sequence[ImageRecord]) -> tuple[list[tuple[ImageRecord, Image.Image]],
-                                                         list[dict[str, Any]]]:
+def load_images(records: Sequence[ImageRecord]) -> tuple[list[tuple[ImageRecord, Image.Image]], list[dict[str, Any]]]:
     """Readable images, and one error row per unreadable one (the rest still get evaluated)."""
     ok, errors = [], []
     for r in records:
@@ -40,14 +39,14 @@ def load_images(records: Sequence[ImageRecord]) -> tuple[list[tuple[ImageRecord,
     return ok, errors
 
 
-def caption(sampler: Sampler, images: Sequence[Image.Image], text: str | Sequence[str],
-            batch_size: int = 32) -> list[str]:
+def caption(
+    sampler: Sampler, images: Sequence[Image.Image], text: str | Sequence[str], batch_size: int = 32
+) -> list[str]:
     """Greedy captions; `text` is one prompt for all images or one prompt per image."""
     texts = [text] * len(images) if isinstance(text, str) else list(text)
     out: list[str] = []
     for i in range(0, len(images), batch_size):
-        out += [c[0] for c in sampler.generate(list(images[i:i + batch_size]),
-                                               texts[i:i + batch_size])]
+        out += [c[0] for c in sampler.generate(list(images[i : i + batch_size]), texts[i : i + batch_size])]
     return out
 
 
@@ -59,18 +58,25 @@ def union_phrases(captions: Sequence[str], vocab: Vocabulary) -> list[str]:
     return out
 
 
-def ground(detector: Detector, images: Sequence[Image.Image], captions: Sequence[str | Sequence[str]],
-           vocab: Vocabulary) -> list[str]:
+def ground(
+    detector: Detector, images: Sequence[Image.Image], captions: Sequence[str | Sequence[str]], vocab: Vocabulary
+) -> list[str]:
     """The grounding text per image: the phrases of its caption (or of all its captions),
     kept only where the detector finds them, with their boxes."""
     phrases = [vocab.phrases(c) if isinstance(c, str) else union_phrases(c, vocab) for c in captions]
     return [grounding_text(d) for d in detector.detect(list(images), phrases)]
 
 
-def grounded_recaption(sampler: Sampler, detector: Detector, images: Sequence[Image.Image],
-                       priors: Sequence[str], vocab: Vocabulary, batch_size: int = 32,
-                       extra_samples: int = 0, temperature: float = 1.0,
-                       ) -> tuple[list[str], list[str]]:
+def grounded_recaption(
+    sampler: Sampler,
+    detector: Detector,
+    images: Sequence[Image.Image],
+    priors: Sequence[str],
+    vocab: Vocabulary,
+    batch_size: int = 32,
+    extra_samples: int = 0,
+    temperature: float = 1.0,
+) -> tuple[list[str], list[str]]:
     """iSVP at inference: ground the prior captions, then caption again with `<context>`.
 
     extra_samples > 0 also samples that many captions per image at `temperature` and grounds
@@ -80,9 +86,12 @@ def grounded_recaption(sampler: Sampler, detector: Detector, images: Sequence[Im
     pools: list[list[str]] = [[p] for p in priors]
     if extra_samples:
         for i in range(0, len(images), batch_size):
-            samples = sampler.generate(list(images[i:i + batch_size]),
-                                       [prompts.BASE_PROMPT] * len(images[i:i + batch_size]),
-                                       n=extra_samples, temperature=temperature)
+            samples = sampler.generate(
+                list(images[i : i + batch_size]),
+                [prompts.BASE_PROMPT] * len(images[i : i + batch_size]),
+                n=extra_samples,
+                temperature=temperature,
+            )
             for j, s in enumerate(samples):
                 pools[i + j] += s
     groundings = ground(detector, images, pools, vocab)
@@ -90,27 +99,37 @@ def grounded_recaption(sampler: Sampler, detector: Detector, images: Sequence[Im
     return groundings, guided
 
 
-def pope(sampler: Sampler, images: Sequence[Image.Image], truths: Sequence[set[str]],
-         labels: Sequence[str], batch_size: int = 32, n_per_image: int = 6,
-         seed: int = 0) -> dict[str, dict[str, float]]:
+def pope(
+    sampler: Sampler,
+    images: Sequence[Image.Image],
+    truths: Sequence[set[str]],
+    labels: Sequence[str],
+    batch_size: int = 32,
+    n_per_image: int = 6,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
     """POPE accuracy and F1 for random, popular and adversarial negatives."""
     out = {}
     for kind in pope_lib.POPE_KINDS:
         qs = pope_lib.pope_questions(truths, labels, kind=kind, n_per_image=n_per_image, seed=seed)
-        answers = caption(sampler, [images[q["image_index"]] for q in qs],
-                          [prompts.yes_no_question(q["label"]) for q in qs], batch_size)
+        answers = caption(
+            sampler,
+            [images[q["image_index"]] for q in qs],
+            [prompts.yes_no_question(q["label"]) for q in qs],
+            batch_size,
+        )
         out[kind] = pope_lib.pope_scores(qs, answers)
     return out
 
 
-def caption_metrics(records: Sequence[ImageRecord], captions: Sequence[str],
-                    vocab: Vocabulary) -> dict[str, Any]:
+def caption_metrics(records: Sequence[ImageRecord], captions: Sequence[str], vocab: Vocabulary) -> dict[str, Any]:
     """CHAIR and recall against the instances; BLEU-4 and CIDEr-D over the whole set when
     reference captions exist."""
     truths = [vocab.truth_labels(r) for r in records]
     out: dict[str, Any] = metrics.chair(captions, truths, vocab) | {"vocabulary": vocab.name}
     with_refs = [(r, c) for r, c in zip(records, captions) if r.captions]
     if with_refs:
-        out |= metrics.caption_scores({r.image_id: c for r, c in with_refs},
-                                      {r.image_id: list(r.captions) for r, _ in with_refs})
+        out |= metrics.caption_scores(
+            {r.image_id: c for r, c in with_refs}, {r.image_id: list(r.captions) for r, _ in with_refs}
+        )
     return out

@@ -25,18 +25,15 @@ __all__ = ["chair", "chair_per_caption", "caption_scores", "tokenize"]
 # ---------------------------------------------------------------------------------------------
 
 
-def chair_per_caption(captions: Sequence[str], truths: Sequence[set[str]],
-                      vocab: Vocabulary) -> list[list[str]]:
+def chair_per_caption(captions: Sequence[str], truths: Sequence[set[str]], vocab: Vocabulary) -> list[list[str]]:
     """For each caption, the labels of its hallucinated mentions (not in its truth set), in
     order, one per mention (a label mentioned twice and absent appears twice)."""
     if len(captions) != len(truths):
         raise ValueError(f"{len(captions)} captions but {len(truths)} truth sets")
-    return [[m.label for m in vocab.mentions(c) if m.label not in t]
-            for c, t in zip(captions, truths, strict=True)]
+    return [[m.label for m in vocab.mentions(c) if m.label not in t] for c, t in zip(captions, truths, strict=True)]
 
 
-def chair(captions: Sequence[str], truths: Sequence[set[str]],
-          vocab: Vocabulary) -> dict[str, float]:
+def chair(captions: Sequence[str], truths: Sequence[set[str]], vocab: Vocabulary) -> dict[str, float]:
     """CHAIR over a set of captions, one truth label set per caption.
 
     chair_s: fraction of captions with >= 1 hallucinated mention.
@@ -71,8 +68,7 @@ def chair(captions: Sequence[str], truths: Sequence[set[str]],
 # ---------------------------------------------------------------------------------------------
 
 
-def caption_scores(predictions: Mapping[Any, str],
-                   references: Mapping[Any, Sequence[str]]) -> dict[str, float]:
+def caption_scores(predictions: Mapping[Any, str], references: Mapping[Any, Sequence[str]]) -> dict[str, float]:
     """Corpus BLEU-4 and CIDEr-D of `predictions` against `references` (same image ids).
 
     Both go through pycocoevalcap's Bleu(4) and Cider() on `tokenize`d text joined by
@@ -86,8 +82,9 @@ def caption_scores(predictions: Mapping[Any, str],
 
     if set(predictions) != set(references):
         missing = set(references) ^ set(predictions)
-        raise ValueError(f"predictions and references differ on {len(missing)} ids, "
-                         f"e.g. {sorted(map(str, missing))[:5]}")
+        raise ValueError(
+            f"predictions and references differ on {len(missing)} ids, e.g. {sorted(map(str, missing))[:5]}"
+        )
     if not predictions:
         raise ValueError("no predictions to score")
     gts: dict[Any, list[str]] = {}

@@ -25,10 +25,14 @@ def cooccurrence_counts(truths: Iterable[set[str]]) -> dict[str, dict[str, int]]
     return {a: dict(c) for a, c in counts.items()}
 
 
-def pope_questions(truths: Sequence[set[str]], all_labels: Sequence[str],
-                   kind: str = "random", n_per_image: int = 6, seed: int = 0,
-                   cooccurrence: Mapping[str, Mapping[str, int]] | None = None,
-                   ) -> list[dict[str, Any]]:
+def pope_questions(
+    truths: Sequence[set[str]],
+    all_labels: Sequence[str],
+    kind: str = "random",
+    n_per_image: int = 6,
+    seed: int = 0,
+    cooccurrence: Mapping[str, Mapping[str, int]] | None = None,
+) -> list[dict[str, Any]]:
     """POPE yes/no probes: per image, up to n_per_image // 2 present labels ('yes') and as many
     absent labels from `all_labels` ('no').
 
@@ -60,8 +64,10 @@ def pope_questions(truths: Sequence[set[str]], all_labels: Sequence[str],
         elif kind == "popular":
             negatives = sorted(absent, key=lambda lab: (-freq[lab], order[lab]))[:n]
         else:
+
             def score(lab: str, present: list[str] = present) -> int:
                 return sum(cooc.get(a, {}).get(lab, 0) for a in present)
+
             negatives = sorted(absent, key=lambda lab: (-score(lab), order[lab]))[:n]
         out += [{"image_index": i, "label": lab, "answer": "yes"} for lab in positives]
         out += [{"image_index": i, "label": lab, "answer": "no"} for lab in negatives]
@@ -96,8 +102,7 @@ def parse_yes_no(text: str) -> str | None:
     return None
 
 
-def pope_scores(questions: Sequence[Mapping[str, Any]],
-                answers: Sequence[str]) -> dict[str, float]:
+def pope_scores(questions: Sequence[Mapping[str, Any]], answers: Sequence[str]) -> dict[str, float]:
     """Accuracy, precision, recall and F1 (positive class 'yes') and the 'yes' ratio.
 
     An answer that parses as neither yes nor no is wrong for accuracy and counts as 'no' for

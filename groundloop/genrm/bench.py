@@ -24,7 +24,14 @@ def judge_rows(pairs: Sequence[tuple[str, ...]], seed: int) -> list[dict[str, st
     rows = []
     for pid, cat, chosen, rejected, *form in pairs:
         a_first = rng.random() < 0.5
-        rows.append({"id": pid, "category": cat, "a": chosen if a_first else rejected,
-                     "b": rejected if a_first else chosen, "label": "A" if a_first else "B",
-                     "form": f"{cat}/{form[0]}" if form and form[0] else ""})
+        rows.append(
+            {
+                "id": pid,
+                "category": cat,
+                "a": chosen if a_first else rejected,
+                "b": rejected if a_first else chosen,
+                "label": "A" if a_first else "B",
+                "form": f"{cat}/{form[0]}" if form and form[0] else "",
+            }
+        )
     return rows

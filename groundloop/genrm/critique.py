@@ -25,6 +25,7 @@ def judge_prompt(prompt: str, a: str, b: str) -> str:
 def critique(a: Checked, b: Checked) -> str:
     """Critique-style chain of thought: every claim of each response checked against the image,
     then the `tally` of refuted and confirmed claims where the two differ."""
+
     def part(label: str, c: Checked) -> str:
         body = "; ".join(f"{cl.text} {'yes' if h else 'no'}" for cl, h in zip(c.claims, c.holds))
         return f"{label}: {body or 'nothing to check'}."
@@ -32,8 +33,7 @@ def critique(a: Checked, b: Checked) -> str:
     return f"{part('A', a)} {part('B', b)} " + tally(a.texts, list(a.holds), b.texts, list(b.holds))
 
 
-def tally(claims_a: Sequence[str], checks_a: Sequence[bool], claims_b: Sequence[str],
-          checks_b: Sequence[bool]) -> str:
+def tally(claims_a: Sequence[str], checks_a: Sequence[bool], claims_b: Sequence[str], checks_b: Sequence[bool]) -> str:
     """The critique's last sentences: of the claims only one response makes (a claim both make
     says nothing about which is better), how many the checks refuted and how many they
     confirmed in each, then what that says (`tally_prefers`: fewer refuted wins, then more
@@ -51,8 +51,9 @@ def tally(claims_a: Sequence[str], checks_a: Sequence[bool], claims_b: Sequence[
     return f"Where they differ, refuted: A {ra}, B {rb}; confirmed: A {ca}, B {cb}. {conclusion}"
 
 
-def tally_prefers(claims_a: Sequence[str], checks_a: Sequence[bool], claims_b: Sequence[str],
-                  checks_b: Sequence[bool]) -> str | None:
+def tally_prefers(
+    claims_a: Sequence[str], checks_a: Sequence[bool], claims_b: Sequence[str], checks_b: Sequence[bool]
+) -> str | None:
     """The label the tally favours: fewer refuted claims where they differ (faithfulness first,
     as the expert's pairs rank), then, on a tie, more confirmed ones (the more complete of two
     equally faithful descriptions); None when both tie."""
@@ -88,9 +89,11 @@ def critique_so_far(claims: Sequence[Sequence[str]], checks: Sequence[bool]) -> 
     return " ".join(out + [tally(claims[0], checks[:n_a], claims[1], checks[n_a:])])
 
 
-def differing(claims_a: Sequence[str], checks_a: Sequence[bool], claims_b: Sequence[str],
-              checks_b: Sequence[bool]) -> tuple[tuple[int, int], tuple[int, int]]:
+def differing(
+    claims_a: Sequence[str], checks_a: Sequence[bool], claims_b: Sequence[str], checks_b: Sequence[bool]
+) -> tuple[tuple[int, int], tuple[int, int]]:
     """(refuted, confirmed) among the claims each response alone makes: A's, then B's."""
+
     def count(claims: Sequence[str], checks: Sequence[bool], other: Sequence[str]) -> tuple[int, int]:
         own = [ok for c, ok in zip(claims, checks) if c not in other]
         return own.count(False), own.count(True)
@@ -98,8 +101,9 @@ def differing(claims_a: Sequence[str], checks_a: Sequence[bool], claims_b: Seque
     return count(claims_a, checks_a, claims_b), count(claims_b, checks_b, claims_a)
 
 
-def calibrate_check_threshold(pairs: Sequence[tuple[Sequence[str], Sequence[str], str]],
-                              margins: Sequence[Sequence[float]], grid: Sequence[float]) -> tuple[float, list[float]]:
+def calibrate_check_threshold(
+    pairs: Sequence[tuple[Sequence[str], Sequence[str], str]], margins: Sequence[Sequence[float]], grid: Sequence[float]
+) -> tuple[float, list[float]]:
     """The check threshold for factored critiques: a claim is checked "yes" when its margin
     (logit Yes - logit No of its question) is at least the threshold. Picked from `grid` as the
     one whose tally (`tally_prefers`) best separates labelled training pairs (claims of
@@ -112,7 +116,7 @@ def calibrate_check_threshold(pairs: Sequence[tuple[Sequence[str], Sequence[str]
         acc = 0.0
         for (ca, cb, label), m in zip(pairs, margins):
             checks = [x >= tau for x in m]
-            prefers = tally_prefers(ca, checks[:len(ca)], cb, checks[len(ca):])
+            prefers = tally_prefers(ca, checks[: len(ca)], cb, checks[len(ca) :])
             acc += 0.5 if prefers is None else float(prefers == label)
         scores.append(acc / len(pairs))
     return grid[max(range(len(grid)), key=lambda i: (scores[i], -abs(grid[i])))], scores

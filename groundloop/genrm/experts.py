@@ -23,19 +23,24 @@ def check_claims(claims: Sequence[Claim], detections: Sequence[Detection]) -> li
     found: dict[str, int] = {}
     for d in detections:
         found[d.phrase] = found.get(d.phrase, 0) + 1
-    return [found.get(c.phrase, 0) == c.count if c.count is not None else found.get(c.phrase, 0) > 0
-            for c in claims]
+    return [found.get(c.phrase, 0) == c.count if c.count is not None else found.get(c.phrase, 0) > 0 for c in claims]
 
 
-def claim_boxes(claims: Sequence[Claim], detections: Sequence[Detection],
-                vocab: Vocabulary) -> list[list[tuple[float, ...]]]:
+def claim_boxes(
+    claims: Sequence[Claim], detections: Sequence[Detection], vocab: Vocabulary
+) -> list[list[tuple[float, ...]]]:
     """Where the expert found what each claim is about (its `vocab.look_phrase`, asked by
     `expert_queries`): the normalized xyxy boxes of those detections, none when it found none."""
     return [[tuple(d.box) for d in detections if d.phrase == vocab.look_phrase(c)] for c in claims]
 
 
-def perturb(detections: Sequence[Detection], queries: Sequence[str], miss_rate: float,
-            false_alarm_rate: float, rng: random.Random) -> list[Detection]:
+def perturb(
+    detections: Sequence[Detection],
+    queries: Sequence[str],
+    miss_rate: float,
+    false_alarm_rate: float,
+    rng: random.Random,
+) -> list[Detection]:
     """A noisier expert: each detection is dropped with probability miss_rate, and each
     queried phrase gains a spurious detection with probability false_alarm_rate."""
     kept = [d for d in detections if rng.random() >= miss_rate]

@@ -37,7 +37,7 @@ def box_patches(boxes: Sequence[Box], grid: int) -> list[int]:
 def image_grid(ids: Sequence[int], image_token_id: int) -> tuple[int, int]:
     """(index of the first image token, side of the square patch grid) of a token sequence."""
     start, n = list(ids).index(image_token_id), list(ids).count(image_token_id)
-    grid = int(round(n ** 0.5))
+    grid = int(round(n**0.5))
     if grid * grid != n:
         raise ValueError(f"{n} image tokens are not a square patch grid")
     return start, grid
@@ -49,7 +49,7 @@ def phrase_end(ids: Sequence[int], phrase: Sequence[int], start: int = 0) -> int
     if n == 0:
         raise ValueError("empty phrase")
     for i in range(len(ids) - n, start - 1, -1):
-        if list(ids[i:i + n]) == list(phrase):
+        if list(ids[i : i + n]) == list(phrase):
             return i + n - 1
     raise ValueError(f"phrase {list(phrase)} not found after position {start}")
 
@@ -62,7 +62,7 @@ def phrase_ends(ids: Sequence[int], phrases: Sequence[Sequence[int]], start: int
         n = len(phrase)
         if n == 0:
             raise ValueError("empty phrase")
-        at = next((i for i in range(start, len(ids) - n + 1) if list(ids[i:i + n]) == list(phrase)), None)
+        at = next((i for i in range(start, len(ids) - n + 1) if list(ids[i : i + n]) == list(phrase)), None)
         if at is None:
             raise ValueError(f"phrase {list(phrase)} not found after position {start}")
         out.append(at + n - 1)
@@ -81,8 +81,13 @@ def target(length: int, image_start: int, patches: Sequence[int], sink: int = 0)
     return t
 
 
-def attention_loss(attn: torch.Tensor, query_pos: torch.Tensor, targets: torch.Tensor,
-                   rows: torch.Tensor | None = None, eps: float = 1e-6) -> torch.Tensor:
+def attention_loss(
+    attn: torch.Tensor,
+    query_pos: torch.Tensor,
+    targets: torch.Tensor,
+    rows: torch.Tensor | None = None,
+    eps: float = 1e-6,
+) -> torch.Tensor:
     """Mean cross-entropy of one head's attention at the query tokens against the targets.
 
     attn: (B, T, T) attention probabilities of one head (rows: queries); query_pos: (N,) the

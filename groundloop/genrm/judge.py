@@ -62,9 +62,18 @@ def _pad_id(tokenizer: Any, end: Sequence[int]) -> int:
 LEARN = ("all", "checks", "verdict")
 
 
-def example(processor: Any, image: Image.Image, judge_text: str, thought: str, label: str,
-            weight: float = 1.0, grounding: Sequence[tuple[str, Sequence[Any]]] = (),
-            image_token_id: int | None = None, learn: str = "all", no_weight: float = 1.0) -> dict[str, Any]:
+def example(
+    processor: Any,
+    image: Image.Image,
+    judge_text: str,
+    thought: str,
+    label: str,
+    weight: float = 1.0,
+    grounding: Sequence[tuple[str, Sequence[Any]]] = (),
+    image_token_id: int | None = None,
+    learn: str = "all",
+    no_weight: float = 1.0,
+) -> dict[str, Any]:
     """Token ids of prompt + thought + verdict + EOS; labels -100 on the prompt; `verdict_at`:
     the index of the verdict token; `correct`: 0 for A, 1 for B. With `grounding` (each claim
     the thought checks, in order, with the expert's boxes for it), also the grounded-attention
@@ -82,25 +91,31 @@ def example(processor: Any, image: Image.Image, judge_text: str, thought: str, l
     t = _thought_ids(tok, thought)
     v = label_ids(tok)[critique.LABELS.index(label)]
     ids = p + t + [v, families.end_id(processor)]
-    labels = [-100] * len(p) + ids[len(p):]
+    labels = [-100] * len(p) + ids[len(p) :]
     # the token that decides each check: the first of " yes" / " no" that differs
     prefix, (yes_id, no_id) = check_tokens(tok)
     n = len(prefix)
-    decides = {i for i in range(len(p) + n, len(p) + len(t))
-               if ids[i] in (yes_id, no_id) and ids[i - n:i] == prefix}
+    decides = {i for i in range(len(p) + n, len(p) + len(t)) if ids[i] in (yes_id, no_id) and ids[i - n : i] == prefix}
     if learn != "all":
-        labels = [x if i >= len(p) + len(t) or (learn == "checks" and i in decides) else -100
-                  for i, x in enumerate(labels)]
-    ex = {"row": row, "input_ids": ids, "labels": labels,
-          "verdict_at": len(p) + len(t), "correct": critique.LABELS.index(label), "weight": weight,
-          "loss_weight": [no_weight if i in decides and x == no_id else 1.0 for i, x in enumerate(ids)]}
+        labels = [
+            x if i >= len(p) + len(t) or (learn == "checks" and i in decides) else -100 for i, x in enumerate(labels)
+        ]
+    ex = {
+        "row": row,
+        "input_ids": ids,
+        "labels": labels,
+        "verdict_at": len(p) + len(t),
+        "correct": critique.LABELS.index(label),
+        "weight": weight,
+        "loss_weight": [no_weight if i in decides and x == no_id else 1.0 for i, x in enumerate(ids)],
+    }
     if grounding:
         if image_token_id is None:
             raise ValueError("grounding needs the model's image_token_id")
         families.require_one_grid(processor)
         start, grid = ga.image_grid(p, image_token_id)
         phrases = [tok(f" {phrase}", add_special_tokens=False)["input_ids"] for phrase, _ in grounding]
-        ex["attn_query"] = ga.phrase_ends(ids[:len(p) + len(t)], phrases, start=len(p))
+        ex["attn_query"] = ga.phrase_ends(ids[: len(p) + len(t)], phrases, start=len(p))
         ex["attn_target"] = [ga.target(len(ids), start, ga.box_patches(boxes, grid)) for _, boxes in grounding]
     return ex
 
@@ -110,22 +125,37 @@ def collate(examples: Sequence[dict[str, Any]], processor: Any) -> dict[str, tor
     example's token loss weights, verdict position, correct label index and BT weight."""
     return finetune.collate(list(examples), processor) | {
         "loss_weight": torch.nn.utils.rnn.pad_sequence(
-            [torch.tensor(e.get("loss_weight", [1.0] * len(e["input_ids"]))) for e in examples], batch_first=True),
+            [torch.tensor(e.get("loss_weight", [1.0] * len(e["input_ids"]))) for e in examples], batch_first=True
+        ),
         "verdict_at": torch.tensor([e["verdict_at"] for e in examples]),
         "correct": torch.tensor([e["correct"] for e in examples]),
-        "weight": torch.tensor([float(e["weight"]) for e in examples])}
+        "weight": torch.tensor([float(e["weight"]) for e in examples]),
+    }
 
 
-def loss(model: Any, batch: dict[str, torch.Tensor], verdict_ids: Sequence[int], lam: float,
-         attn_weight: float = 0.0, attn_layer: int = 1, attn_head: int = 0) -> torch.Tensor:
+def loss(
+    model: Any,
+    batch: dict[str, torch.Tensor],
+    verdict_ids: Sequence[int],
+    lam: float,
+    attn_weight: float = 0.0,
+    attn_layer: int = 1,
+    attn_head: int = 0,
+) -> torch.Tensor:
     """`losses.mixture_loss` of a collated batch (right padded), plus `attn_weight` x grounded
     attention's cross-entropy at the critique's claims when the batch carries them (the model
     must then run eager attention)."""
     grounded = attn_weight > 0 and "attn_query" in batch
     batch = families.to_model(batch, model)
     out = model(**finetune.model_inputs(batch), output_attentions=grounded)
-    extra = attn_weight * finetune.attention_term(out, attn_layer, attn_head, batch["attn_query"],
-                                                  batch["attn_target"], batch["attn_row"]) if grounded else 0.0
+    extra = (
+        attn_weight
+        * finetune.attention_term(
+            out, attn_layer, attn_head, batch["attn_query"], batch["attn_target"], batch["attn_row"]
+        )
+        if grounded
+        else 0.0
+    )
     logits = out.logits.float()
     logp = logits[:, :-1].log_softmax(-1)
     target = batch["labels"][:, 1:]
@@ -142,10 +172,10 @@ def loss(model: Any, batch: dict[str, torch.Tensor], verdict_ids: Sequence[int],
 
 @dataclass(frozen=True)
 class Judgement:
-    text: str          # what the model wrote
-    thought: str       # the critique before the verdict
+    text: str  # what the model wrote
+    thought: str  # the critique before the verdict
     verdict: str | None  # the written verdict, None when malformed
-    logp_a: float      # log p(verdict A | thought); the preference is sigmoid(logp_a - logp_b)
+    logp_a: float  # log p(verdict A | thought); the preference is sigmoid(logp_a - logp_b)
     logp_b: float
 
     @property
@@ -174,8 +204,16 @@ class GenRM:
                 the adapter is switched off for them, so it only learns to judge.
     """
 
-    def __init__(self, model: Any, processor: Any, max_new_tokens: int = 200, seed: int | None = None,
-                 critique: str = "free", check_threshold: float = 0.0, vocab: Vocabulary | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        max_new_tokens: int = 200,
+        seed: int | None = None,
+        critique: str = "free",
+        check_threshold: float = 0.0,
+        vocab: Vocabulary | None = None,
+    ) -> None:
         if critique not in CRITIQUES:
             raise ValueError(f"critique must be one of {CRITIQUES}, got {critique!r}")
         if critique != "free" and vocab is None:
@@ -192,16 +230,23 @@ class GenRM:
         self.check_threshold = check_threshold  # factored checks: "yes" when the margin reaches it
 
     @torch.no_grad()
-    def verdict_logps(self, images: Sequence[Image.Image], judge_texts: Sequence[str],
-                      thoughts: Sequence[str]) -> torch.Tensor:
+    def verdict_logps(
+        self, images: Sequence[Image.Image], judge_texts: Sequence[str], thoughts: Sequence[str]
+    ) -> torch.Tensor:
         """(N, 2) log-probs of verdicts A and B after each thought (one forward, left padded)."""
         tok = self.processor.tokenizer
         rows = [_prompt_row(self.processor, im, jt) for im, jt in zip(images, judge_texts)]
         return self.next_logits(rows, [_thought_ids(tok, th) for th in thoughts]).log_softmax(-1)[:, self.verdict_ids]
 
     @torch.no_grad()
-    def scaffolded(self, images: Sequence[Image.Image], judge_texts: Sequence[str], a: Sequence[str],
-                   b: Sequence[str], temperature: float = 0.0) -> list[str]:
+    def scaffolded(
+        self,
+        images: Sequence[Image.Image],
+        judge_texts: Sequence[str],
+        a: Sequence[str],
+        b: Sequence[str],
+        temperature: float = 0.0,
+    ) -> list[str]:
         """Critiques written slot by slot (`critique.critique_so_far`): one batched forward per claim
         position, each open slot filled with "yes" or "no" by the model."""
         if self.seed is not None:
@@ -214,8 +259,11 @@ class GenRM:
             open_ = [i for i, c in enumerate(claims) if len(checks[i]) < sum(map(len, c))]
             if not open_:
                 break
-            written = [tok(critique.critique_so_far(claims[i], checks[i]), add_special_tokens=False)["input_ids"]
-                       + self.check_prefix for i in open_]
+            written = [
+                tok(critique.critique_so_far(claims[i], checks[i]), add_special_tokens=False)["input_ids"]
+                + self.check_prefix
+                for i in open_
+            ]
             logits = self.next_logits([rows[i] for i in open_], written)[:, self.check_ids]
             if temperature > 0:
                 says_yes = torch.bernoulli(torch.softmax(logits / temperature, -1)[:, 0]).bool()
@@ -249,9 +297,11 @@ class GenRM:
         out: list[float] = []
         with self._base_model():
             for s in range(0, len(claims), batch_size):
-                ims = list(images[s:s + batch_size])
-                rows = [_prompt_row(self.processor, im, self._vocab.check_question(c))
-                        for im, c in zip(ims, claims[s:s + batch_size])]
+                ims = list(images[s : s + batch_size])
+                rows = [
+                    _prompt_row(self.processor, im, self._vocab.check_question(c))
+                    for im, c in zip(ims, claims[s : s + batch_size])
+                ]
                 logits = self.next_logits(rows)[:, self.answer_ids]
                 out += (logits[:, 0] - logits[:, 1]).tolist()
         return out
@@ -265,8 +315,9 @@ class GenRM:
             return torch.bernoulli(torch.sigmoid(m / temperature)).bool().tolist()
         return (m >= 0).tolist()
 
-    def factored(self, images: Sequence[Image.Image], a: Sequence[str], b: Sequence[str],
-                 temperature: float = 0.0) -> list[str]:
+    def factored(
+        self, images: Sequence[Image.Image], a: Sequence[str], b: Sequence[str], temperature: float = 0.0
+    ) -> list[str]:
         """Critiques from factored checks: every distinct (image, claim) is asked once."""
         if self.seed is not None:
             torch.manual_seed(self.seed)
@@ -282,46 +333,69 @@ class GenRM:
         return cast(torch.Tensor, self.model(**families.to_model(enc, self.model)).logits[:, -1].float().cpu())
 
     @torch.no_grad()
-    def write(self, images: Sequence[Image.Image], judge_texts: Sequence[str], temperature: float = 0.0,
-              top_p: float = 1.0) -> list[str]:
+    def write(
+        self, images: Sequence[Image.Image], judge_texts: Sequence[str], temperature: float = 0.0, top_p: float = 1.0
+    ) -> list[str]:
         """Generated judgements (critique and verdict), greedy at temperature 0."""
         if self.seed is not None:
             torch.manual_seed(self.seed)
         enc = families.to_model(families.prompts_batch(self.processor, images, judge_texts, side="left"), self.model)
         sample = temperature > 0
         end = families.end_ids(self.processor)
-        out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=sample,
-                                  temperature=temperature if sample else None, top_p=top_p if sample else None,
-                                  eos_token_id=end, pad_token_id=_pad_id(self.processor.tokenizer, end))
-        return [t.strip() for t in self.processor.batch_decode(out[:, enc["input_ids"].shape[1]:],
-                                                               skip_special_tokens=True)]
+        out = self.model.generate(
+            **enc,
+            max_new_tokens=self.max_new_tokens,
+            do_sample=sample,
+            temperature=temperature if sample else None,
+            top_p=top_p if sample else None,
+            eos_token_id=end,
+            pad_token_id=_pad_id(self.processor.tokenizer, end),
+        )
+        return [
+            t.strip()
+            for t in self.processor.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        ]
 
-    def judge(self, images: Sequence[Image.Image], questions: Sequence[str], a: Sequence[str],
-              b: Sequence[str], temperature: float = 0.0, batch_size: int = 32) -> list[Judgement]:
+    def judge(
+        self,
+        images: Sequence[Image.Image],
+        questions: Sequence[str],
+        a: Sequence[str],
+        b: Sequence[str],
+        temperature: float = 0.0,
+        batch_size: int = 32,
+    ) -> list[Judgement]:
         """One judgement per (image, question, A, B): the written critique, then the verdict's
         log-probabilities after it."""
         if not len(images) == len(questions) == len(a) == len(b):
             raise ValueError("images, questions, a and b must have one entry per pair")
         out: list[Judgement] = []
         for s in range(0, len(images), batch_size):
-            ims = list(images[s:s + batch_size])
-            texts = [critique.judge_prompt(q, x, y) for q, x, y in zip(questions[s:s + batch_size],
-                                                                  a[s:s + batch_size], b[s:s + batch_size])]
+            ims = list(images[s : s + batch_size])
+            texts = [
+                critique.judge_prompt(q, x, y)
+                for q, x, y in zip(questions[s : s + batch_size], a[s : s + batch_size], b[s : s + batch_size])
+            ]
             if self.critique == "scaffold":
-                thoughts = self.scaffolded(ims, texts, a[s:s + batch_size], b[s:s + batch_size], temperature)
+                thoughts = self.scaffolded(ims, texts, a[s : s + batch_size], b[s : s + batch_size], temperature)
             elif self.critique == "factored":
-                thoughts = self.factored(ims, a[s:s + batch_size], b[s:s + batch_size], temperature)
+                thoughts = self.factored(ims, a[s : s + batch_size], b[s : s + batch_size], temperature)
             else:
                 written = self.write(ims, texts, temperature)
                 thoughts = [critique.thought_of(w) for w in written]
             lp = self.verdict_logps(ims, texts, thoughts)
             if self.critique != "free":  # the verdict the model writes: the likelier label
-                written = [critique.with_verdict(th, critique.LABELS[int(y > x)]) for th, (x, y) in zip(thoughts, lp.tolist())]
-            out += [Judgement(w, th, critique.parse_verdict(w), float(x), float(y))
-                    for w, th, (x, y) in zip(written, thoughts, lp.tolist())]
+                written = [
+                    critique.with_verdict(th, critique.LABELS[int(y > x)]) for th, (x, y) in zip(thoughts, lp.tolist())
+                ]
+            out += [
+                Judgement(w, th, critique.parse_verdict(w), float(x), float(y))
+                for w, th, (x, y) in zip(written, thoughts, lp.tolist())
+            ]
         return out
 
-    def prefer(self, images: Sequence[Image.Image], questions: Sequence[str], a: Sequence[str],
-               b: Sequence[str]) -> list[float]:
+    def prefer(
+        self, images: Sequence[Image.Image], questions: Sequence[str], a: Sequence[str], b: Sequence[str]
+    ) -> list[float]:
         """P(A better than B) per pair, from greedy critiques."""
         return [j.p_a for j in self.judge(images, questions, a, b)]

@@ -19,8 +19,14 @@ def margin(logp_correct: torch.Tensor, logp_wrong: torch.Tensor) -> torch.Tensor
     return logp_correct - logp_wrong
 
 
-def mixture_loss(token_logp: torch.Tensor, loss_mask: torch.Tensor, logp_correct: torch.Tensor,
-                 logp_wrong: torch.Tensor, weight: torch.Tensor, lam: float) -> torch.Tensor:
+def mixture_loss(
+    token_logp: torch.Tensor,
+    loss_mask: torch.Tensor,
+    logp_correct: torch.Tensor,
+    logp_wrong: torch.Tensor,
+    weight: torch.Tensor,
+    lam: float,
+) -> torch.Tensor:
     """Fine-tuning loss on the critique and verdict plus lam x a correctness-weighted
     Bradley-Terry term on the verdict.
 
@@ -52,8 +58,9 @@ def reject(margins: Sequence[float], correct: Sequence[bool], threshold: float) 
     return [bool(c) and m >= threshold for m, c in zip(margins, correct)]
 
 
-def reject_per_label(margins: Sequence[float], correct: Sequence[bool], labels: Sequence[str],
-                     retention: float) -> tuple[list[bool], dict[str, float]]:
+def reject_per_label(
+    margins: Sequence[float], correct: Sequence[bool], labels: Sequence[str], retention: float
+) -> tuple[list[bool], dict[str, float]]:
     """Rejection with the threshold set within each right label's critiques (`margin_threshold`
     per label), so each keeps `retention` of its own. One threshold for all keeps mostly the
     label the judge already leans to (its margins there are larger), and the next round learns

@@ -11,8 +11,7 @@ from groundloop.genrm.experts import Checked
 from groundloop.vocab import Claim, Vocabulary
 
 
-def probe_phrases(claims: Sequence[Sequence[str]], n: int, rng: random.Random,
-                  vocab: Vocabulary) -> list[list[str]]:
+def probe_phrases(claims: Sequence[Sequence[str]], n: int, rng: random.Random, vocab: Vocabulary) -> list[list[str]]:
     """Extra questions for the expert, per image: up to `n` distinct object phrases drawn
     uniformly from the vocabulary of object claims made on any image (`claims[i]`: every claim
     of image i's responses), leaving out the ones made on image i itself (already checked).
@@ -41,8 +40,14 @@ def self_checks(responses: Sequence[str], vocab: Vocabulary, quorum: float = 0.5
     return [Checked(r, tuple(cs), tuple(votes[c] >= need for c in cs)) for r, cs in zip(responses, all_claims)]
 
 
-def build_pairs(checked: Sequence[Checked], max_pairs: int, rng: random.Random,
-                graded: int = 0, complete: int = 0, separable: int = 0) -> list[tuple[int, int]]:
+def build_pairs(
+    checked: Sequence[Checked],
+    max_pairs: int,
+    rng: random.Random,
+    graded: int = 0,
+    complete: int = 0,
+    separable: int = 0,
+) -> list[tuple[int, int]]:
     """(chosen, rejected) index pairs among one prompt's responses: a fully verified response
     over one with a refuted claim. Two verified responses, or (by default) two refuted ones,
     are not separated by faithfulness, so no such pair is made; identical texts are never
@@ -62,13 +67,20 @@ def build_pairs(checked: Sequence[Checked], max_pairs: int, rng: random.Random,
     rng.shuffle(pairs)
     pairs = pairs[:max_pairs]
     if graded > 0:
-        fewer = [(i, j) for i in bad for j in bad
-                 if checked[i].refuted < checked[j].refuted and checked[i].response != checked[j].response]
+        fewer = [
+            (i, j)
+            for i in bad
+            for j in bad
+            if checked[i].refuted < checked[j].refuted and checked[i].response != checked[j].response
+        ]
         rng.shuffle(fewer)
         pairs += fewer[:graded]
+
     def first_wins(i: int, j: int) -> bool:  # the expert's tally prefers response i to j
-        return tally_prefers(checked[i].texts, list(checked[i].holds),
-                             checked[j].texts, list(checked[j].holds)) == LABELS[0]
+        return (
+            tally_prefers(checked[i].texts, list(checked[i].holds), checked[j].texts, list(checked[j].holds))
+            == LABELS[0]
+        )
 
     if complete > 0:
         more = [(i, j) for i in good for j in good if first_wins(i, j)]
@@ -76,9 +88,15 @@ def build_pairs(checked: Sequence[Checked], max_pairs: int, rng: random.Random,
         pairs += more[:complete]
     if separable > 0:
         taken = set(pairs)
-        pool = [(i, j) for i in range(len(checked)) for j in range(len(checked))
-                if (i, j) not in taken and (j, i) not in taken
-                and checked[i].response != checked[j].response and first_wins(i, j)]
+        pool = [
+            (i, j)
+            for i in range(len(checked))
+            for j in range(len(checked))
+            if (i, j) not in taken
+            and (j, i) not in taken
+            and checked[i].response != checked[j].response
+            and first_wins(i, j)
+        ]
         rng.shuffle(pool)
         pairs += pool[:separable]
     return pairs

@@ -16,8 +16,18 @@ from typing import Any
 
 from groundloop.models.detection import Detection, Detector, nms
 
-__all__ = ["Detection", "Detector", "nms", "resolve", "load_vlm", "load_detector", "load_clip", "load_value",
-           "load_reward_model", "REWARD_MODEL_FILE"]
+__all__ = [
+    "Detection",
+    "Detector",
+    "nms",
+    "resolve",
+    "load_vlm",
+    "load_detector",
+    "load_clip",
+    "load_value",
+    "load_reward_model",
+    "REWARD_MODEL_FILE",
+]
 
 SHAPESWORLD_DIR = Path(__file__).resolve().parent.parent / "assets" / "shapesworld"
 SHAPESWORLD_PREFIX = "shapesworld/"
@@ -26,7 +36,7 @@ SHAPESWORLD_PREFIX = "shapesworld/"
 def resolve(spec: str) -> str:
     """The local folder of a ShapesWorld model; other specs pass through unchanged."""
     if spec.startswith(SHAPESWORLD_PREFIX):
-        folder = SHAPESWORLD_DIR / spec[len(SHAPESWORLD_PREFIX):]
+        folder = SHAPESWORLD_DIR / spec[len(SHAPESWORLD_PREFIX) :]
         if not ((folder / "config.json").exists() or (folder / "adapter_config.json").exists()):
             known = sorted(p.name for p in SHAPESWORLD_DIR.iterdir()) if SHAPESWORLD_DIR.exists() else []
             raise FileNotFoundError(f"no shipped ShapesWorld model {spec!r} (have {known})")
@@ -112,8 +122,9 @@ def load_reward_model(spec: str, base: str | None = None, **options: Any) -> Any
     meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
     if base is None:
         if not meta:
-            raise FileNotFoundError(f"{folder} is not a reward model folder (no {REWARD_MODEL_FILE}); "
-                                    "pass base= to name its VLM")
+            raise FileNotFoundError(
+                f"{folder} is not a reward model folder (no {REWARD_MODEL_FILE}); pass base= to name its VLM"
+            )
         base = meta["base"]
         if (folder / base / "config.json").exists():  # a base shipped inside the folder
             base = str(folder / base)

@@ -21,9 +21,7 @@ class Detection:
 
 
 class Detector(Protocol):
-    def detect(
-        self, images: list[Image.Image], phrases: list[list[str]]
-    ) -> list[list[Detection]]:
+    def detect(self, images: list[Image.Image], phrases: list[list[str]]) -> list[list[Detection]]:
         """For image i, the detections of phrases[i] (after thresholding and NMS)."""
         ...
 

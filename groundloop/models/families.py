@@ -173,8 +173,9 @@ def _stack(parts: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.cat(padded, 0)
 
 
-def batch(processor: Any, rows: Sequence[Row], answers: Sequence[Sequence[int]] | None = None,
-          side: str = "left") -> dict[str, torch.Tensor]:
+def batch(
+    processor: Any, rows: Sequence[Row], answers: Sequence[Sequence[int]] | None = None, side: str = "left"
+) -> dict[str, torch.Tensor]:
     """One model input from rows and each row's answer ids (appended after its prompt), padded on
     `side`. Left: every row's last real token is the last column (scoring, judging, generating);
     right: every row starts at column 0 (training, with labels made by the caller)."""
@@ -205,8 +206,13 @@ def batch(processor: Any, rows: Sequence[Row], answers: Sequence[Sequence[int]] 
     return out
 
 
-def encode(processor: Any, images: Sequence[Image.Image], chats: Sequence[str],
-           answers: Sequence[Sequence[int]] | None = None, side: str = "left") -> dict[str, torch.Tensor]:
+def encode(
+    processor: Any,
+    images: Sequence[Image.Image],
+    chats: Sequence[str],
+    answers: Sequence[Sequence[int]] | None = None,
+    side: str = "left",
+) -> dict[str, torch.Tensor]:
     """`batch` of `row`s: images[i] with chats[i], then answers[i]."""
     if len(images) != len(chats):
         raise ValueError(f"{len(images)} images but {len(chats)} prompts")
@@ -216,8 +222,10 @@ def encode(processor: Any, images: Sequence[Image.Image], chats: Sequence[str],
 def require_one_grid(processor: Any) -> None:
     """Grounded attention needs an image laid out as one square patch grid."""
     if not processor_family(processor).one_grid:
-        raise ValueError(f"grounded attention maps boxes onto one square grid of image tokens; "
-                         f"{type(processor).__name__} lays images out otherwise (set its weight to 0)")
+        raise ValueError(
+            f"grounded attention maps boxes onto one square grid of image tokens; "
+            f"{type(processor).__name__} lays images out otherwise (set its weight to 0)"
+        )
 
 
 def image_token_id(model: Any) -> int:
@@ -230,8 +238,13 @@ def image_token_id(model: Any) -> int:
     raise ValueError(f"{type(model).__name__}: no image token id in its config")
 
 
-def prompts_batch(processor: Any, images: Sequence[Image.Image], texts: Sequence[str],
-                  prefixes: Sequence[str] | None = None, side: str = "left") -> dict[str, torch.Tensor]:
+def prompts_batch(
+    processor: Any,
+    images: Sequence[Image.Image],
+    texts: Sequence[str],
+    prefixes: Sequence[str] | None = None,
+    side: str = "left",
+) -> dict[str, torch.Tensor]:
     """The batch for answering texts[i] about images[i], the answer begun with prefixes[i]: in
     the chat (continued, `chat`), or for a family without a chat template as answer tokens."""
     prefixes = list(prefixes) if prefixes is not None else [""] * len(texts)
@@ -243,8 +256,10 @@ def prompts_batch(processor: Any, images: Sequence[Image.Image], texts: Sequence
 def to_model(enc: dict[str, torch.Tensor], model: Any) -> dict[str, torch.Tensor]:
     """A batch on the model's device, its floating tensors (pixel values) in the model's dtype."""
     param = next(model.parameters())
-    return {k: v.to(param.device, dtype=param.dtype if v.is_floating_point() else None) if torch.is_tensor(v) else v
-            for k, v in enc.items()}
+    return {
+        k: v.to(param.device, dtype=param.dtype if v.is_floating_point() else None) if torch.is_tensor(v) else v
+        for k, v in enc.items()
+    }
 
 
 def cache_arg(model: Any) -> str:

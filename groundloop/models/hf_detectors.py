@@ -141,8 +141,7 @@ class HFDetector:
     def detect(self, images: list[Image.Image], phrases: list[list[str]]) -> list[list[Detection]]:
         if len(images) != len(phrases):
             raise ValueError(
-                f"detect() needs one phrase list per image: got {len(images)} images "
-                f"and {len(phrases)} phrase lists"
+                f"detect() needs one phrase list per image: got {len(images)} images and {len(phrases)} phrase lists"
             )
         results: list[list[Detection]] = [[] for _ in images]
         # Images with no (non-blank) phrase are skipped: nothing to ground.
@@ -176,9 +175,7 @@ class HFDetector:
         # One prompt per image ("a. b. c."), all images in one padded forward pass: the
         # processor pads the texts (attention_mask) and the images (pixel_mask) itself.
         texts = [" ".join(f"{norm}." for norm, _ in q) for q in queries]
-        inputs = self.processor(
-            images=images, text=texts, return_tensors="pt", padding=True, truncation=True
-        )
+        inputs = self.processor(images=images, text=texts, return_tensors="pt", padding=True, truncation=True)
         inputs, outputs = self._forward(inputs)
         sizes = [(im.height, im.width) for im in images]
         processed = self.processor.post_process_grounded_object_detection(
@@ -194,9 +191,7 @@ class HFDetector:
             norms = [norm for norm, _ in q]
             dets: list[Detection] = []
             # `text_labels`, not `labels` (deprecated alias with a FutureWarning).
-            for label, score, box in zip(
-                res["text_labels"], res["scores"], res["boxes"], strict=True
-            ):
+            for label, score, box in zip(res["text_labels"], res["scores"], res["boxes"], strict=True):
                 label = " ".join(t for t in str(label).split() if t not in special)
                 k = match_phrase(label, norms)
                 if k is None:
@@ -205,9 +200,7 @@ class HFDetector:
             out.append(dets)
         return out
 
-    def _detect_owl(
-        self, images: list[Image.Image], queries: list[list[tuple[str, str]]]
-    ) -> list[list[Detection]]:
+    def _detect_owl(self, images: list[Image.Image], queries: list[list[tuple[str, str]]]) -> list[list[Detection]]:
         # Nested text lists batch natively: the processor pads every image's query list to
         # the longest with " " queries, which the model does NOT mask (their first token is
         # BOS, not pad), so their logits are masked here before post-processing.

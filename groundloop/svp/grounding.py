@@ -14,6 +14,7 @@ def format_box(box: Iterable[float]) -> str:
 
 def grounding_text(detections: list[Detection]) -> str:
     """Detections as context text, in reading order (rows top to bottom, then left to right)."""
+
     def key(d: Detection) -> tuple[int, float]:
         cy = (d.box[1] + d.box[3]) / 2
         return int(cy * 3), (d.box[0] + d.box[2]) / 2

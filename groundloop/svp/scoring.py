@@ -62,9 +62,15 @@ def top_fraction(scores: Sequence[float], groups: Sequence[Hashable], fraction: 
 
 
 @torch.no_grad()
-def caption_logprobs(model: Any, processor: Any, images: list[Any], prompt_texts: list[str],
-                     captions: list[str], keys: Sequence[Hashable] | None = None,
-                     share_prefix: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def caption_logprobs(
+    model: Any,
+    processor: Any,
+    images: list[Any],
+    prompt_texts: list[str],
+    captions: list[str],
+    keys: Sequence[Hashable] | None = None,
+    share_prefix: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Teacher-force each caption (+ the end-of-turn token) after its chat prompt; log-probs at
     caption positions. The rows carry every tensor their family's processor makes
     (`groundloop.models.families`), and the model places its own positions.
@@ -91,13 +97,19 @@ def caption_logprobs(model: Any, processor: Any, images: list[Any], prompt_texts
     mask = torch.zeros(len(rows), T)
     for b, c in enumerate(cap_ids):
         # logits at position i predict token i + 1
-        logp[b, :len(c)] = logp_all[b, n - len(c) - 1:n - 1]
-        mask[b, :len(c)] = 1
+        logp[b, : len(c)] = logp_all[b, n - len(c) - 1 : n - 1]
+        mask[b, : len(c)] = 1
     return logp, mask
 
 
-def _shared_prefix_logprobs(model: Any, processor: Any, images: list[Any], prompt_texts: list[str],
-                            cap_ids: list[list[int]], keys: list[Hashable]) -> tuple[torch.Tensor, torch.Tensor]:
+def _shared_prefix_logprobs(
+    model: Any,
+    processor: Any,
+    images: list[Any],
+    prompt_texts: list[str],
+    cap_ids: list[list[int]],
+    keys: list[Hashable],
+) -> tuple[torch.Tensor, torch.Tensor]:
     """`caption_logprobs` with one prefill per distinct (image, prompt)."""
     from groundloop.models import families
 
@@ -122,8 +134,8 @@ def _shared_prefix_logprobs(model: Any, processor: Any, images: list[Any], promp
     ids = torch.full((len(cap_ids), width), tok.pad_token_id if tok.pad_token_id is not None else 0)  # masked
     smask = torch.zeros(len(cap_ids), width, dtype=torch.long)
     for b, c in enumerate(cap_ids):
-        ids[b, :len(c)] = torch.tensor(c)
-        smask[b, :len(c)] = 1
+        ids[b, : len(c)] = torch.tensor(c)
+        smask[b, : len(c)] = 1
     attn = torch.cat([penc["attention_mask"][rows], smask.to(device)], 1)
     # positions continue from the cache as the model numbers them (PaliGemma counts from 1)
     out = model(input_ids=ids.to(device), attention_mask=attn, **{families.cache_arg(model): cache})
@@ -132,22 +144,30 @@ def _shared_prefix_logprobs(model: Any, processor: Any, images: list[Any], promp
     mask = torch.zeros(len(cap_ids), width)
     for b, c in enumerate(cap_ids):
         logp[b, 0] = first[b]
-        logp[b, 1:len(c)] = rest[b, :len(c) - 1]
-        mask[b, :len(c)] = 1
+        logp[b, 1 : len(c)] = rest[b, : len(c) - 1]
+        mask[b, : len(c)] = 1
     return logp, mask
 
 
-def score_guided(model: Any, processor: Any, images: list[Any], groundings: list[str],
-                 captions: list[str], keys: Sequence[Hashable] | None = None,
-                 share_prefix: bool = True) -> tuple[list[float], list[float]]:
+def score_guided(
+    model: Any,
+    processor: Any,
+    images: list[Any],
+    groundings: list[str],
+    captions: list[str],
+    keys: Sequence[Hashable] | None = None,
+    share_prefix: bool = True,
+) -> tuple[list[float], list[float]]:
     """S(q,p) and Delta(q,p) of each guided caption: teacher-forced under the grounded prompt
     (q) and under the plain prompt (p). `keys[i]` names caption i's image (rows of one image
     share its prefixes: the plain prompt always, the grounded one when the grounding is the
     image's, svp.grounding=image)."""
     from groundloop import prompts
 
-    logp_q, mask = caption_logprobs(model, processor, images, [prompts.grounded_prompt(g) for g in groundings],
-                                    captions, keys, share_prefix)
-    logp_p, _ = caption_logprobs(model, processor, images, [prompts.BASE_PROMPT] * len(images), captions, keys,
-                                 share_prefix)
+    logp_q, mask = caption_logprobs(
+        model, processor, images, [prompts.grounded_prompt(g) for g in groundings], captions, keys, share_prefix
+    )
+    logp_p, _ = caption_logprobs(
+        model, processor, images, [prompts.BASE_PROMPT] * len(images), captions, keys, share_prefix
+    )
     return s_score(logp_q, logp_p, mask).tolist(), delta_score(logp_q, logp_p, mask).tolist()

@@ -37,8 +37,9 @@ DECODERS = ("greedy", "bon", "genrm_bon", "clip_prm", "visvm", "vimar")
 
 
 class PairwiseJudge(Protocol):
-    def prefer(self, images: Sequence[Image.Image], questions: Sequence[str], a: Sequence[str],
-               b: Sequence[str]) -> list[float]:
+    def prefer(
+        self, images: Sequence[Image.Image], questions: Sequence[str], a: Sequence[str], b: Sequence[str]
+    ) -> list[float]:
         """P(response a_i is better than b_i) for each (image, question) pair."""
         ...
 
@@ -55,14 +56,16 @@ class Engines:
     top_p: float = 1.0
     stats: Counter[str] = field(default_factory=Counter)
 
-    def sample(self, images: Sequence[Image.Image], prefixes: Sequence[str],
-               temperatures: Sequence[float], one_sentence: bool) -> list[str]:
+    def sample(
+        self, images: Sequence[Image.Image], prefixes: Sequence[str], temperatures: Sequence[float], one_sentence: bool
+    ) -> list[str]:
         if not images:
             return []
         self.stats["generate_calls"] += 1
         self.stats["generated_sequences"] += len(images)
-        return self.sampler.sample(images, [self.prompt] * len(images), prefixes, temperatures,
-                                   self.top_p, one_sentence)
+        return self.sampler.sample(
+            images, [self.prompt] * len(images), prefixes, temperatures, self.top_p, one_sentence
+        )
 
     def values(self, images: Sequence[Image.Image], sentences: Sequence[str]) -> list[float]:
         if self.value is None:
@@ -82,7 +85,6 @@ class Engines:
         self.stats["clip_pairs"] += len(sentences)
         return self.clip.score(list(images), list(sentences))
 
-
     def prefer(self, images: Sequence[Image.Image], a: Sequence[str], b: Sequence[str]) -> list[float]:
         if self.judge is None:
             raise ValueError("this decoder needs a reward model")
@@ -97,8 +99,11 @@ def join(prefix: str, sentence: str) -> str:
     return f"{prefix} {sentence}".strip()
 
 
-def mean_scores(score: Callable[[Sequence[Image.Image], Sequence[str]], list[float]],
-                images: Sequence[Image.Image], captions: Sequence[str]) -> list[float]:
+def mean_scores(
+    score: Callable[[Sequence[Image.Image], Sequence[str]], list[float]],
+    images: Sequence[Image.Image],
+    captions: Sequence[str],
+) -> list[float]:
     """Mean sentence score per (image, caption), all sentences in one call; -inf if empty."""
     flat_img, flat_sent, owner = [], [], []
     for i, (im, c) in enumerate(zip(images, captions)):
@@ -117,15 +122,15 @@ def greedy(eng: Engines, images: Sequence[Image.Image]) -> list[str]:
     return eng.sample(images, [""] * len(images), [0.0] * len(images), one_sentence=False)
 
 
-def _expand(images: Sequence[Image.Image], temperatures: Sequence[float],
-            k: int) -> tuple[list[tuple[int, float]], int]:
+def _expand(
+    images: Sequence[Image.Image], temperatures: Sequence[float], k: int
+) -> tuple[list[tuple[int, float]], int]:
     temps = [t for t in temperatures for _ in range(k)]
     rows = [(b, t) for b in range(len(images)) for t in temps]
     return rows, len(temps)
 
 
-def best_of_n(eng: Engines, images: Sequence[Image.Image], temperatures: Sequence[float],
-              k: int) -> list[str]:
+def best_of_n(eng: Engines, images: Sequence[Image.Image], temperatures: Sequence[float], k: int) -> list[str]:
     """len(temperatures) * k full captions per image, the best by mean CLIP similarity."""
     rows, n = _expand(images, temperatures, k)
     caps = eng.sample([images[b] for b, _ in rows], [""] * len(rows), [t for _, t in rows], False)
@@ -134,8 +139,9 @@ def best_of_n(eng: Engines, images: Sequence[Image.Image], temperatures: Sequenc
     return [caps[r] for r in best]
 
 
-def reward_model_best_of_n(eng: Engines, images: Sequence[Image.Image], temperatures: Sequence[float],
-                           k: int) -> list[str]:
+def reward_model_best_of_n(
+    eng: Engines, images: Sequence[Image.Image], temperatures: Sequence[float], k: int
+) -> list[str]:
     """len(temperatures) * k full captions per image, the knockout winner under the reward
     model; every round of every image's tournament is judged in one batched call."""
     rows, n = _expand(images, temperatures, k)
@@ -143,23 +149,28 @@ def reward_model_best_of_n(eng: Engines, images: Sequence[Image.Image], temperat
     owner = [b for b, _ in rows]
 
     def judge(pairs: Sequence[tuple[int, int]]) -> list[float]:
-        return eng.prefer([images[owner[i]] for i, _ in pairs], [caps[i] for i, _ in pairs],
-                          [caps[j] for _, j in pairs])
+        return eng.prefer(
+            [images[owner[i]] for i, _ in pairs], [caps[i] for i, _ in pairs], [caps[j] for _, j in pairs]
+        )
 
     return [caps[w] for w in bon.knockouts([range(b * n, (b + 1) * n) for b in range(len(images))], judge)]
 
 
-def _best_next(eng: Engines, images: Sequence[Image.Image], prefixes: Sequence[str],
-               active: Sequence[int], temps: Sequence[float],
-               score: Callable[[Sequence[Image.Image], Sequence[str]], list[float]],
-               ) -> dict[int, tuple[str, float] | None]:
+def _best_next(
+    eng: Engines,
+    images: Sequence[Image.Image],
+    prefixes: Sequence[str],
+    active: Sequence[int],
+    temps: Sequence[float],
+    score: Callable[[Sequence[Image.Image], Sequence[str]], list[float]],
+) -> dict[int, tuple[str, float] | None]:
     """For each active image: its best next sentence and score, or None when most candidates
     end the caption (or every continuation repeats the caption)."""
     rows = [(b, t) for b in active for t in temps]
-    cands = eng.sample([images[b] for b, _ in rows], [prefixes[b] for b, _ in rows],
-                       [t for _, t in rows], one_sentence=True)
-    keep = [(b, c) for (b, _), c in zip(rows, cands)
-            if c and c not in split_sentences(prefixes[b])]
+    cands = eng.sample(
+        [images[b] for b, _ in rows], [prefixes[b] for b, _ in rows], [t for _, t in rows], one_sentence=True
+    )
+    keep = [(b, c) for (b, _), c in zip(rows, cands) if c and c not in split_sentences(prefixes[b])]
     vals = score([images[b] for b, _ in keep], [c for _, c in keep])
     out: dict[int, tuple[str, float] | None] = {}
     for b in active:
@@ -169,8 +180,14 @@ def _best_next(eng: Engines, images: Sequence[Image.Image], prefixes: Sequence[s
     return out
 
 
-def sentence_search(eng: Engines, images: Sequence[Image.Image], temperatures: Sequence[float],
-                    k: int, scorer: str, max_sentences: int = 12) -> list[str]:
+def sentence_search(
+    eng: Engines,
+    images: Sequence[Image.Image],
+    temperatures: Sequence[float],
+    k: int,
+    scorer: str,
+    max_sentences: int = 12,
+) -> list[str]:
     """VisVM (scorer="value") or CLIP-PRM (scorer="clip") step-by-step sentence search."""
     score = eng.values if scorer == "value" else eng.clip_scores
     temps = [t for t in temperatures for _ in range(k)]
@@ -187,9 +204,16 @@ def sentence_search(eng: Engines, images: Sequence[Image.Image], temperatures: S
     return prefixes
 
 
-def vimar(eng: Engines, images: Sequence[Image.Image], temperatures: Sequence[float], k: int,
-          threshold: float, refine: str = "in_place", refine_temperatures: Sequence[float] = (),
-          max_appended: int = 4) -> list[str]:
+def vimar(
+    eng: Engines,
+    images: Sequence[Image.Image],
+    temperatures: Sequence[float],
+    k: int,
+    threshold: float,
+    refine: str = "in_place",
+    refine_temperatures: Sequence[float] = (),
+    max_appended: int = 4,
+) -> list[str]:
     """ViMaR's two stages (module docstring). threshold: the calibrated value below which a
     sentence is weak; refine_temperatures: one alternative per entry in stage 2 (default: the
     stage-1 temperatures)."""
@@ -205,18 +229,22 @@ def vimar(eng: Engines, images: Sequence[Image.Image], temperatures: Sequence[fl
     vals: list[list[float]] = [[] for _ in caps]
     for (r, _), v in zip(flat, flat_vals):
         vals[r].append(v)
-    chosen = [max(range(b * n, (b + 1) * n),
-                  key=lambda r: sum(vals[r]) / len(vals[r]) if vals[r] else float("-inf"))
-              for b in range(len(images))]
+    chosen = [
+        max(range(b * n, (b + 1) * n), key=lambda r: sum(vals[r]) / len(vals[r]) if vals[r] else float("-inf"))
+        for b in range(len(images))
+    ]
     captions = [list(sents[r]) for r in chosen]
     values = [list(vals[r]) for r in chosen]
     # Stage 2a: replace weak sentences in place, all of them in one batched pass.
     if refine == "in_place":
         weak = [(b, j) for b in range(len(images)) for j, v in enumerate(values[b]) if v < threshold]
         wrows = [(b, j, t) for b, j in weak for t in alt_temps]
-        alts = eng.sample([images[b] for b, _, _ in wrows],
-                          [" ".join(captions[b][:j]) for b, j, _ in wrows],
-                          [t for _, _, t in wrows], one_sentence=True)
+        alts = eng.sample(
+            [images[b] for b, _, _ in wrows],
+            [" ".join(captions[b][:j]) for b, j, _ in wrows],
+            [t for _, _, t in wrows],
+            one_sentence=True,
+        )
         keep = [(b, j, a) for (b, j, _), a in zip(wrows, alts) if a and a not in captions[b]]
         avals = eng.values([images[b] for b, _, _ in keep], [a for _, _, a in keep])
         for (b, j, a), v in zip(keep, avals):
@@ -262,8 +290,10 @@ def parse_spec(spec: str, base: DecodeSettings) -> tuple[str, DecodeSettings]:
     for item in filter(None, rest.split(",")):
         key, eq, value = item.partition("=")
         if not eq or key not in _SPEC_FIELDS:
-            raise ValueError(f"bad decoder setting {item!r} in {spec!r}: expected key=value with key one of "
-                             f"{', '.join(_SPEC_FIELDS)}")
+            raise ValueError(
+                f"bad decoder setting {item!r} in {spec!r}: expected key=value with key one of "
+                f"{', '.join(_SPEC_FIELDS)}"
+            )
         try:
             changes[key] = _SPEC_FIELDS[key](value)
         except ValueError:
@@ -280,14 +310,14 @@ def decode(name: str, eng: Engines, images: Sequence[Image.Image], s: DecodeSett
     if name == "genrm_bon":
         return reward_model_best_of_n(eng, images, s.temperatures, s.k)
     if name in ("clip_prm", "visvm"):
-        return sentence_search(eng, images, s.temperatures, s.k, "clip" if name == "clip_prm" else "value",
-                               s.max_sentences)
+        return sentence_search(
+            eng, images, s.temperatures, s.k, "clip" if name == "clip_prm" else "value", s.max_sentences
+        )
     if name == "vimar":
         threshold = s.threshold
         if threshold is None:
             threshold = getattr(eng.value, "meta", {}).get("value_threshold")
             if threshold is None:
                 raise ValueError("vimar needs a threshold: pass one or use a calibrated value model")
-        return vimar(eng, images, s.temperatures, s.k, threshold, s.refine, s.refine_temperatures,
-                     s.max_appended)
+        return vimar(eng, images, s.temperatures, s.k, threshold, s.refine, s.refine_temperatures, s.max_appended)
     raise ValueError(f"unknown decoder {name!r}; choose from {', '.join(DECODERS)}")

@@ -34,8 +34,9 @@ class ClipScorer:
     @torch.no_grad()
     def embed_texts(self, texts: list[str]) -> torch.Tensor:
         """(M, D) unit-norm text embeddings."""
-        enc = self.processor.tokenizer(texts, padding=True, truncation=True, max_length=self.max_text_tokens,
-                                       return_tensors="pt")
+        enc = self.processor.tokenizer(
+            texts, padding=True, truncation=True, max_length=self.max_text_tokens, return_tensors="pt"
+        )
         return F.normalize(self.model.get_text_features(**enc).pooler_output, dim=-1)
 
     def similarity(self, images: list[Image.Image], texts: list[str]) -> torch.Tensor:

@@ -50,23 +50,27 @@ def calibrate(scores: Sequence[float], percentile: float) -> float:
     return float(np.percentile(np.asarray(scores, dtype=np.float64), percentile))
 
 
-def td_targets(rewards: torch.Tensor, next_values: torch.Tensor, terminal: torch.Tensor,
-               gamma: float = 0.9) -> torch.Tensor:
+def td_targets(
+    rewards: torch.Tensor, next_values: torch.Tensor, terminal: torch.Tensor, gamma: float = 0.9
+) -> torch.Tensor:
     """TD(0) targets. rewards, next_values: (N,); terminal: (N,) bool, True for a caption's
     last sentence (its next value is ignored). Returns (N,), detached."""
     bootstrap = torch.where(terminal, torch.zeros_like(next_values), next_values)
     return (rewards + gamma * bootstrap).detach()
 
 
-def td_loss(values: torch.Tensor, next_values: torch.Tensor, rewards: torch.Tensor,
-            terminal: torch.Tensor, gamma: float = 0.9) -> torch.Tensor:
+def td_loss(
+    values: torch.Tensor, next_values: torch.Tensor, rewards: torch.Tensor, terminal: torch.Tensor, gamma: float = 0.9
+) -> torch.Tensor:
     """Semi-gradient TD(0): mean squared error of V(s_i) against r_i + gamma V(s_{i+1}),
     the target carrying no gradient. All arguments (N,); returns a scalar."""
     return torch.nn.functional.mse_loss(values, td_targets(rewards, next_values, terminal, gamma))
 
 
-def transitions(captions: Sequence[Sequence[str]], rewards: Sequence[Sequence[float]],
-                ) -> list[tuple[int, str, str, float, bool]]:
+def transitions(
+    captions: Sequence[Sequence[str]],
+    rewards: Sequence[Sequence[float]],
+) -> list[tuple[int, str, str, float, bool]]:
     """(caption index, s_i, s_{i+1} or '' after the last, r_i, terminal) for every sentence
     of every caption."""
     out = []
@@ -84,17 +88,18 @@ def counterfactual(sentence: str, groups: Sequence[Sequence[str]], rng: random.R
     ("red" -> "blue", "circle" -> "square"): a sentence the policy could have written at this
     step instead. None when no word of the sentence belongs to a group. Whole words only, so
     "circles" is not a "circle"."""
-    hits = [(m, g) for m in re.finditer(r"[A-Za-z]+", sentence) for g in groups
-            if len(g) > 1 and m.group(0) in g]
+    hits = [(m, g) for m in re.finditer(r"[A-Za-z]+", sentence) for g in groups if len(g) > 1 and m.group(0) in g]
     if not hits:
         return None
     m, group = rng.choice(hits)
-    return sentence[:m.start()] + rng.choice([w for w in group if w != m.group(0)]) + sentence[m.end():]
+    return sentence[: m.start()] + rng.choice([w for w in group if w != m.group(0)]) + sentence[m.end() :]
 
 
-def counterfactual_transitions(sentences: Sequence[Sequence[str]], swapped: Sequence[Sequence[str | None]],
-                               rewards: Sequence[Sequence[float | None]],
-                               ) -> list[tuple[int, str, str, float, bool]]:
+def counterfactual_transitions(
+    sentences: Sequence[Sequence[str]],
+    swapped: Sequence[Sequence[str | None]],
+    rewards: Sequence[Sequence[float | None]],
+) -> list[tuple[int, str, str, float, bool]]:
     """TD transitions for swapped sentences: (caption index, s'_i, s_{i+1} of the original
     caption or '' after the last, r(s'_i), terminal). The swap replaces one step, so the state
     that follows is the policy's own next sentence; the target differs from the original
@@ -111,9 +116,16 @@ def counterfactual_transitions(sentences: Sequence[Sequence[str]], swapped: Sequ
     return out
 
 
-def td_batch_loss(model: ValueModel, images: Sequence[Image.Image], states: Sequence[str],
-                  next_states: Sequence[str], rewards: Sequence[float], terminal: Sequence[bool],
-                  gamma: float = 0.9, reward_weight: float = 0.0) -> torch.Tensor:
+def td_batch_loss(
+    model: ValueModel,
+    images: Sequence[Image.Image],
+    states: Sequence[str],
+    next_states: Sequence[str],
+    rewards: Sequence[float],
+    terminal: Sequence[bool],
+    gamma: float = 0.9,
+    reward_weight: float = 0.0,
+) -> torch.Tensor:
     """Semi-gradient TD(0) loss of a batch of transitions (image, s_i, s_{i+1}, r_i, terminal):
     V(s_{i+1}) of the live rows is computed without gradient and terminal rows bootstrap 0.
     reward_weight > 0 (a model with a reward head): plus reward_weight * MSE(R(s_i), r_i), the
@@ -136,14 +148,16 @@ def td_batch_loss(model: ValueModel, images: Sequence[Image.Image], states: Sequ
     return loss
 
 
-def optimizer(model: ValueModel, lr: float, head_lr_mult: float = 10.0,
-              weight_decay: float = 0.0) -> torch.optim.Optimizer:
+def optimizer(
+    model: ValueModel, lr: float, head_lr_mult: float = 10.0, weight_decay: float = 0.0
+) -> torch.optim.Optimizer:
     """AdamW with the backbone at lr and the (fresh) heads at lr * head_lr_mult."""
     fresh = ("head.", "reward_head.")
     head = [p for n, p in model.named_parameters() if n.startswith(fresh)]
     backbone = [p for n, p in model.named_parameters() if not n.startswith(fresh)]
-    return torch.optim.AdamW([{"params": backbone, "lr": lr}, {"params": head, "lr": lr * head_lr_mult}],
-                             weight_decay=weight_decay)
+    return torch.optim.AdamW(
+        [{"params": backbone, "lr": lr}, {"params": head, "lr": lr * head_lr_mult}], weight_decay=weight_decay
+    )
 
 
 _T = TypeVar("_T")
@@ -189,8 +203,9 @@ class MatchHead(torch.nn.Module):
         torch.nn.init.constant_(self.out.weight[:, hidden:], 0.1)
         torch.nn.init.zeros_(self.out.bias)
 
-    def forward(self, h: torch.Tensor, sentence_mask: torch.Tensor, image_mask: torch.Tensor,
-                keys: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, h: torch.Tensor, sentence_mask: torch.Tensor, image_mask: torch.Tensor, keys: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """h: (B, T, H) last hidden states; masks: (B, T), 1 on the sentence / image tokens;
         keys: (B, T, H) the states the image tokens are read from (default h)."""
         if not bool(image_mask.any(1).all()):
@@ -260,8 +275,9 @@ class ValueModel(torch.nn.Module):
         enc["sentence_mask"] = (pos >= enc["input_ids"].shape[1] - n[:, None]).float()
         return enc
 
-    def forward(self, sentence_mask: torch.Tensor | None = None, parts: bool = False,
-                **enc: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, sentence_mask: torch.Tensor | None = None, parts: bool = False, **enc: torch.Tensor
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """enc: `encode`'s output. Returns (B,) values; with parts=True (a model with a reward
         head), (values, their reward part R)."""
         enc = families.to_model(enc, self.vlm)
@@ -269,11 +285,18 @@ class ValueModel(torch.nn.Module):
             sentence_mask = sentence_mask.to(enc["input_ids"].device)
         out = self.vlm.model(**enc, output_hidden_states=self._reads_input_states)
         keys = out.hidden_states[0] if self._reads_input_states else None
-        return self._read(out.last_hidden_state, sentence_mask,
-                          enc["input_ids"] == families.image_token_id(self.vlm), keys, parts)
+        return self._read(
+            out.last_hidden_state, sentence_mask, enc["input_ids"] == families.image_token_id(self.vlm), keys, parts
+        )
 
-    def _read(self, h: torch.Tensor, sentence_mask: torch.Tensor | None, image_mask: torch.Tensor,
-              keys: torch.Tensor | None, parts: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def _read(
+        self,
+        h: torch.Tensor,
+        sentence_mask: torch.Tensor | None,
+        image_mask: torch.Tensor,
+        keys: torch.Tensor | None,
+        parts: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """The heads on a left-padded batch: h (B, T, H) the last hidden states, whose last
         position is each row's last real token; keys: the LM's input states (match_keys "input")."""
         pool = self.meta.get("pool", "last")
@@ -301,8 +324,9 @@ class ValueModel(torch.nn.Module):
         return (value + reward, reward) if parts else value + reward
 
     @torch.no_grad()
-    def values(self, images: Sequence[Image.Image], sentences: Sequence[str],
-               batch_size: int = 64, share_prefix: bool = True) -> list[float]:
+    def values(
+        self, images: Sequence[Image.Image], sentences: Sequence[str], batch_size: int = 64, share_prefix: bool = True
+    ) -> list[float]:
         """V(image_i, sentence_i). Repeated (image, sentence) states are computed once. With
         share_prefix (the default), each distinct image's part of the chat (image tokens and
         prompt, the same for every sentence) runs through the backbone once and its KV cache
@@ -316,7 +340,7 @@ class ValueModel(torch.nn.Module):
         unique, index = _distinct(list(zip(images, sentences)), key=lambda u: (id(u[0]), u[1]))
         out: list[float] = []
         for i in range(0, len(unique), batch_size):
-            ims, sents = [u[0] for u in unique[i:i + batch_size]], [u[1] for u in unique[i:i + batch_size]]
+            ims, sents = [u[0] for u in unique[i : i + batch_size]], [u[1] for u in unique[i : i + batch_size]]
             v = self._values_shared_prefix(ims, sents) if share_prefix else None
             if v is None:
                 v = self(**self.encode(ims, sents))
@@ -334,16 +358,16 @@ class ValueModel(torch.nn.Module):
         chats = [self._chat(s) for s in sentences]
         if not all(s and c.endswith(s) for c, s in zip(chats, sentences)):
             return None
-        prefix_text = chats[0][:len(chats[0]) - len(sentences[0])]
-        if any(c[:len(c) - len(s)] != prefix_text for c, s in zip(chats, sentences)):
+        prefix_text = chats[0][: len(chats[0]) - len(sentences[0])]
+        if any(c[: len(c) - len(s)] != prefix_text for c, s in zip(chats, sentences)):
             return None
         prefix_ids = tok(prefix_text, add_special_tokens=False)["input_ids"]
         suffixes = []
         for c in chats:
             ids = tok(c, add_special_tokens=False)["input_ids"]
-            if ids[:len(prefix_ids)] != prefix_ids or len(ids) == len(prefix_ids):
+            if ids[: len(prefix_ids)] != prefix_ids or len(ids) == len(prefix_ids):
                 return None
-            suffixes.append(ids[len(prefix_ids):])
+            suffixes.append(ids[len(prefix_ids) :])
         distinct, slots = _distinct(list(images), key=id)
         rows = torch.tensor(slots)
         want_inputs = self._reads_input_states
@@ -363,13 +387,14 @@ class ValueModel(torch.nn.Module):
         ids = torch.full((len(images), width), pad, dtype=torch.long)
         smask = torch.zeros(len(images), width, dtype=torch.long)
         for r, x in enumerate(suffixes):
-            ids[r, :len(x)] = torch.tensor(x)
-            smask[r, :len(x)] = 1
+            ids[r, : len(x)] = torch.tensor(x)
+            smask[r, : len(x)] = 1
         ids, smask = ids.to(device), smask.to(device)
         attn = torch.cat([penc["attention_mask"][rows], smask], 1)  # prefixes of other lengths are left padded
         # positions continue from the cache as the model numbers them
-        sout = self.vlm.model(input_ids=ids, attention_mask=attn, **{cache_arg: cache},
-                              output_hidden_states=want_inputs)
+        sout = self.vlm.model(
+            input_ids=ids, attention_mask=attn, **{cache_arg: cache}, output_hidden_states=want_inputs
+        )
         # Join prefix and sentence states and roll each row so its last real token is last, as
         # in `encode`'s left-padded layout; masks follow the same roll.
         h = torch.cat([pout.last_hidden_state[rows], sout.last_hidden_state], 1)
@@ -379,17 +404,24 @@ class ValueModel(torch.nn.Module):
         n_sent = torch.tensor([max(1, len(tok(s, add_special_tokens=False)["input_ids"])) for s in sentences])
         n_sent = torch.minimum(n_sent, n)
         col = torch.arange(width)[None]
-        sent_mask = torch.cat([torch.zeros(len(images), p_len),
-                               ((col < n[:, None]) & (col >= (n - n_sent)[:, None])).float()], 1)
+        sent_mask = torch.cat(
+            [torch.zeros(len(images), p_len), ((col < n[:, None]) & (col >= (n - n_sent)[:, None])).float()], 1
+        )
         shifts = (width - n).tolist()
 
         def roll(x: torch.Tensor) -> torch.Tensor:
             return torch.stack([torch.roll(x[r], s, dims=0) for r, s in enumerate(shifts)])
 
         # parts=False: the values alone, never the (values, R) pair
-        return cast(torch.Tensor, self._read(roll(h), roll(sent_mask.to(device)),
-                                             roll(full_ids) == families.image_token_id(self.vlm),
-                                             roll(keys) if keys is not None else None))
+        return cast(
+            torch.Tensor,
+            self._read(
+                roll(h),
+                roll(sent_mask.to(device)),
+                roll(full_ids) == families.image_token_id(self.vlm),
+                roll(keys) if keys is not None else None,
+            ),
+        )
 
     def save_pretrained(self, folder: str | Path) -> None:
         """The backbone as an ordinary VLM folder, plus the head and the calibration."""
@@ -414,6 +446,8 @@ class ValueModel(torch.nn.Module):
             state = {f"head.{k}": v for k, v in state.items()}
         missing, unexpected = model.load_state_dict(state, strict=False)
         if unexpected or any(not k.startswith("vlm.") for k in missing):
-            raise ValueError(f"{folder / VALUE_FILE} does not fit the value model its {VALUE_META} describes: "
-                             f"missing {[k for k in missing if not k.startswith('vlm.')]}, unexpected {unexpected}")
+            raise ValueError(
+                f"{folder / VALUE_FILE} does not fit the value model its {VALUE_META} describes: "
+                f"missing {[k for k in missing if not k.startswith('vlm.')]}, unexpected {unexpected}"
+            )
         return model.eval()

@@ -32,43 +32,59 @@ from groundloop.vocab.lexicon import Lexicon, plural, tokenize
 if TYPE_CHECKING:
     from groundloop.data.coco import ImageRecord
 
-NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen "
-                "fourteen fifteen sixteen seventeen eighteen nineteen twenty").split()
+NUMBER_WORDS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen "
+    "fourteen fifteen sixteen seventeen eighteen nineteen twenty"
+).split()
 _NUMBERS = {w: i for i, w in enumerate(NUMBER_WORDS) if i}
-COLOURS = frozenset("red orange yellow green blue purple pink brown black white gray grey silver "
-                    "gold golden beige tan".split())
-SIZES = frozenset("small smaller smallest large larger largest big bigger biggest little tall "
-                  "taller tiny huge giant enormous massive medium short long".split())
+COLOURS = frozenset(
+    "red orange yellow green blue purple pink brown black white gray grey silver gold golden beige tan".split()
+)
+SIZES = frozenset(
+    "small smaller smallest large larger largest big bigger biggest little tall "
+    "taller tiny huge giant enormous massive medium short long".split()
+)
 _BREAK = "|"  # stands for punctuation between tokens: no phrase or negation crosses it
-_END = frozenset((_BREAK + " " + (
-    # determiners and quantifiers (vague ones state no count)
-    "a an the this that these those some any each every all both no zero 0 either neither several many few multiple "
-    "various numerous lots lot plenty more most much enough such what another other same half "
-    # prepositions
-    "of in on at by with without from to into onto over under underneath near nearby next behind beside besides "
-    "between among amongst around through throughout across along alongside against above below beneath inside "
-    "outside atop toward towards for like up down off out upon via within past beyond after before during "
-    "including except per amid "
-    # conjunctions, pronouns, clitics
-    "and or but nor yet so while as than which who whom whose where when whereas if because although though since "
-    "until unless whether it its they them their he him his she her we us our you your i me my there here 's ' "
-    "'re 'm 've 'll 'd not n't "
-    # adverbs
-    "very really quite rather too also just only even almost nearly about approximately roughly possibly probably "
-    "likely perhaps maybe now then still together alone "
-    # auxiliaries and the verbs captions use most
-    "is are was were be been being am has have had do does did can could will would shall should may might must "
-    "appears appear seems seem shows show showed shown features feature depicts depict contains contain includes "
-    "include displays display captures capture sits sit sat stands stand stood lies lie lay holds hold held eats "
-    "eat ate rides ride rode carries carry carried wears wear wore watches watch plays play walks walk looks look "
-    "see sees saw seen pulls pull pushes push uses use leans lean rests rest hangs hang waits wait flies fly "
-    "grazes graze drinks drink makes make takes take gets get goes go")).split())
+_END = frozenset(
+    (
+        _BREAK
+        + " "
+        + (
+            # determiners and quantifiers (vague ones state no count)
+            "a an the this that these those some any each every all both no zero 0 either neither several many few multiple "
+            "various numerous lots lot plenty more most much enough such what another other same half "
+            # prepositions
+            "of in on at by with without from to into onto over under underneath near nearby next behind beside besides "
+            "between among amongst around through throughout across along alongside against above below beneath inside "
+            "outside atop toward towards for like up down off out upon via within past beyond after before during "
+            "including except per amid "
+            # conjunctions, pronouns, clitics
+            "and or but nor yet so while as than which who whom whose where when whereas if because although though since "
+            "until unless whether it its they them their he him his she her we us our you your i me my there here 's ' "
+            "'re 'm 've 'll 'd not n't "
+            # adverbs
+            "very really quite rather too also just only even almost nearly about approximately roughly possibly probably "
+            "likely perhaps maybe now then still together alone "
+            # auxiliaries and the verbs captions use most
+            "is are was were be been being am has have had do does did can could will would shall should may might must "
+            "appears appear seems seem shows show showed shown features feature depicts depict contains contain includes "
+            "include displays display captures capture sits sit sat stands stand stood lies lie lay holds hold held eats "
+            "eat ate rides ride rode carries carry carried wears wear wore watches watch plays play walks walk looks look "
+            "see sees saw seen pulls pull pushes push uses use leans lean rests rest hangs hang waits wait flies fly "
+            "grazes graze drinks drink makes make takes take gets get goes go"
+        )
+    ).split()
+)
 _NEGATORS = frozenset("no zero 0 not n't without none never neither nor".split())
 # Words a negation reaches past on its way to the object ("there isn't a single cat", "no
 # sign of any dogs", "doesn't appear to be any people").
-_BRIDGE = frozenset(("a an the any single other more of sign signs trace traces evidence visible apparent obvious be "
-                     "to appear appears seem seems have has had there is are was were been contain contains include "
-                     "includes show shows see seen also even really actually apparently").split())
+_BRIDGE = frozenset(
+    (
+        "a an the any single other more of sign signs trace traces evidence visible apparent obvious be "
+        "to appear appears seem seems have has had there is are was were been contain contains include "
+        "includes show shows see seen also even really actually apparently"
+    ).split()
+)
 _PAIRS = ("pair", "couple")
 _PAIR_OBJECTS = frozenset({"skis", "scissors"})  # "a pair of skis" is one object
 _PUNCT = re.compile(r"[.,;:!?()\[\]{}\"\u2014\u2013]+|\s-+\s")
@@ -86,9 +102,11 @@ def _synonyms() -> dict[str, str | None]:
         synonym_of.setdefault(w, synonym_of.get(w))
     synonym_of.setdefault("bow tie", "tie")
     synonym_of.setdefault("toilet seat", "toilet")
-    for qualifier, nouns in (("baby", synonyms.ANIMAL_WORDS),
-                             ("adult", synonyms.ANIMAL_WORDS),
-                             ("passenger", synonyms.VEHICLE_WORDS)):
+    for qualifier, nouns in (
+        ("baby", synonyms.ANIMAL_WORDS),
+        ("adult", synonyms.ANIMAL_WORDS),
+        ("passenger", synonyms.VEHICLE_WORDS),
+    ):
         for noun in nouns:
             synonym_of.setdefault(f"{qualifier} {noun}", synonym_of.get(noun))
     return synonym_of
@@ -149,8 +167,9 @@ class CocoVocabulary:
         labels = set(self.lexicon.labels)
         # plural surface -> singular, so "dogs" and "a dog" give one detector query; a plural
         # that is itself a category ("skis") stays
-        self._singular = {tuple(plural(p).split()): p.split() for p in _synonyms()
-                          if plural(p) != p and plural(p) not in labels}
+        self._singular = {
+            tuple(plural(p).split()): p.split() for p in _synonyms() if plural(p) != p and plural(p) not in labels
+        }
 
     @property
     def labels(self) -> list[str]:
@@ -162,26 +181,42 @@ class CocoVocabulary:
         category, its noun phrase (lowercased, without the article) and the count it states."""
         toks = _tokens(text)
         spans = self.lexicon.matches(toks)
-        spans = [(s, e, lab) for k, (s, e, lab) in enumerate(spans)
-                 if not (toks[s:e] == ["orange"] and k + 1 < len(spans) and _colours(toks[e:spans[k + 1][0]]))]
+        spans = [
+            (s, e, lab)
+            for k, (s, e, lab) in enumerate(spans)
+            if not (toks[s:e] == ["orange"] and k + 1 < len(spans) and _colours(toks[e : spans[k + 1][0]]))
+        ]
         found: list[tuple[int, int, str, int | None]] = []  # (phrase start, end, label, count)
         lo = 0
         for s, e, label in spans:
             j = s
-            while j > lo and (not _ends_run(toks[j - 1]) or j - 2 >= lo and toks[j - 1] == "and"
-                              and toks[j] in COLOURS and toks[j - 2] in COLOURS):
+            while j > lo and (
+                not _ends_run(toks[j - 1])
+                or j - 2 >= lo
+                and toks[j - 1] == "and"
+                and toks[j] in COLOURS
+                and toks[j - 2] in COLOURS
+            ):
                 j -= 1
                 if _count(toks[j]) is not None:
                     break
             count = _count(toks[j]) if j < s else None
-            if (count is None and j - 2 >= lo and toks[j - 2] in _PAIRS and toks[j - 1] == "of"
-                    and label not in _PAIR_OBJECTS):
+            if (
+                count is None
+                and j - 2 >= lo
+                and toks[j - 2] in _PAIRS
+                and toks[j - 1] == "of"
+                and label not in _PAIR_OBJECTS
+            ):
                 j, count = j - 2, 2
             found.append((j, e, label, count))
             lo = e
         negated = self._negated(toks, found)
-        return [Mention(label, " ".join(toks[j:e]), count)
-                for k, (j, e, label, count) in enumerate(found) if k not in negated]
+        return [
+            Mention(label, " ".join(toks[j:e]), count)
+            for k, (j, e, label, count) in enumerate(found)
+            if k not in negated
+        ]
 
     @staticmethod
     def _negated(toks: list[str], found: list[tuple[int, int, str, int | None]]) -> set[int]:
@@ -209,7 +244,7 @@ class CocoVocabulary:
         """The phrase without its count words, its object words singular ("two brown dogs"
         -> "brown dog", "people" -> "person")."""
         words = phrase.split()
-        words = words[_count_len(words):]
+        words = words[_count_len(words) :]
         for n in range(min(len(words), 3), 0, -1):
             if tuple(words[-n:]) in self._singular:
                 return " ".join(words[:-n] + self._singular[tuple(words[-n:])])
@@ -246,14 +281,13 @@ class CocoVocabulary:
         from those mentions), then each distinct count as Claim("brown dog", 2, "two brown
         dogs"); the count is written as a number word."""
         ms = self.mentions(text)
-        claims = [Claim(p) for p in self._distinct(
-            [(m.label, self._bare(m.phrase)) for m in ms if m.count is None])]
+        claims = [Claim(p) for p in self._distinct([(m.label, self._bare(m.phrase)) for m in ms if m.count is None])]
         counts: dict[tuple[str, int], str] = {}
         for m in ms:
             if m.count is not None:
                 words = m.phrase.split()
                 number = NUMBER_WORDS[m.count] if m.count < len(NUMBER_WORDS) else str(m.count)
-                rest = " ".join(words[_count_len(words):])
+                rest = " ".join(words[_count_len(words) :])
                 counts.setdefault((self._bare(m.phrase), m.count), f"{number} {rest}")
         return claims + [Claim(p, k, t) for (p, k), t in counts.items()]
 
@@ -263,7 +297,7 @@ class CocoVocabulary:
         return " ".join(w for w in claim.phrase.split() if w not in SIZES) or claim.phrase
 
     def check_question(self, claim_text: str) -> str:
-        """"Is there a red bus in the image?", "Is there an apple ...?", "Are there exactly two
+        """ "Is there a red bus in the image?", "Is there an apple ...?", "Are there exactly two
         brown dogs in the image?", "Is there exactly one dog in the image?"."""
         if self.is_count(claim_text):
             if claim_text.split()[0] in ("one", "1"):

@@ -5,8 +5,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-                "eleven", "twelve")
+NUMBER_WORDS = (
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+)
 
 _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
 
@@ -50,8 +63,9 @@ class Lexicon:
             if not toks:
                 raise ValueError(f"lexicon {self.name!r}: empty phrase {phrase!r}")
             if toks in lookup and lookup[toks] != label:
-                raise ValueError(f"lexicon {self.name!r}: phrase {phrase!r} maps to both "
-                                 f"{lookup[toks]!r} and {label!r}")
+                raise ValueError(
+                    f"lexicon {self.name!r}: phrase {phrase!r} maps to both {lookup[toks]!r} and {label!r}"
+                )
             lookup[toks] = label
         object.__setattr__(self, "_lookup", lookup)
         object.__setattr__(self, "_max_len", max((len(k) for k in lookup), default=1))
@@ -69,7 +83,7 @@ class Lexicon:
         i = 0
         while i < len(toks):
             for n in range(min(self._max_len, len(toks) - i), 0, -1):
-                key = tuple(toks[i:i + n])
+                key = tuple(toks[i : i + n])
                 if key in self._lookup:
                     label = self._lookup[key]
                     if label is not None:
@@ -86,12 +100,35 @@ class Lexicon:
 
 
 _IRREGULAR_PLURALS = {
-    "man": "men", "woman": "women", "child": "children", "person": "people", "mouse": "mice",
-    "goose": "geese", "ox": "oxen", "calf": "calves", "knife": "knives", "foot": "feet",
-    "pocketknife": "pocketknives", "tooth": "teeth", "shelf": "shelves", "leaf": "leaves",
+    "man": "men",
+    "woman": "women",
+    "child": "children",
+    "person": "people",
+    "mouse": "mice",
+    "goose": "geese",
+    "ox": "oxen",
+    "calf": "calves",
+    "knife": "knives",
+    "foot": "feet",
+    "pocketknife": "pocketknives",
+    "tooth": "teeth",
+    "shelf": "shelves",
+    "leaf": "leaves",
 }
-_UNINFLECTED = {"sheep", "cattle", "bison", "people", "children", "oxen", "skis", "scissors",
-                "luggage", "broccoli", "equine", "knive"}
+_UNINFLECTED = {
+    "sheep",
+    "cattle",
+    "bison",
+    "people",
+    "children",
+    "oxen",
+    "skis",
+    "scissors",
+    "luggage",
+    "broccoli",
+    "equine",
+    "knive",
+}
 
 
 def plural(word: str) -> str:

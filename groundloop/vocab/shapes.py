@@ -29,8 +29,12 @@ def _lexicon() -> Lexicon:
     shape word names no object type, so the count sentence ("two circles and one triangle")
     has no mentions; relation clauses ("under the red circle") do, as every object word does
     in CHAIR."""
-    entries = tuple((f"{color} {syn}", f"{color} {shape}")
-                    for color in world.COLORS for shape, syns in world.SHAPE_SYNONYMS.items() for syn in syns)
+    entries = tuple(
+        (f"{color} {syn}", f"{color} {shape}")
+        for color in world.COLORS
+        for shape, syns in world.SHAPE_SYNONYMS.items()
+        for syn in syns
+    )
     return Lexicon("shapes", entries)
 
 
@@ -95,8 +99,9 @@ class ShapesVocabulary:
         labels: set[str] = set()
         for o in record.objects:
             if "color" not in o.attributes:
-                raise ValueError(f"vocabulary 'shapes': image {record.image_id} has an object "
-                                 "without a 'color' attribute")
+                raise ValueError(
+                    f"vocabulary 'shapes': image {record.image_id} has an object without a 'color' attribute"
+                )
             labels.add(f"{o.attributes['color']} {o.category}")
         if from_captions:
             for c in record.captions:

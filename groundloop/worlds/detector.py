@@ -41,20 +41,25 @@ class ShapeClassifier(nn.Module):
     def __init__(self, n_shapes: int = len(world.SHAPES), hidden: int = 32) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(1, hidden, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(hidden * (CROP // 4) ** 2, n_shapes),
+            nn.Conv2d(1, hidden, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(hidden, hidden, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(hidden * (CROP // 4) ** 2, n_shapes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return cast(torch.Tensor, self.net(x))
 
 
-def find_regions(image: Image.Image, max_color_dist: float = 60.0,
-                 min_pixels: int = 20) -> list[Region]:
+def find_regions(image: Image.Image, max_color_dist: float = 60.0, min_pixels: int = 20) -> list[Region]:
     """Connected single-colour regions of a ShapesWorld-like image, any size or mode."""
-    rgb = np.asarray(image.convert("RGB").resize((world.IMAGE_SIZE, world.IMAGE_SIZE),
-                                                 Image.Resampling.NEAREST)).astype(np.float32)
+    rgb = np.asarray(
+        image.convert("RGB").resize((world.IMAGE_SIZE, world.IMAGE_SIZE), Image.Resampling.NEAREST)
+    ).astype(np.float32)
     palette = np.array(list(world.COLORS.values()), dtype=np.float32)
     dist = np.linalg.norm(rgb[:, :, None, :] - palette[None, None], axis=-1)  # (H, W, C)
     nearest = dist.argmin(-1)
@@ -68,9 +73,13 @@ def find_regions(image: Image.Image, max_color_dist: float = 60.0,
             if mask.sum() < min_pixels:
                 continue
             ys, xs = sl
-            crop = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255)
-                              .resize((CROP, CROP), Image.Resampling.BILINEAR),
-                              dtype=np.float32) / 255.0
+            crop = (
+                np.asarray(
+                    Image.fromarray(mask.astype(np.uint8) * 255).resize((CROP, CROP), Image.Resampling.BILINEAR),
+                    dtype=np.float32,
+                )
+                / 255.0
+            )
             box = (xs.start / size, ys.start / size, xs.stop / size, ys.stop / size)
             regions.append(Region(color, box, float(max(mask.shape)), crop))
     return regions
@@ -94,8 +103,9 @@ def parse_phrase(phrase: str) -> dict[str, str]:
 class ShapesWorldDetector:
     """`Detector` for ShapesWorld; `score_threshold` applies to the shape probability."""
 
-    def __init__(self, classifier: ShapeClassifier, size_split: float,
-                 score_threshold: float = 0.5, nms_iou: float = 0.5) -> None:
+    def __init__(
+        self, classifier: ShapeClassifier, size_split: float, score_threshold: float = 0.5, nms_iou: float = 0.5
+    ) -> None:
         self.classifier = classifier.eval()
         self.size_split = size_split
         self.score_threshold = score_threshold
@@ -115,9 +125,18 @@ class ShapesWorldDetector:
         folder.mkdir(parents=True, exist_ok=True)
         save_file(self.classifier.state_dict(), str(folder / "model.safetensors"))
         hidden = self.classifier.net[0].out_channels
-        (folder / "config.json").write_text(json.dumps({
-            "detector_type": "shapesworld", "hidden": hidden, "size_split": self.size_split,
-            "score_threshold": self.score_threshold, "shapes": list(world.SHAPES)}, indent=1))
+        (folder / "config.json").write_text(
+            json.dumps(
+                {
+                    "detector_type": "shapesworld",
+                    "hidden": hidden,
+                    "size_split": self.size_split,
+                    "score_threshold": self.score_threshold,
+                    "shapes": list(world.SHAPES),
+                },
+                indent=1,
+            )
+        )
 
     @torch.no_grad()
     def describe(self, image: Image.Image) -> list[tuple[Region, str, str, float]]:
@@ -134,14 +153,12 @@ class ShapesWorldDetector:
             out.append((r, world.SHAPES[k], size, float(p[k])))
         return out
 
-    def detect(self, images: list[Image.Image],
-               phrases: list[list[str]]) -> list[list[Detection]]:
+    def detect(self, images: list[Image.Image], phrases: list[list[str]]) -> list[list[Detection]]:
         if len(images) != len(phrases):
             raise ValueError(f"{len(images)} images but {len(phrases)} phrase lists")
         return [self.match(self.describe(im), qs) for im, qs in zip(images, phrases)]
 
-    def match(self, found: list[tuple[Region, str, str, float]],
-              queries: list[str]) -> list[Detection]:
+    def match(self, found: list[tuple[Region, str, str, float]], queries: list[str]) -> list[Detection]:
         """Answer phrase queries from `describe`'s regions (split out so callers can cache)."""
         dets = []
         for q in queries:

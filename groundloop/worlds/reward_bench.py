@@ -34,8 +34,14 @@ __all__ = ["CATEGORIES", "DIAGNOSTIC", "BenchPair", "build", "scene_of", "claim_
 
 CATEGORIES = ("hallucination", "attribute", "reasoning", "general")
 MAX_OBJECTS = 6  # ShapesWorld scenes hold 1 to 6 objects; a 7th would be out of distribution
-_RELATION_SWAPS = {"to the left of": "to the right of", "to the right of": "to the left of",
-                   "above": "below", "below": "above", "on": "under", "under": "on"}
+_RELATION_SWAPS = {
+    "to the left of": "to the right of",
+    "to the right of": "to the left of",
+    "above": "below",
+    "below": "above",
+    "on": "under",
+    "under": "on",
+}
 _RELATION = re.compile(r", (to the left of|to the right of|above|below|on|under) the ")
 
 
@@ -81,10 +87,10 @@ def swapped(objects: list[world.SceneObject], rng: random.Random, drop: bool = F
     if not absent:
         return None
     color, shape = rng.choice(absent)
-    changed = objects[:i] + [replace(objects[i], color=color, shape=shape)] + objects[i + 1:]
+    changed = objects[:i] + [replace(objects[i], color=color, shape=shape)] + objects[i + 1 :]
     if drop:
         j = rng.choice([j for j in range(len(objects)) if j != i])
-        changed = changed[:j] + changed[j + 1:]
+        changed = changed[:j] + changed[j + 1 :]
     return world.caption(changed)
 
 
@@ -103,7 +109,7 @@ def wrong_attribute(objects: list[world.SceneObject], rng: random.Random) -> str
         changed = replace(o, color=rng.choice(colors))
     else:
         changed = replace(o, size="small" if o.size == "large" else "large")
-    return world.caption(objects[:i] + [changed] + objects[i + 1:])
+    return world.caption(objects[:i] + [changed] + objects[i + 1 :])
 
 
 def wrong_reasoning(objects: list[world.SceneObject], rng: random.Random) -> str | None:
@@ -112,7 +118,7 @@ def wrong_reasoning(objects: list[world.SceneObject], rng: random.Random) -> str
     if relations and rng.random() < 0.5:
         m = rng.choice(relations)
         rel = m.group(1)
-        return true[:m.start(1)] + _RELATION_SWAPS[rel] + true[m.end(1):]
+        return true[: m.start(1)] + _RELATION_SWAPS[rel] + true[m.end(1) :]
     counts = {s: sum(o.shape == s for o in objects) for s in world.SHAPES}
     shape = rng.choice([s for s, k in counts.items() if k])
     k = counts[shape]
@@ -127,20 +133,29 @@ def omission(objects: list[world.SceneObject], rng: random.Random) -> str | None
     if len(objects) < 2:
         return None
     i = rng.randrange(len(objects))
-    return world.caption(objects[:i] + objects[i + 1:])
+    return world.caption(objects[:i] + objects[i + 1 :])
 
 
-_MAKERS = {"attribute": wrong_attribute, "reasoning": wrong_reasoning,
-           "general": omission, "hallucination_added": added, "hallucination_swap": swapped,
-           "hallucination_swap_drop": swapped_dropped}
+_MAKERS = {
+    "attribute": wrong_attribute,
+    "reasoning": wrong_reasoning,
+    "general": omission,
+    "hallucination_added": added,
+    "hallucination_swap": swapped,
+    "hallucination_swap_drop": swapped_dropped,
+}
 DIAGNOSTIC = ("hallucination_added", "hallucination_swap", "hallucination_swap_drop")
 # `hallucination` cycles through its three forms pair by pair (a scene that does not fit the
 # form in turn, e.g. a full scene for `added`, waits for the next one), so each is a third.
 _FORMS = {"hallucination": (added, swapped, swapped_dropped)}
 
 
-def build(scenes: Sequence[tuple[int, list[world.SceneObject]]], per_category: int, seed: int,
-          categories: Sequence[str] = CATEGORIES) -> list[BenchPair]:
+def build(
+    scenes: Sequence[tuple[int, list[world.SceneObject]]],
+    per_category: int,
+    seed: int,
+    categories: Sequence[str] = CATEGORIES,
+) -> list[BenchPair]:
     """Up to per_category pairs per category, each from a different scene where possible."""
     unknown = set(categories) - set(_MAKERS) - set(_FORMS)
     if unknown:
@@ -158,8 +173,11 @@ def build(scenes: Sequence[tuple[int, list[world.SceneObject]]], per_category: i
             for i, (image_id, objects) in enumerate(pending):
                 rejected = make(objects, rng)
                 if rejected and rejected != world.caption(objects):
-                    out.append(BenchPair(image_id, cat, world.caption(objects), rejected,
-                                         make.__name__ if len(forms) > 1 else ""))
+                    out.append(
+                        BenchPair(
+                            image_id, cat, world.caption(objects), rejected, make.__name__ if len(forms) > 1 else ""
+                        )
+                    )
                     n += 1
                     del pending[i]
                     break
@@ -175,8 +193,9 @@ def scene_of(objects: Sequence[ObjectAnn]) -> list[world.SceneObject]:
     for o in objects:
         x, y, w, h = o.bbox
         attrs = o.attributes
-        out.append(world.SceneObject(o.category, attrs["color"], attrs["size"],
-                                     (int(x), int(y), int(x + w), int(y + h))))
+        out.append(
+            world.SceneObject(o.category, attrs["color"], attrs["size"], (int(x), int(y), int(x + w), int(y + h)))
+        )
     return out
 
 
@@ -192,7 +211,14 @@ def claim_truth(objects: Sequence[ObjectAnn], response: str) -> list[bool]:
             out.append(sum(o.category == c.phrase for o in objects) == c.count)
             continue
         words = c.phrase.split()
-        want = dict(zip(("size", "color", "shape")[-len(words):], words))
-        out.append(any(all({"size": o.attributes["size"], "color": o.attributes["color"], "shape": o.category}[k] == v
-                           for k, v in want.items()) for o in objects))
+        want = dict(zip(("size", "color", "shape")[-len(words) :], words))
+        out.append(
+            any(
+                all(
+                    {"size": o.attributes["size"], "color": o.attributes["color"], "shape": o.category}[k] == v
+                    for k, v in want.items()
+                )
+                for o in objects
+            )
+        )
     return out

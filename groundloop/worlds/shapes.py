@@ -204,8 +204,9 @@ def caption(objects: list[SceneObject]) -> str:
     parts = [_plural(s, k) for s, k in counts.items() if k]
     listing = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
     noun = "object" if len(objs) == 1 else "objects"
-    sentences = [f"In the image, there {'is' if len(objs) == 1 else 'are'} "
-                 f"{NUMBER_WORDS[len(objs)]} {noun}, {listing}."]
+    sentences = [
+        f"In the image, there {'is' if len(objs) == 1 else 'are'} {NUMBER_WORDS[len(objs)]} {noun}, {listing}."
+    ]
     for i, o in enumerate(objs):
         s = f"A {o.size} {o.color} {o.shape} is at the {position_words(o)}"
         if i > 0:
@@ -246,24 +247,30 @@ def generate(out: Path, split: str, n: int, seed: int) -> None:
         image_id = i + 1
         file_name = f"{split}_{image_id:06d}.png"
         image.save(out / "images" / file_name)
-        images.append({"id": image_id, "file_name": file_name,
-                       "width": IMAGE_SIZE, "height": IMAGE_SIZE})
+        images.append({"id": image_id, "file_name": file_name, "width": IMAGE_SIZE, "height": IMAGE_SIZE})
         for o in objects:
             x0, y0, x1, y1 = o.box
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": image_id,
-                "category_id": CATEGORY_IDS[o.shape], "bbox": [x0, y0, x1 - x0, y1 - y0],
-                "area": (x1 - x0) * (y1 - y0), "iscrowd": 0,
-                "color": o.color, "size": o.size, "position": position_words(o),
-            })
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": CATEGORY_IDS[o.shape],
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "area": (x1 - x0) * (y1 - y0),
+                    "iscrowd": 0,
+                    "color": o.color,
+                    "size": o.size,
+                    "position": position_words(o),
+                }
+            )
         for text in (caption(objects), short_caption(objects)):
             captions.append({"id": len(captions) + 1, "image_id": image_id, "caption": text})
     info = {"description": f"ShapesWorld {split}", "version": "1", "seed": seed, "split": split}
     cats = [{"id": CATEGORY_IDS[s], "name": s, "supercategory": "shape"} for s in SHAPES]
-    (out / "instances.json").write_text(json.dumps(
-        {"info": info, "images": images, "annotations": annotations, "categories": cats}))
-    (out / "captions.json").write_text(json.dumps(
-        {"info": info, "images": images, "annotations": captions}))
+    (out / "instances.json").write_text(
+        json.dumps({"info": info, "images": images, "annotations": annotations, "categories": cats})
+    )
+    (out / "captions.json").write_text(json.dumps({"info": info, "images": images, "annotations": captions}))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -311,8 +318,9 @@ def label_map(objects: list[SceneObject], instances: bool = False) -> np.ndarray
     return np.asarray(canvas, dtype=np.int64)
 
 
-def patch_labels(objects: list[SceneObject], patch: int, min_fraction: float = 0.1,
-                 instances: bool = False) -> np.ndarray:
+def patch_labels(
+    objects: list[SceneObject], patch: int, min_fraction: float = 0.1, instances: bool = False
+) -> np.ndarray:
     """(H/patch * W/patch,) label per image patch, row-major: the object type (or, with
     `instances`, 1 + the object's index) covering most of the patch, or 0 when objects cover
     less than `min_fraction` of it."""

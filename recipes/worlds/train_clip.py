@@ -51,8 +51,9 @@ from groundloop.worlds import build
 from groundloop.worlds import shapes as world
 
 POSITIONS = [p for row in world.POSITIONS for p in row]
-SENTENCES = [f"A {z} {c} {s} is at the {p}." for z in world.SIZES for c in world.COLORS
-             for s in world.SHAPES for p in POSITIONS]
+SENTENCES = [
+    f"A {z} {c} {s} is at the {p}." for z in world.SIZES for c in world.COLORS for s in world.SHAPES for p in POSITIONS
+]
 SENTENCE_ID = {s: i for i, s in enumerate(SENTENCES)}
 
 
@@ -80,8 +81,13 @@ def sincos_2d(grid: int, dim: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def ranking_accuracy(model: Any, tok: Any, pixels: np.ndarray,
-                     scenes: Sequence[tuple[list[world.SceneObject], Image.Image]], rng: random.Random) -> float:
+def ranking_accuracy(
+    model: Any,
+    tok: Any,
+    pixels: np.ndarray,
+    scenes: Sequence[tuple[list[world.SceneObject], Image.Image]],
+    rng: random.Random,
+) -> float:
     """The benchmark's measure (benchmarks/clip_ranking.py): true sentence vs 9 variants."""
     model.eval()
     img = F.normalize(model.get_image_features(pixel_values=build.pixel_values(pixels)).pooler_output, dim=-1)
@@ -110,8 +116,12 @@ def main() -> None:
     p.add_argument("--position-scale", type=float, default=15.0, help="norm of the 2-D position code (0 = keep)")
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--split", default="train", choices=sorted(world.PAIR_PROB),
-                   help="which split's co-occurrence prior the training scenes follow")
+    p.add_argument(
+        "--split",
+        default="train",
+        choices=sorted(world.PAIR_PROB),
+        help="which split's co-occurrence prior the training scenes follow",
+    )
     p.add_argument("--n-eval", type=int, default=60, help="scenes in the in-loop ranking check")
     p.add_argument("--init", default="", help="continue from this CLIP folder (skips the tower set-up below)")
     p.add_argument("--vision-init", default="shapesworld/vlm", help="VLM whose vision tower starts CLIP ('' = random)")
@@ -144,7 +154,8 @@ def main() -> None:
         emb = model.vision_model.embeddings
         with torch.no_grad():
             emb.position_embedding.weight[1:] = a.position_scale * sincos_2d(
-                int(emb.num_patches ** 0.5), emb.position_embedding.embedding_dim)
+                int(emb.num_patches**0.5), emb.position_embedding.embedding_dim
+            )
     all_sentences = tok(SENTENCES, padding=True, return_tensors="pt")
     if a.mean_pool_last:
         # The last layer's attention becomes a plain mean over tokens (query and key zeroed,
@@ -219,8 +230,11 @@ def main() -> None:
         opt.step()
         sched.step()
         if step % 50 == 0:
-            print(f"step {step} i2t {i2t.item():.3f} t2i {t2i.item():.3f} loss {loss.item():.3f} "
-                  f"patch {patch_loss.item() if a.patch_weight else 0:.3f} {time.time() - t0:.0f}s", flush=True)
+            print(
+                f"step {step} i2t {i2t.item():.3f} t2i {t2i.item():.3f} loss {loss.item():.3f} "
+                f"patch {patch_loss.item() if a.patch_weight else 0:.3f} {time.time() - t0:.0f}s",
+                flush=True,
+            )
         if a.eval_every and (step + 1) % a.eval_every == 0:
             acc = ranking_accuracy(model, tok, val_pixels, val, random.Random(0))
             print(f"step {step + 1} val top-1 among true + 9 variants: {acc:.3f}", flush=True)

@@ -1,6 +1,6 @@
 """Seeded recipe for the shipped ShapesWorld detector (shape classifier over pixel regions).
 
-    python -m recipes.worlds.train_detector --out groundloop/assets/shapesworld/detector
+python -m recipes.worlds.train_detector --out groundloop/assets/shapesworld/detector
 """
 
 from __future__ import annotations
@@ -60,8 +60,10 @@ def main() -> None:
             print(f"step {step} loss {loss.item():.4f}")
     acc = (clf(xt).argmax(-1) == yt).float().mean().item()
     ShapesWorldDetector(clf, size_split=size_split).save_pretrained(a.out)
-    print(f"{len(yt)} regions, train accuracy {acc:.4f}, size split {size_split} px "
-          f"(small <= {small}, large >= {large}); {time.time() - t0:.0f} s -> {a.out}")
+    print(
+        f"{len(yt)} regions, train accuracy {acc:.4f}, size split {size_split} px "
+        f"(small <= {small}, large >= {large}); {time.time() - t0:.0f} s -> {a.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -38,8 +38,15 @@ from groundloop.worlds.detector import Region, ShapesWorldDetector
 class ExampleMaker:
     """Turns a scene into (prompt ids, target ids) for one of the three tasks."""
 
-    def __init__(self, processor: Any, detector: ShapesWorldDetector, rng: random.Random,
-                 p_keep: float = 0.85, p_hallucinated: float = 0.5, p_false_alarm: float = 0.1) -> None:
+    def __init__(
+        self,
+        processor: Any,
+        detector: ShapesWorldDetector,
+        rng: random.Random,
+        p_keep: float = 0.85,
+        p_hallucinated: float = 0.5,
+        p_false_alarm: float = 0.1,
+    ) -> None:
         self.tok = processor.tokenizer
         self.processor = processor
         self.detector = detector
@@ -52,7 +59,7 @@ class ExampleMaker:
         s = self.processor.apply_chat_template(prompts.messages(text), add_generation_prompt=True)
         ids: list[int] = self.tok(s, add_special_tokens=False)["input_ids"]
         i = ids.index(self.image_id)
-        return ids[:i] + [self.image_id] * build.N_IMAGE_TOKENS + ids[i + 1:]
+        return ids[:i] + [self.image_id] * build.N_IMAGE_TOKENS + ids[i + 1 :]
 
     def context(self, idx: int, objects: list[world.SceneObject], image: Image.Image) -> str:
         queries = [o.name for o in objects if self.rng.random() < self.p_keep]
@@ -68,12 +75,12 @@ class ExampleMaker:
             c, s = self.rng.choice(absent)
             x0, y0 = self.rng.uniform(0, 0.8), self.rng.uniform(0, 0.8)
             w = self.rng.uniform(0.1, 0.3)
-            dets.append(Detection(f"{c} {s}",
-                                  (x0, y0, min(1, x0 + w), min(1, y0 + w)), 0.6))
+            dets.append(Detection(f"{c} {s}", (x0, y0, min(1, x0 + w), min(1, y0 + w)), 0.6))
         return grounding_text(dets)
 
-    def __call__(self, idx: int, objects: list[world.SceneObject], image: Image.Image,
-                 task: str) -> tuple[list[int], list[int]]:
+    def __call__(
+        self, idx: int, objects: list[world.SceneObject], image: Image.Image, task: str
+    ) -> tuple[list[int], list[int]]:
         if task == "qa":
             present = {o.name for o in objects}
             if self.rng.random() < 0.5:
@@ -81,7 +88,8 @@ class ExampleMaker:
             else:
                 partners = [" ".join(p) for o in objects if (p := world._partner(o.color, o.shape))]
                 absent = [p for p in partners if p not in present] or [
-                    f"{c} {s}" for c, s in world.object_types() if f"{c} {s}" not in present]
+                    f"{c} {s}" for c, s in world.object_types() if f"{c} {s}" not in present
+                ]
                 label, answer = self.rng.choice(absent), "No."
             prompt, target = prompts.yes_no_question(label), answer
         elif task == "grounded":
@@ -93,8 +101,9 @@ class ExampleMaker:
         return self.prompt_ids(prompt), tgt
 
 
-def collate(examples: list[tuple[list[int], list[int]]],
-            pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def collate(
+    examples: list[tuple[list[int], list[int]]], pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Right-padded batch; labels only on the target (prompt, image and padding are -100)."""
     n = max(len(p) + len(t) for p, t in examples)
     ids = torch.full((len(examples), n), pad_id)
@@ -103,7 +112,7 @@ def collate(examples: list[tuple[list[int], list[int]]],
     for i, (p, t) in enumerate(examples):
         seq = p + t
         ids[i, : len(seq)] = torch.tensor(seq)
-        labels[i, len(p): len(seq)] = torch.tensor(t)
+        labels[i, len(p) : len(seq)] = torch.tensor(t)
         mask[i, : len(seq)] = 1
     return ids, labels, mask
 
@@ -114,8 +123,12 @@ def main() -> None:
     ap.add_argument("--clip", default="", help="init the vision tower from this CLIP ('' = random)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     ap.add_argument("--resume", help="continue training this VLM folder instead of building a new one")
-    ap.add_argument("--patch-aux", type=float, default=0.5,
-                    help="weight of the auxiliary per-patch object-type loss on the vision tower (0 = off)")
+    ap.add_argument(
+        "--patch-aux",
+        type=float,
+        default=0.5,
+        help="weight of the auxiliary per-patch object-type loss on the vision tower (0 = off)",
+    )
     ap.add_argument("--n-scenes", type=int, default=40000)
     ap.add_argument("--minutes", type=float, default=40.0, help="training budget (wall clock)")
     ap.add_argument("--max-steps", type=int, default=100000)
@@ -145,12 +158,16 @@ def main() -> None:
         tok = processor.tokenizer
     else:
         tok = build.build_tokenizer()
-        model, processor = build.build_vlm(tok, vision_hidden=a.vision_hidden, vision_layers=a.vision_layers,
-                                           lm_hidden=a.lm_hidden, lm_layers=a.lm_layers)
+        model, processor = build.build_vlm(
+            tok,
+            vision_hidden=a.vision_hidden,
+            vision_layers=a.vision_layers,
+            lm_hidden=a.lm_hidden,
+            lm_layers=a.lm_layers,
+        )
     if a.clip:
         clip = CLIPModel.from_pretrained(resolve(a.clip))
-        missing = model.model.vision_tower.load_state_dict(
-            clip.vision_model.state_dict(), strict=True)
+        missing = model.model.vision_tower.load_state_dict(clip.vision_model.state_dict(), strict=True)
         print(f"vision tower from {a.clip}: {missing}", flush=True)
     maker = ExampleMaker(processor, ShapesWorldDetector.from_pretrained(resolve("shapesworld/detector")), rng)
     # Dense supervision for the vision tower (training only, not shipped): every patch token
@@ -160,7 +177,8 @@ def main() -> None:
     aux_head = torch.nn.Linear(vision_config.hidden_size, len(world.object_types()) + 1)
     vision_out: dict[str, torch.Tensor] = {}
     model.model.vision_tower.register_forward_hook(
-        lambda _m, _i, out: vision_out.__setitem__("h", out.last_hidden_state))
+        lambda _m, _i, out: vision_out.__setitem__("h", out.last_hidden_state)
+    )
     model.train()
     params = list(model.parameters()) + list(aux_head.parameters())
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.01, betas=(0.9, 0.98))
@@ -179,8 +197,7 @@ def main() -> None:
         chosen = rng.choices(tasks, weights, k=a.batch)
         ex = [maker(i, scenes[i][0], scenes[i][1], t) for i, t in zip(idx, chosen)]
         ids, labels, mask = collate(ex, tok.pad_token_id)
-        out = model(input_ids=ids, attention_mask=mask, labels=labels,
-                    pixel_values=build.pixel_values(pixels[idx]))
+        out = model(input_ids=ids, attention_mask=mask, labels=labels, pixel_values=build.pixel_values(pixels[idx]))
         loss = out.loss
         if a.patch_aux:
             patch_logits = aux_head(vision_out["h"][:, 1:])  # drop CLS: (B, n_patches, types + 1)
@@ -192,9 +209,12 @@ def main() -> None:
         opt.step()
         ema = out.loss.item() if ema is None else 0.98 * ema + 0.02 * out.loss.item()
         if step % 100 == 0:
-            print(f"step {step} loss {ema:.4f} aux {aux.item() if a.patch_aux else 0:.3f} lr {lr:.2e} "
-                  f"{time.time() - t0:.0f}s "
-                  f"({(step + 1) * a.batch / (time.time() - t_train):.0f} ex/s)", flush=True)
+            print(
+                f"step {step} loss {ema:.4f} aux {aux.item() if a.patch_aux else 0:.3f} lr {lr:.2e} "
+                f"{time.time() - t0:.0f}s "
+                f"({(step + 1) * a.batch / (time.time() - t_train):.0f} ex/s)",
+                flush=True,
+            )
         if step % 2000 == 0 and step:
             model.save_pretrained(a.out)
             processor.save_pretrained(a.out)

@@ -46,15 +46,26 @@ def test_prior_grounding_guided_and_scores_row_by_row(rows):
 def test_grounding_from_the_union_of_an_images_priors():
     from groundloop.worlds import shapes as world
 
-    objects = [world.SceneObject("circle", "red", "large", (8, 8, 36, 36)),
-               world.SceneObject("square", "blue", "small", (60, 60, 80, 80))]
+    objects = [
+        world.SceneObject("circle", "red", "large", (8, 8, 36, 36)),
+        world.SceneObject("square", "blue", "small", (60, 60, 80, 80)),
+    ]
     path = world.render(objects, seed=0)
     d = pytest.importorskip("tempfile").mkdtemp()
     path.save(f"{d}/x.png")
-    priors = ["In the image, there is one object, one circle. A large red circle is at the top left.",
-              "In the image, there is one object, one square. A small blue square is at the bottom right."]
-    batch = pd.DataFrame({"image_id": [1, 1], "path": [f"{d}/x.png"] * 2, "error": ["", ""], "prior": priors,
-                          "image_priors": [priors, priors]})
+    priors = [
+        "In the image, there is one object, one circle. A large red circle is at the top left.",
+        "In the image, there is one object, one square. A small blue square is at the bottom right.",
+    ]
+    batch = pd.DataFrame(
+        {
+            "image_id": [1, 1],
+            "path": [f"{d}/x.png"] * 2,
+            "error": ["", ""],
+            "prior": priors,
+            "image_priors": [priors, priors],
+        }
+    )
     own = GroundingActor("shapesworld/detector", "shapes")(batch)["grounding"].tolist()
     union = GroundingActor("shapesworld/detector", "shapes", phrases_from="image")(batch)["grounding"].tolist()
     assert "red circle" in own[0] and "blue square" not in own[0]  # each sample: its own phrases
@@ -66,8 +77,13 @@ def test_grounding_from_the_union_of_an_images_priors():
 def test_expert_checks_claims_and_keeps_unreadable_rows(rows):
     from actors.expert import ExpertActor
 
-    batch = rows.assign(response=["In the image, there is one object, one circle. A small red circle is at the top.",
-                                  "Nothing to see.", "A large blue square."])
+    batch = rows.assign(
+        response=[
+            "In the image, there is one object, one circle. A small red circle is at the top.",
+            "Nothing to see.",
+            "A large blue square.",
+        ]
+    )
     out = ExpertActor("shapesworld/detector", "shapes")(batch)
     assert list(out["claims"].iloc[0]) == ["small red circle", "one circle"]
     assert len(out["holds"].iloc[0]) == 2 and list(out["claims"].iloc[1]) == []
@@ -118,13 +134,22 @@ def test_grounding_dino_as_grounder_and_as_the_expert_on_coco_captions(grounding
     from actors.grounder import GroundingActor
 
     photos = Path(__file__).resolve().parents[1] / "fixtures" / "photos" / "images"
-    batch = pd.DataFrame({"image_id": [1, 2], "path": [str(photos / "chelsea.jpg"), str(photos / "coffee.jpg")],
-                          "prior": ["A brown cat next to two dogs.", "A cup on a red table."], "error": ["", ""]})
+    batch = pd.DataFrame(
+        {
+            "image_id": [1, 2],
+            "path": [str(photos / "chelsea.jpg"), str(photos / "coffee.jpg")],
+            "prior": ["A brown cat next to two dogs.", "A cup on a red table."],
+            "error": ["", ""],
+        }
+    )
     grounded = GroundingActor(grounding_dino, "coco")(batch)
     assert grounded["grounding"].iloc[0]  # random weights still score some boxes above the threshold
     for text in grounded["grounding"]:
-        assert all(part.rsplit(" [", 1)[0] in {"brown cat", "dog", "cup", "red dining table", "red table"}
-                   for part in text.split("; ") if part), text
+        assert all(
+            part.rsplit(" [", 1)[0] in {"brown cat", "dog", "cup", "red dining table", "red table"}
+            for part in text.split("; ")
+            if part
+        ), text
     out = ExpertActor(grounding_dino, "coco")(batch.rename(columns={"prior": "response"}))
     assert list(out["claims"].iloc[0]) == ["brown cat", "two dogs"]
     assert len(out["holds"].iloc[0]) == 2 and list(out["error"]) == ["", ""]

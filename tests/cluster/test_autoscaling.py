@@ -15,7 +15,7 @@ CLUSTER_YAML = autoscaling.CLUSTER_YAML
 
 def test_fake_worker_type_is_cluster_yaml_gpu_worker():
     gpu = yaml.safe_load(CLUSTER_YAML.read_text())["available_node_types"]["gpu_worker"]
-    (name, node), = autoscaling.worker_node_types().items()
+    ((name, node),) = autoscaling.worker_node_types().items()
     assert name == "gpu_worker"
     resources = dict(node["resources"])
     assert resources.pop("object_store_memory") == autoscaling.WORKER_OBJECT_STORE_BYTES  # fake-cluster only
@@ -46,10 +46,13 @@ def test_fake_cluster_config_validates_with_rays_validator():
 
 
 def test_summarise_keeps_only_changes():
-    samples = [{"t": 0, "phase": "a", "workers": 0, "replicas": None}, {"t": 1, "phase": "a", "workers": 0,
-               "replicas": None}, {"t": 2, "phase": "a", "workers": 1, "replicas": None},
-               {"t": 3, "phase": "b", "workers": 1, "replicas": None}, {"t": 4, "phase": "b", "workers": 1,
-               "replicas": None}]
+    samples = [
+        {"t": 0, "phase": "a", "workers": 0, "replicas": None},
+        {"t": 1, "phase": "a", "workers": 0, "replicas": None},
+        {"t": 2, "phase": "a", "workers": 1, "replicas": None},
+        {"t": 3, "phase": "b", "workers": 1, "replicas": None},
+        {"t": 4, "phase": "b", "workers": 1, "replicas": None},
+    ]
     assert [s["t"] for s in autoscaling.summarise(samples)] == [0, 2, 3]
 
 

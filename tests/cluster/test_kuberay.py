@@ -30,8 +30,10 @@ def strict(schema):
         return [strict(s) for s in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {k: strict(v) if k in ("items", "additionalProperties", "anyOf", "allOf", "oneOf", "not") else v
-           for k, v in schema.items()}
+    out = {
+        k: strict(v) if k in ("items", "additionalProperties", "anyOf", "allOf", "oneOf", "not") else v
+        for k, v in schema.items()
+    }
     if "properties" in schema:
         out["properties"] = {k: strict(v) for k, v in schema["properties"].items()}
         if "additionalProperties" not in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
@@ -128,8 +130,10 @@ def mount_paths(kind: str) -> dict[str, set[str]]:
     spec = cluster_spec(kind)
     pods = {"head": spec["headGroupSpec"]["template"]["spec"]}
     pods |= {g["groupName"]: g["template"]["spec"] for g in spec["workerGroupSpecs"]}
-    return {name: {m["mountPath"] for c in pod["containers"] for m in c.get("volumeMounts", [])}
-            for name, pod in pods.items()}
+    return {
+        name: {m["mountPath"] for c in pod["containers"] for m in c.get("volumeMounts", [])}
+        for name, pod in pods.items()
+    }
 
 
 def under(path: str, mounts: set[str]) -> bool:
@@ -138,7 +142,7 @@ def under(path: str, mounts: set[str]) -> bool:
 
 def test_rayjob_runs_the_svp_recipe_on_shared_storage():
     from groundloop import config as config_lib
-    from pipelines.svp_config import SVPConfig
+    from pipelines.svp.config import SVPConfig
 
     spec = load("RayJob")["spec"]
     argv = shlex.split(spec["entrypoint"])
@@ -176,11 +180,13 @@ def test_rayservice_serves_serve_config_yaml_on_gpus():
         module, attr = app["import_path"].split(":")
         assert callable(getattr(importlib.import_module(module), attr))
         ServeConfig.from_dict(app["args"])  # strict: unknown keys and bad types refused
-        assert {k: v for k, v in app["args"].items() if k not in GPU_ARGS} == \
-            {k: v for k, v in ref["args"].items() if k not in GPU_ARGS}
+        assert {k: v for k, v in app["args"].items() if k not in GPU_ARGS} == {
+            k: v for k, v in ref["args"].items() if k not in GPU_ARGS
+        }
         (dep,), (ref_dep,) = app["deployments"], ref["deployments"]
-        assert {k: v for k, v in dep.items() if k not in GPU_DEPLOYMENT_KEYS} == \
-            {k: v for k, v in ref_dep.items() if k not in GPU_DEPLOYMENT_KEYS}
+        assert {k: v for k, v in dep.items() if k not in GPU_DEPLOYMENT_KEYS} == {
+            k: v for k, v in ref_dep.items() if k not in GPU_DEPLOYMENT_KEYS
+        }
         assert dep["ray_actor_options"]["num_gpus"] == gpus == 1  # a replica per GPU worker
         assert dep["autoscaling_config"]["max_replicas"] <= group["maxReplicas"]
         for node, mounts in mount_paths("RayService").items():

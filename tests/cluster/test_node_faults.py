@@ -21,8 +21,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 ROOT = Path(__file__).resolve().parents[2]
 N, K = 12, 2
-SAMPLING = ["sampling.k=2", "sampling.max_new_tokens=24", "resources.batch_size=1", "resources.sampler_cpus=0.25",
-            "resources.grounder_cpus=0.25", "resources.scorer_cpus=0.25"]
+SAMPLING = [
+    "sampling.k=2",
+    "sampling.max_new_tokens=24",
+    "resources.batch_size=1",
+    "resources.sampler_cpus=0.25",
+    "resources.grounder_cpus=0.25",
+    "resources.scorer_cpus=0.25",
+]
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +39,19 @@ def cluster():
     ray = pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
 
-    c = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "include_dashboard": False,
-        "_system_config": {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500,
-                           "health_check_timeout_ms": 500, "health_check_failure_threshold": 4}})
+    c = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 1,
+            "include_dashboard": False,
+            "_system_config": {
+                "health_check_initial_delay_ms": 0,
+                "health_check_period_ms": 500,
+                "health_check_timeout_ms": 500,
+                "health_check_failure_threshold": 4,
+            },
+        },
+    )
     for _ in range(2):
         c.add_node(num_cpus=1)
     c.wait_for_nodes()
@@ -55,7 +70,7 @@ def data(tmp_path_factory):
 
 def svp_cfg(data, *more):
     from groundloop import config as config_lib
-    from pipelines.svp_config import SVPConfig
+    from pipelines.svp.config import SVPConfig
 
     return config_lib.load(SVPConfig, str(ROOT / "configs/svp_shapes.yaml"), [f"data.path={data}", *SAMPLING, *more])
 
@@ -82,8 +97,9 @@ def parts(it_dir):
 def alive_actors(class_prefix):
     from ray._private import state
 
-    return [a for a in state.actors().values()
-            if a["ActorClassName"].startswith(class_prefix) and a["State"] == "ALIVE"]
+    return [
+        a for a in state.actors().values() if a["ActorClassName"].startswith(class_prefix) and a["State"] == "ALIVE"
+    ]
 
 
 def assert_every_row_once(it_dir):
@@ -96,7 +112,7 @@ def assert_every_row_once(it_dir):
 
 
 def test_a_worker_node_removed_mid_sampling_loses_and_duplicates_no_row(cluster, data, tmp_path):
-    from pipelines import svp
+    from pipelines.svp import run as svp
 
     cfg, it_dir = svp_cfg(data), tmp_path / "iter_1"
     removed: dict = {}
@@ -118,18 +134,19 @@ def test_a_worker_node_removed_mid_sampling_loses_and_duplicates_no_row(cluster,
     assert removed["parts_before"] < stats["parts_written"], "the node went after the stage had finished"
     assert_every_row_once(it_dir)
     assert stats["images_written"] == N and stats["duplicates_dropped"] == 0
-    print(f"node removal: {removed['actors']} actor(s) on the removed node, {removed['parts_before']} of "
-          f"{stats['parts_written']} parts written before it; {N * K} rows, 0 duplicates")
+    print(
+        f"node removal: {removed['actors']} actor(s) on the removed node, {removed['parts_before']} of "
+        f"{stats['parts_written']} parts written before it; {N * K} rows, 0 duplicates"
+    )
 
 
 DRIVER = """
 import sys
-sys.path.insert(0, {root!r})
 import ray
 from groundloop import config as config_lib
 from groundloop.data.coco import load_dataset
-from pipelines import svp
-from pipelines.svp_config import SVPConfig
+from pipelines.svp import run as svp
+from pipelines.svp.config import SVPConfig
 from pathlib import Path
 ray.init(address={address!r}, log_to_driver=False)
 cfg = config_lib.load(SVPConfig, {recipe!r}, {overrides!r})
@@ -141,8 +158,14 @@ svp.sample_to(cfg, rows, None, "shapes", Path({it_dir!r}), 1, Path({it_dir!r}) /
 def test_a_driver_killed_mid_sampling_and_run_again_samples_only_the_rest(cluster, data, tmp_path):
     """SIGKILL of the driver (its job's actors go with it), then the same command again."""
     it_dir = tmp_path / "iter_1"
-    script = DRIVER.format(root=str(ROOT), address=cluster.address, recipe=str(ROOT / "configs/svp_shapes.yaml"),
-                           overrides=[f"data.path={data}", *SAMPLING], data=str(data), it_dir=str(it_dir))
+    script = DRIVER.format(
+        root=str(ROOT),
+        address=cluster.address,
+        recipe=str(ROOT / "configs/svp_shapes.yaml"),
+        overrides=[f"data.path={data}", *SAMPLING],
+        data=str(data),
+        it_dir=str(it_dir),
+    )
     first = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.DEVNULL)
     wait_for(lambda: parts(it_dir) or first.poll() is not None, 600, "the first part")
     first.send_signal(signal.SIGKILL)
@@ -164,15 +187,28 @@ def test_a_train_worker_killed_mid_lora_resumes_from_its_checkpoint(cluster, dat
     from peft import PeftModel
 
     from groundloop.models import load_vlm
-    from pipelines import svp_train
+    from pipelines.svp import train as svp_train
 
     records = world_records(data)
-    pd.DataFrame({"image_id": [r.image_id for r in records], "path": [str(r.path) for r in records],
-                  "guided": [r.captions[0] for r in records]}).to_parquet(tmp_path / "selected.parquet")
+    pd.DataFrame(
+        {
+            "image_id": [r.image_id for r in records],
+            "path": [str(r.path) for r in records],
+            "guided": [r.captions[0] for r in records],
+        }
+    ).to_parquet(tmp_path / "selected.parquet")
     epochs, every = 3, 3
-    cfg = svp_cfg(data, f"train.epochs={epochs}", "train.batch_size=1", "train.cpus_per_worker=0.5",
-                  "train.torch_threads=1", "train.lora.r=4", "train.lora.alpha=8",
-                  f"resources.train_checkpoint_every={every}", "resources.train_max_failures=2")
+    cfg = svp_cfg(
+        data,
+        f"train.epochs={epochs}",
+        "train.batch_size=1",
+        "train.cpus_per_worker=0.5",
+        "train.torch_threads=1",
+        "train.lora.r=4",
+        "train.lora.alpha=8",
+        f"resources.train_checkpoint_every={every}",
+        "resources.train_max_failures=2",
+    )
     killed: dict = {}
 
     def latest_step():
@@ -203,8 +239,10 @@ def test_a_train_worker_killed_mid_lora_resumes_from_its_checkpoint(cluster, dat
     assert not (adapter / "train_state.pt").exists()
     model, _ = load_vlm("shapesworld/vlm")
     assert isinstance(PeftModel.from_pretrained(model, str(adapter)), PeftModel)
-    print(f"train worker kill: {len(killed['pids'])} worker(s) killed after the checkpoint at step {killed['step']}; "
-          f"resumed at step(s) {log['resumed_at']}, {len(losses)} of {N * epochs} steps, adapter loads")
+    print(
+        f"train worker kill: {len(killed['pids'])} worker(s) killed after the checkpoint at step {killed['step']}; "
+        f"resumed at step(s) {log['resumed_at']}, {len(losses)} of {N * epochs} steps, adapter loads"
+    )
 
 
 def world_records(data):

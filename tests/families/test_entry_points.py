@@ -18,8 +18,9 @@ CAPTIONS = ["A red dog on a table.", "Two cats and a man near the car, and more 
 
 def naive_caption_logprobs(model, processor, image, text, caption):
     """One row, no padding: the prompt's processor output with the caption and end appended."""
-    enc = processor(images=[[image]], text=[families.chat(processor, text)], return_tensors="pt",
-                    add_special_tokens=False)
+    enc = processor(
+        images=[[image]], text=[families.chat(processor, text)], return_tensors="pt", add_special_tokens=False
+    )
     enc.pop("labels", None)
     cap = families.text_ids(processor, caption) + [families.end_id(processor)]
     n = enc["input_ids"].shape[1]
@@ -31,7 +32,7 @@ def naive_caption_logprobs(model, processor, image, text, caption):
             enc[key] = torch.cat([enc[key], torch.full((1, len(cap)), fill)], 1)
     with torch.no_grad():
         logp = model(**enc).logits.float().log_softmax(-1)[0]
-    return logp[n - 1:n - 1 + len(cap)]
+    return logp[n - 1 : n - 1 + len(cap)]
 
 
 @pytest.mark.parametrize("family", tiny.FAMILIES)
@@ -39,8 +40,8 @@ def test_every_entry_point_runs_on_the_family(family, family_folders, two_images
     from peft import PeftModel
 
     from groundloop import finetune
-    from groundloop.genrm.judge import GenRM
     from groundloop.genrm import judge as genrm
+    from groundloop.genrm.judge import GenRM
     from groundloop.sampling import HFSampler
     from groundloop.svp import scoring
     from groundloop.vimar.value import ValueModel
@@ -65,8 +66,9 @@ def test_every_entry_point_runs_on_the_family(family, family_folders, two_images
         p = naive_caption_logprobs(model, processor, ims[i], prompts.BASE_PROMPT, cap)
         ones = torch.ones(1, len(q))
         torch.testing.assert_close(torch.tensor(s[i]), scoring.s_score(q[None], p[None], ones)[0], atol=1e-4, rtol=1e-4)
-        torch.testing.assert_close(torch.tensor(d[i]), scoring.delta_score(q[None], p[None], ones)[0],
-                                   atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(
+            torch.tensor(d[i]), scoring.delta_score(q[None], p[None], ones)[0], atol=1e-4, rtol=1e-4
+        )
 
     # one prefill per image and prompt, its cache serving every caption, equals the full pass
     four = [ims[0], ims[0], ims[1], ims[1]]
@@ -78,8 +80,9 @@ def test_every_entry_point_runs_on_the_family(family, family_folders, two_images
     lora = finetune.add_lora(load_vlm(folder)[0], 4, 8, 0.0)
     wrapped = [n for n, m in lora.named_modules() if type(m).__name__ == "Linear" and hasattr(m, "lora_A")]
     assert wrapped and all(f".{table.language_model}." in n for n in wrapped), wrapped
-    batch = finetune.collate([finetune.build_example(processor, im, prompts.BASE_PROMPT, c)
-                              for im, c in zip(ims, CAPTIONS)], processor)
+    batch = finetune.collate(
+        [finetune.build_example(processor, im, prompts.BASE_PROMPT, c) for im, c in zip(ims, CAPTIONS)], processor
+    )
     lora.train()
     loss = lora(**batch).loss
     loss.backward()
@@ -114,8 +117,9 @@ def test_every_entry_point_runs_on_the_family(family, family_folders, two_images
     free = GenRM(model, processor, critique="free", max_new_tokens=6, seed=0)
     (j,) = free.judge(ims[1:], [prompts.BASE_PROMPT], ["A dog."], ["A cat."])
     assert torch.isfinite(torch.tensor([j.logp_a, j.logp_b])).all()
-    ex = genrm.example(processor, ims[0], genrm.rm.judge_prompt(prompts.BASE_PROMPT, "A dog.", "A cat."),
-                       "A: dog yes. B: cat no.", "A")
+    ex = genrm.example(
+        processor, ims[0], genrm.rm.judge_prompt(prompts.BASE_PROMPT, "A dog.", "A cat."), "A: dog yes. B: cat no.", "A"
+    )
     rm_batch = genrm.collate([ex], processor)
     assert torch.isfinite(genrm.loss(model, rm_batch, genrm.label_ids(processor.tokenizer), lam=1.0))
 
@@ -149,5 +153,12 @@ def test_grounded_attention_refuses_tiled_image_layouts(family, family_folders, 
 
     model, processor = load_vlm(family_folders(family))
     with pytest.raises(ValueError, match="one square grid"):
-        finetune.grounded_example(processor, two_images[0], "Is there a dog?", "Yes.", "dog",
-                                  [(0.1, 0.1, 0.5, 0.5)], families.image_token_id(model))
+        finetune.grounded_example(
+            processor,
+            two_images[0],
+            "Is there a dog?",
+            "Yes.",
+            "dog",
+            [(0.1, 0.1, 0.5, 0.5)],
+            families.image_token_id(model),
+        )

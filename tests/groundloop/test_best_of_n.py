@@ -13,6 +13,7 @@ def scripted_judge(quality: list[float]):
     def judge(pairs):
         calls.extend(pairs)
         return [1.0 if quality[i] > quality[j] else 0.0 for i, j in pairs]
+
     return judge, calls
 
 
@@ -36,6 +37,7 @@ def test_knockouts_run_many_tournaments_in_batched_rounds():
     def judge(pairs):
         calls.append(len(pairs))
         return [1.0 if quality[i] > quality[j] else 0.0 for i, j in pairs]
+
     # groups of 4, 2 and 1 responses: winners 1, 4 and 6; rounds judged in 2 calls
     assert bon.knockouts([[0, 1, 2, 3], [4, 5], [6]], judge) == [1, 4, 6]
     assert calls == [3, 1]

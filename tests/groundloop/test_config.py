@@ -36,14 +36,23 @@ class Typed:
     temps: tuple[float, ...] = (0.1,)
 
 
-@pytest.mark.parametrize("override, words", [
-    ("k=2.7", "k: expected an integer, got 2.7"), ("k=true", "k: expected an integer, got True"),
-    ("k=many", "k: expected an integer"), ("t=false", "t: expected a number"), ("t=.nan", "finite"),
-    ("on=2", "on: expected true or false"), ("on=maybe", "on: expected true or false"),
-    ("name=no", "name: expected a string, got False"), ("temps=5", "temps: expected a list"),
-    ("temps=[0.1, x]", "temps: expected a number"), ("k={a: 1}", "k: expected an integer"),
-    ("k=[1", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("k=2.7", "k: expected an integer, got 2.7"),
+        ("k=true", "k: expected an integer, got True"),
+        ("k=many", "k: expected an integer"),
+        ("t=false", "t: expected a number"),
+        ("t=.nan", "finite"),
+        ("on=2", "on: expected true or false"),
+        ("on=maybe", "on: expected true or false"),
+        ("name=no", "name: expected a string, got False"),
+        ("temps=5", "temps: expected a list"),
+        ("temps=[0.1, x]", "temps: expected a number"),
+        ("k={a: 1}", "k: expected an integer"),
+        ("k=[1", "not valid YAML"),
+    ],
+)
 def test_values_are_converted_strictly(override, words):
     with pytest.raises(ConfigError, match=re.escape(words)):
         load(Typed, None, [override])
@@ -74,10 +83,15 @@ def test_ranges_name_the_key():
         check_ranges(Typed(temps=()), {"temps": "[0, 2]"})
 
 
-@pytest.mark.parametrize("cls, recipe", [("pipelines.svp_config:SVPConfig", "svp_shapes"),
-                                         ("pipelines.value_config:ValueConfig", "value_shapes"),
-                                         ("pipelines.self_train_config:SelfTrainConfig", "self_train_shapes"),
-                                         ("pipelines.genrm_config:GenRMConfig", "genrm_shapes")])
+@pytest.mark.parametrize(
+    "cls, recipe",
+    [
+        ("pipelines.svp.config:SVPConfig", "svp_shapes"),
+        ("pipelines.value.config:ValueConfig", "value_shapes"),
+        ("pipelines.self_train.config:SelfTrainConfig", "self_train_shapes"),
+        ("pipelines.genrm.config:GenRMConfig", "genrm_shapes"),
+    ],
+)
 def test_pipeline_configs_check_ranges_before_anything_runs(cls, recipe):
     import importlib
 
@@ -87,10 +101,12 @@ def test_pipeline_configs_check_ranges_before_anything_runs(cls, recipe):
     for vocabulary in ("", "shapes", "coco"):
         assert load(Config, None, [f"data.vocabulary={vocabulary}"]).data.vocabulary == vocabulary
     bad = ["data.n_images=-5", "data.vocabulary=animals", "run.seed=-1", "train.num_workers=0"]
-    bad += {"SVPConfig": ["sampling.k=0", "sampling.k=-1", "sampling.top_p=1.5", "svp.top_fraction=0"],
-            "ValueConfig": ["sampling.k=0", "td.gamma=2", "sampling.temperatures=[]"],
-            "SelfTrainConfig": ["serving.k=0", "serving.port=70000", "serving.decoder=beam"],
-            "GenRMConfig": ["sampling.k=1", "stage2.retention=0", "stage0.balance=x"]}[name]
+    bad += {
+        "SVPConfig": ["sampling.k=0", "sampling.k=-1", "sampling.top_p=1.5", "svp.top_fraction=0"],
+        "ValueConfig": ["sampling.k=0", "td.gamma=2", "sampling.temperatures=[]"],
+        "SelfTrainConfig": ["serving.k=0", "serving.port=70000", "serving.decoder=beam"],
+        "GenRMConfig": ["sampling.k=1", "stage2.retention=0", "stage0.balance=x"],
+    }[name]
     for override in bad:
         key = override.split("=")[0]
         with pytest.raises(ConfigError, match=re.escape(key)):

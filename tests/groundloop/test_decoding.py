@@ -10,8 +10,14 @@ from groundloop.vimar import decoding
 from groundloop.vimar.decoding import Engines
 
 IMG = Image.new("RGB", (8, 8))
-GOOD = {"Intro.": 1.0, "A fine circle.": 2.0, "A fine square.": 2.0, "A better square.": 3.0,
-        "A fine cross.": 2.0, "Extra triangle.": 1.5}
+GOOD = {
+    "Intro.": 1.0,
+    "A fine circle.": 2.0,
+    "A fine square.": 2.0,
+    "A better square.": 3.0,
+    "A fine cross.": 2.0,
+    "Extra triangle.": 1.5,
+}
 
 
 class ScriptedSampler:
@@ -38,11 +44,15 @@ class ScriptedValue:
 
 
 def test_vimar_replaces_exactly_the_weak_sentences_in_place():
-    full = {0.1: "Intro. A fake circle. A fine square. A fake cross.",
-            0.5: "Intro. A fake blob. A fake blob2. A fake blob3."}
-    nexts = {"Intro.": ["A fine circle."],  # alternative for sentence 2
-             "Intro. A fake circle. A fine square.": ["A fine cross."],  # alternative for sentence 4
-             "Intro. A fine circle. A fine square. A fine cross.": [""]}  # then the caption ends
+    full = {
+        0.1: "Intro. A fake circle. A fine square. A fake cross.",
+        0.5: "Intro. A fake blob. A fake blob2. A fake blob3.",
+    }
+    nexts = {
+        "Intro.": ["A fine circle."],  # alternative for sentence 2
+        "Intro. A fake circle. A fine square.": ["A fine cross."],  # alternative for sentence 4
+        "Intro. A fine circle. A fine square. A fine cross.": [""],
+    }  # then the caption ends
     eng = Engines(ScriptedSampler(full, nexts), value=ScriptedValue())
     out = decoding.vimar(eng, [IMG], temperatures=[0.1, 0.5], k=1, threshold=0.0)
     # stage 1 keeps the 0.1 caption (mean V -0.25 vs -0.5); stage 2 swaps the two fakes only
@@ -58,8 +68,11 @@ def test_vimar_keeps_a_weak_sentence_when_no_alternative_is_better():
 
 def test_vimar_append_mode_never_replaces_but_appends_worthy_sentences():
     full = {0.1: "Intro. A fake circle."}
-    nexts = {"Intro.": ["A fine circle."], "Intro. A fake circle.": ["Extra triangle."],
-             "Intro. A fake circle. Extra triangle.": [""]}
+    nexts = {
+        "Intro.": ["A fine circle."],
+        "Intro. A fake circle.": ["Extra triangle."],
+        "Intro. A fake circle. Extra triangle.": [""],
+    }
     eng = Engines(ScriptedSampler(full, nexts), value=ScriptedValue())
     out = decoding.vimar(eng, [IMG], [0.1], k=1, threshold=0.0, refine="append")
     assert out == ["Intro. A fake circle. Extra triangle."]
@@ -73,9 +86,12 @@ def test_vimar_does_not_append_a_sentence_below_the_threshold():
 
 
 def test_visvm_takes_the_best_valued_sentence_each_step_and_stops_when_most_candidates_end():
-    nexts = {"": ["Intro."], "Intro.": ["A fake circle.", "A fine square."],
-             "Intro. A fine square.": ["A better square.", "A fine square."],
-             "Intro. A fine square. A better square.": ["", ""]}
+    nexts = {
+        "": ["Intro."],
+        "Intro.": ["A fake circle.", "A fine square."],
+        "Intro. A fine square.": ["A better square.", "A fine square."],
+        "Intro. A fine square. A better square.": ["", ""],
+    }
     eng = Engines(ScriptedSampler({}, nexts), value=ScriptedValue())
     out = decoding.sentence_search(eng, [IMG], temperatures=[0.3, 0.7], k=1, scorer="value")
     # a repeated sentence is never chosen; the last step's candidates both end the caption
@@ -105,12 +121,17 @@ class ScriptedJudge:
 
 
 def test_genrm_best_of_n_keeps_the_knockout_winner_for_every_image():
-    full = {0.1: "A fake circle.", 0.3: "A fine circle. A fine square.", 0.5: "A fine circle.",
-            0.7: "A fake blob. A fake cross."}
+    full = {
+        0.1: "A fake circle.",
+        0.3: "A fine circle. A fine square.",
+        0.5: "A fine circle.",
+        0.7: "A fake blob. A fake cross.",
+    }
     judge = ScriptedJudge()
     eng = Engines(ScriptedSampler(full, {}), judge=judge)
-    out = decoding.decode("genrm_bon", eng, [IMG, IMG, IMG],
-                          decoding.DecodeSettings(temperatures=(0.1, 0.3, 0.5, 0.7), k=1))
+    out = decoding.decode(
+        "genrm_bon", eng, [IMG, IMG, IMG], decoding.DecodeSettings(temperatures=(0.1, 0.3, 0.5, 0.7), k=1)
+    )
     assert out == ["A fine circle. A fine square."] * 3
     # 4 candidates per image: 3 comparisons each, every tournament round batched across images
     assert judge.pairs == 9 and eng.stats["judge_calls"] == 2

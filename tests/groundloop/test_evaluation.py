@@ -29,15 +29,18 @@ class OnlyRedCircle:
 
 def test_union_phrases_keeps_first_mention_order():
     assert captioning.union_phrases(["a red circle and a blue box", "a blue square, a green cross"], SHAPES) == [
-        "red circle", "blue square", "green cross"]
+        "red circle",
+        "blue square",
+        "green cross",
+    ]
 
 
 def test_grounded_recaption_grounds_all_samples_and_prompts_with_context():
     sampler = ScriptedSampler()
     img = Image.new("RGB", (8, 8))
-    groundings, guided = captioning.grounded_recaption(sampler, OnlyRedCircle(), [img, img],
-                                                       ["A red triangle."] * 2, SHAPES, batch_size=1,
-                                                       extra_samples=2)
+    groundings, guided = captioning.grounded_recaption(
+        sampler, OnlyRedCircle(), [img, img], ["A red triangle."] * 2, SHAPES, batch_size=1, extra_samples=2
+    )
     # the greedy prior's phrase (red triangle) is rejected; a sample's phrase (red circle) is verified
     assert groundings == ["red circle [0.10, 0.10, 0.30, 0.30]"] * 2
     last_texts = sampler.calls[-1][0]

@@ -12,8 +12,10 @@ from groundloop.worlds import shapes as world
 
 SHAPES = ShapesVocabulary()
 
-A = "In the image, there are two objects, one square and one circle. A large green square is at the left. " \
+A = (
+    "In the image, there are two objects, one square and one circle. A large green square is at the left. "
     "A small red circle is at the top."
+)
 B = "In the image, there is one object, one cross. A small blue cross is at the right."
 
 
@@ -53,8 +55,15 @@ def test_checks_only_training_learns_the_checks_and_the_verdict(judge):
     a = experts.Checked(A, tuple(SHAPES.claims(A)), (True, True, True, False))
     b = experts.Checked(B, tuple(SHAPES.claims(B)), (True, True))
     image = world.render([world.SceneObject("square", "green", "large", (10, 30, 40, 60))], seed=0)
-    ex = genrm.example(judge.processor, image, critique.judge_prompt(prompts.BASE_PROMPT, A, B), critique.critique(a, b), "B",
-                       learn="checks", no_weight=4.0)
+    ex = genrm.example(
+        judge.processor,
+        image,
+        critique.judge_prompt(prompts.BASE_PROMPT, A, B),
+        critique.critique(a, b),
+        "B",
+        learn="checks",
+        no_weight=4.0,
+    )
     # this vocabulary spells " yes" / " no" as space, "y" / "n", "es" / "o": the deciding token is learned
     learned = [tok.convert_ids_to_tokens(x) for x in ex["labels"] if x != -100]
     assert learned == ["y", "y", "y", "n", "y", "y", "B", tok.eos_token]
@@ -71,7 +80,7 @@ def test_check_tokens_split_yes_and_no_where_they_differ(judge):
     prefix, (yes, no) = genrm.check_tokens(tok)
     for word, first in (("yes", yes), ("no", no)):
         ids = tok(f" {word}", add_special_tokens=False)["input_ids"]
-        assert ids[:len(prefix)] == prefix and ids[len(prefix)] == first
+        assert ids[: len(prefix)] == prefix and ids[len(prefix)] == first
     assert yes != no and (judge.check_prefix, judge.check_ids) == (prefix, [yes, no])
 
 
@@ -85,8 +94,10 @@ def factored():
 
 def test_factored_critique_answers_each_claim_once_by_its_own_question(factored):
     # B repeats three of A's claims; each gets one answer, written in both halves of the critique
-    b = "In the image, there are two objects, one square and one cross. A large green square is at the left. " \
+    b = (
+        "In the image, there are two objects, one square and one cross. A large green square is at the left. "
         "A small blue cross is at the right."
+    )
     image = world.render([world.SceneObject("square", "green", "large", (10, 30, 40, 60))], seed=0)
     (j,) = factored.judge([image], [prompts.BASE_PROMPT], [A], [b])
     claims = [[c.text for c in SHAPES.claims(x)] for x in (A, b)]
@@ -105,7 +116,7 @@ def test_factored_checks_come_from_the_base_vlm_not_the_adapter():
     from groundloop.finetune import add_lora
     from groundloop.genrm.judge import GenRM
     from groundloop.models import load_vlm
-    from pipelines.genrm_config import Lora
+    from pipelines.genrm.config import Lora
 
     model, processor = load_vlm("shapesworld/vlm")
     image = world.render([world.SceneObject("circle", "red", "small", (50, 20, 70, 40))], seed=1)

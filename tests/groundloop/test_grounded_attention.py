@@ -54,8 +54,9 @@ def test_grounded_example_points_at_the_phrase_and_its_patches():
     model, processor = load_vlm("shapesworld/vlm")
     image = Image.new("RGB", (96, 96))
     q = prompts.yes_no_question("red circle")
-    ex = finetune.grounded_example(processor, image, q, "Yes.", "red circle", [(0.0, 0.0, 0.2, 0.2)],
-                                   model.config.image_token_id)
+    ex = finetune.grounded_example(
+        processor, image, q, "Yes.", "red circle", [(0.0, 0.0, 0.2, 0.2)], model.config.image_token_id
+    )
     tok = processor.tokenizer
     assert tok.convert_ids_to_tokens(ex["input_ids"][ex["attn_query"][0]]).strip("Ġ") == "circle"
     start = ex["input_ids"].index(model.config.image_token_id)
@@ -99,14 +100,22 @@ def test_judgement_example_grounds_every_claim_of_the_critique():
 
     model, processor = load_vlm("shapesworld/vlm")
     a = experts.Checked("A small red circle.", (Claim("small red circle"),), (True,))
-    b = experts.Checked("A small red circle. A blue square.",
-                   (Claim("small red circle"), Claim("blue square")), (True, False))
+    b = experts.Checked(
+        "A small red circle. A blue square.", (Claim("small red circle"), Claim("blue square")), (True, False)
+    )
     thought = critique.critique(a, b)  # "A: small red circle yes. B: small red circle yes; blue square no."
     box = [(0.5, 0.5, 0.6, 0.6)]
     grounding = [("small red circle", box), ("small red circle", box), ("blue square", [])]
     image = Image.new("RGB", (96, 96))
-    ex = genrm.example(processor, image, critique.judge_prompt("Describe.", a.response, b.response), thought, "A",
-                       grounding=grounding, image_token_id=model.config.image_token_id)
+    ex = genrm.example(
+        processor,
+        image,
+        critique.judge_prompt("Describe.", a.response, b.response),
+        thought,
+        "A",
+        grounding=grounding,
+        image_token_id=model.config.image_token_id,
+    )
     tok = processor.tokenizer
     words = [tok.convert_ids_to_tokens(ex["input_ids"][q]).strip("Ġ") for q in ex["attn_query"]]
     assert words == ["circle", "circle", "square"]

@@ -7,9 +7,11 @@ SHAPES = ShapesVocabulary()
 
 
 def test_extract_phrases_from_a_caption():
-    cap = ("In the image, there are three objects, two circles and one triangle. A small red circle "
-           "is at the left. A large orange circle is at the center, under the red circle. A small "
-           "red triangle is at the bottom left, below the orange circle.")
+    cap = (
+        "In the image, there are three objects, two circles and one triangle. A small red circle "
+        "is at the left. A large orange circle is at the center, under the red circle. A small "
+        "red triangle is at the bottom left, below the orange circle."
+    )
     assert SHAPES.phrases(cap) == ["red circle", "orange circle", "red triangle"]
     assert SHAPES.phrases(cap, sizes=True) == ["small red circle", "large orange circle", "small red triangle"]
 
@@ -23,12 +25,16 @@ def test_extract_phrases_synonyms_and_sizeless_mentions():
 
 
 def test_grounding_text_is_in_reading_order_with_two_decimals():
-    dets = [Detection("blue square", (0.7, 0.1, 0.9, 0.3), 0.9),
-            Detection("red circle", (0.1, 0.7, 0.3, 0.9), 0.8),
-            Detection("green cross", (0.1, 0.05, 0.2, 0.15), 0.7)]
-    assert grounding_text(dets) == ("green cross [0.10, 0.05, 0.20, 0.15]; "
-                                    "blue square [0.70, 0.10, 0.90, 0.30]; "
-                                    "red circle [0.10, 0.70, 0.30, 0.90]")
+    dets = [
+        Detection("blue square", (0.7, 0.1, 0.9, 0.3), 0.9),
+        Detection("red circle", (0.1, 0.7, 0.3, 0.9), 0.8),
+        Detection("green cross", (0.1, 0.05, 0.2, 0.15), 0.7),
+    ]
+    assert grounding_text(dets) == (
+        "green cross [0.10, 0.05, 0.20, 0.15]; "
+        "blue square [0.70, 0.10, 0.90, 0.30]; "
+        "red circle [0.10, 0.70, 0.30, 0.90]"
+    )
     assert grounding_text([]) == ""
     assert grounded_prompt("x [0.00, 0.00, 1.00, 1.00]").startswith("<context> x [0.00")
 

@@ -10,8 +10,14 @@ from benchmarks.reliability import image_fuzz, png, poison_images
 from groundloop.data.coco import ImageError as CocoImageError
 from groundloop.images import ImageError, ImageLimits, ImageTooLarge, decode_image, load_image
 
-SIZE_LIMITED = ("bomb_5000x5000.png", "bomb_header_20000x20000.png", "tall_1x20000.png", "tall_1x40000.png",
-                "wide_40000x1.png", "over_bytes.png")
+SIZE_LIMITED = (
+    "bomb_5000x5000.png",
+    "bomb_header_20000x20000.png",
+    "tall_1x20000.png",
+    "tall_1x40000.png",
+    "wide_40000x1.png",
+    "over_bytes.png",
+)
 
 
 def test_the_call_sites_catch_the_same_error_class():

@@ -30,35 +30,104 @@ def coco_vocabulary():
 def labels(v, caption):
     return [m.label for m in v.mentions(caption)]
 
+
 COCO_CATEGORIES = [
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
-    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
-    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
-    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
-    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
-    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich",
-    "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
-    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote",
-    "keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book",
-    "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
+    "person",
+    "bicycle",
+    "car",
+    "motorcycle",
+    "airplane",
+    "bus",
+    "train",
+    "truck",
+    "boat",
+    "traffic light",
+    "fire hydrant",
+    "stop sign",
+    "parking meter",
+    "bench",
+    "bird",
+    "cat",
+    "dog",
+    "horse",
+    "sheep",
+    "cow",
+    "elephant",
+    "bear",
+    "zebra",
+    "giraffe",
+    "backpack",
+    "umbrella",
+    "handbag",
+    "tie",
+    "suitcase",
+    "frisbee",
+    "skis",
+    "snowboard",
+    "sports ball",
+    "kite",
+    "baseball bat",
+    "baseball glove",
+    "skateboard",
+    "surfboard",
+    "tennis racket",
+    "bottle",
+    "wine glass",
+    "cup",
+    "fork",
+    "knife",
+    "spoon",
+    "bowl",
+    "banana",
+    "apple",
+    "sandwich",
+    "orange",
+    "broccoli",
+    "carrot",
+    "hot dog",
+    "pizza",
+    "donut",
+    "cake",
+    "chair",
+    "couch",
+    "potted plant",
+    "bed",
+    "dining table",
+    "toilet",
+    "tv",
+    "laptop",
+    "mouse",
+    "remote",
+    "keyboard",
+    "cell phone",
+    "microwave",
+    "oven",
+    "toaster",
+    "sink",
+    "refrigerator",
+    "book",
+    "clock",
+    "vase",
+    "scissors",
+    "teddy bear",
+    "hair drier",
+    "toothbrush",
 ]
 
 
 # --- tokenize ---------------------------------------------------------------------------------
 
+
 def test_tokenize_lowercases_drops_punctuation_splits_clitics():
-    assert tokenize("A man's hot-dog, isn't it?") == [
-        "a", "man", "'s", "hot-dog", "is", "n't", "it"]
-    assert tokenize("In the image: TWO circles (small).") == [
-        "in", "the", "image", "two", "circles", "small"]
+    assert tokenize("A man's hot-dog, isn't it?") == ["a", "man", "'s", "hot-dog", "is", "n't", "it"]
+    assert tokenize("In the image: TWO circles (small).") == ["in", "the", "image", "two", "circles", "small"]
     assert tokenize("  ...  ") == []
 
 
 def test_plural():
-    assert [plural(w) for w in ("dog", "bus", "wine glass", "puppy", "knife", "man",
-                                "policeman", "sheep", "turkey")] == [
-        "dogs", "buses", "wine glasses", "puppies", "knives", "men", "policemen", "sheep",
-        "turkeys"]
+    assert [
+        plural(w) for w in ("dog", "bus", "wine glass", "puppy", "knife", "man", "policeman", "sheep", "turkey")
+    ] == ["dogs", "buses", "wine glasses", "puppies", "knives", "men", "policemen", "sheep", "turkeys"]
 
 
 # --- CHAIR on ShapesWorld -----------------------------------------------------------------------
@@ -96,7 +165,11 @@ def test_shapesworld_mentions_skip_count_sentence_and_count_relations():
 def test_chair_shapesworld_hand_computed():
     v = shapesworld_vocabulary()
     assert chair_per_caption(SHAPES_CAPTIONS, SHAPES_TRUTHS, v) == [
-        [], ["yellow cross"], ["blue square"], ["green square", "green square"]]
+        [],
+        ["yellow cross"],
+        ["blue square"],
+        ["green square", "green square"],
+    ]
     m = chair(SHAPES_CAPTIONS, SHAPES_TRUTHS, v)
     # mentions 3+3+3+3 = 12, hallucinated 0+1+1+2 = 4 -> chair_i = 4/12.
     assert m["n_mentions"] == 12
@@ -129,25 +202,32 @@ def test_generated_shapes_captions_are_hallucination_free_with_full_recall():
 
 def test_truth_labels():
     rec = ImageRecord(
-        image_id=7, path=Path("x.png"), width=96, height=96,
-        objects=(ObjectAnn("circle", (0, 0, 5, 5), {"color": "red", "size": "small"}),
-                 ObjectAnn("square", (9, 9, 5, 5), {"color": "blue", "size": "large"}),
-                 ObjectAnn("circle", (20, 20, 5, 5), {"color": "red", "size": "large"})),
-        captions=("A picture of a small red circle.",))
+        image_id=7,
+        path=Path("x.png"),
+        width=96,
+        height=96,
+        objects=(
+            ObjectAnn("circle", (0, 0, 5, 5), {"color": "red", "size": "small"}),
+            ObjectAnn("square", (9, 9, 5, 5), {"color": "blue", "size": "large"}),
+            ObjectAnn("circle", (20, 20, 5, 5), {"color": "red", "size": "large"}),
+        ),
+        captions=("A picture of a small red circle.",),
+    )
     assert shapesworld_vocabulary().truth_labels(rec) == {"red circle", "blue square"}
     assert coco_vocabulary().truth_labels(rec) == {"circle", "square"}
     no_color = ImageRecord(7, Path("x.png"), 96, 96, (ObjectAnn("circle", (0, 0, 5, 5)),), ())
     with pytest.raises(ValueError, match="color"):
         shapesworld_vocabulary().truth_labels(no_color)
-    coco_rec = ImageRecord(8, Path("y.jpg"), 640, 480,
-                           (ObjectAnn("dog", (0, 0, 5, 5)),),
-                           ("A man walks his dog past a bench.",))
+    coco_rec = ImageRecord(
+        8, Path("y.jpg"), 640, 480, (ObjectAnn("dog", (0, 0, 5, 5)),), ("A man walks his dog past a bench.",)
+    )
     v = coco_vocabulary()
     assert v.truth_labels(coco_rec) == {"dog"}
     assert v.truth_labels(coco_rec, from_captions=True) == {"dog", "person", "bench"}
 
 
 # --- CHAIR on COCO ------------------------------------------------------------------------------
+
 
 def test_coco_labels_are_the_80_categories():
     assert coco_vocabulary().labels == sorted(COCO_CATEGORIES)
@@ -158,8 +238,7 @@ def test_coco_longest_match_and_synonyms():
     assert labels(v, "A man eating a hot dog.") == ["person", "hot dog"]
     assert labels(v, "A dog and two dogs.") == ["dog", "dog"]
     assert labels(v, "A teddy bear next to a bear.") == ["teddy bear", "bear"]
-    assert labels(v, "Plates on the dining table and a desk.") == [
-        "dining table", "dining table"]
+    assert labels(v, "Plates on the dining table and a desk.") == ["dining table", "dining table"]
     assert labels(v, "Three women and a puppy on a sofa.") == ["person", "dog", "couch"]
     assert labels(v, "A baby elephant beside a passenger train.") == ["elephant", "train"]
     assert labels(v, "The toilet seat is up.") == ["toilet"]
@@ -227,13 +306,13 @@ def test_pope_popular_and_adversarial_negatives():
     # Image 0 (person, dog), two negatives: popular car (3), bus (2); adversarial: cat and kite
     # each co-occur once with person, car and bus never do.
     pop4 = _by_image(pope_questions(POPE_TRUTHS, POPE_LABELS, kind="popular", n_per_image=4))
-    adv4 = _by_image(pope_questions(POPE_TRUTHS, POPE_LABELS, kind="adversarial",
-                                    n_per_image=4))
+    adv4 = _by_image(pope_questions(POPE_TRUTHS, POPE_LABELS, kind="adversarial", n_per_image=4))
     assert pop4[0]["no"] == ["car", "bus"]
     assert adv4[0]["no"] == ["cat", "kite"]
     # Co-occurrence from elsewhere (e.g. the training split) overrides the evaluated set's.
-    ext = _by_image(pope_questions(POPE_TRUTHS, POPE_LABELS, kind="adversarial", n_per_image=2,
-                                   cooccurrence={"car": {"kite": 5}}))
+    ext = _by_image(
+        pope_questions(POPE_TRUTHS, POPE_LABELS, kind="adversarial", n_per_image=2, cooccurrence={"car": {"kite": 5}})
+    )
     assert ext[5]["no"] == ["kite"]
     assert cooccurrence_counts(POPE_TRUTHS)["car"] == {"bus": 2}
 
@@ -257,8 +336,7 @@ def test_parse_yes_no():
 
 
 def test_pope_scores_hand_computed():
-    qs = [{"image_index": 0, "label": "x", "answer": a}
-          for a in ("yes", "yes", "yes", "no", "no", "no", "no")]
+    qs = [{"image_index": 0, "label": "x", "answer": a} for a in ("yes", "yes", "yes", "no", "no", "no", "no")]
     answers = ["Yes.", "no", "maybe", "yes", "No, there is not.", "No", "I cannot tell"]
     # predictions: yes, no, None, yes, no, no, None
     # TP = 1 (q0); FN = 2 (q1, q2 unparsed); FP = 1 (q3); TN = 2 (q4, q5); q6 unparsed: wrong.
@@ -302,8 +380,12 @@ def test_caption_scores_cider_matches_pycocoevalcap_on_same_tokens():
         3: ["two green triangles are at the top", "at the top there are two green triangles"],
         4: ["a yellow cross is at the bottom right", "there is a yellow cross in the corner"],
     }
-    res = {1: ["a red circle is at the left"], 2: ["a large blue square is in the middle"],
-           3: ["two green crosses are at the top"], 4: ["a yellow cross is at the bottom"]}
+    res = {
+        1: ["a red circle is at the left"],
+        2: ["a large blue square is in the middle"],
+        3: ["two green crosses are at the top"],
+        4: ["a yellow cross is at the bottom"],
+    }
     cider, _ = Cider().compute_score(gts, res)
     bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
     s = caption_scores(PREDS, REFS)

@@ -28,10 +28,14 @@ def checked(response: str, detections: list[Detection]) -> experts.Checked:
     return experts.Checked(response, tuple(claims), tuple(experts.check_claims(claims, detections)))
 
 
-TRUE = ("In the image, there are two objects, one circle and one square. A small red circle is at the left. "
-        "A large blue square is at the right.")
-HALLU = ("In the image, there are two objects, two circles. A small red circle is at the left. "
-         "A large green circle is at the right.")
+TRUE = (
+    "In the image, there are two objects, one circle and one square. A small red circle is at the left. "
+    "A large blue square is at the right."
+)
+HALLU = (
+    "In the image, there are two objects, two circles. A small red circle is at the left. "
+    "A large green circle is at the right."
+)
 # What the expert sees in the image: the small red circle and the large blue square.
 SEEN = [det("small red circle"), det("large blue square"), det("circle"), det("square")]
 
@@ -40,14 +44,22 @@ def test_claims_cover_objects_with_size_and_the_count_sentence():
     claims = SHAPES.claims(TRUE)
     assert [c.text for c in claims] == ["small red circle", "large blue square", "one circle", "one square"]
     # the claims' own phrases, then what to look at for each (the object without its size)
-    assert experts.expert_queries(claims, SHAPES) == ["small red circle", "large blue square", "circle", "square",
-                                         "red circle", "blue square"]
+    assert experts.expert_queries(claims, SHAPES) == [
+        "small red circle",
+        "large blue square",
+        "circle",
+        "square",
+        "red circle",
+        "blue square",
+    ]
 
 
 def test_each_claim_has_its_own_yes_no_question():
     claims = [c.text for c in SHAPES.claims("There are two objects, two circles. A small red circle is at the top.")]
-    assert [SHAPES.check_question(c) for c in claims] == ["Is there a small red circle in the image?",
-                                                      "Are there exactly two circles in the image?"]
+    assert [SHAPES.check_question(c) for c in claims] == [
+        "Is there a small red circle in the image?",
+        "Are there exactly two circles in the image?",
+    ]
 
 
 def test_claim_boxes_point_at_the_object_whatever_the_claimed_size():
@@ -65,7 +77,10 @@ def test_verified_response_beats_hallucinated_one():
     assert good.verified and good.refuted == 0
     # "large green circle" is not seen, and "two circles" is a wrong count
     assert dict(zip((c.text for c in bad.claims), bad.holds)) == {
-        "small red circle": True, "large green circle": False, "two circles": False}
+        "small red circle": True,
+        "large green circle": False,
+        "two circles": False,
+    }
     assert pairing.build_pairs([bad, good], max_pairs=5, rng=random.Random(0)) == [(1, 0)]
 
 
@@ -93,24 +108,28 @@ def test_critique_checks_claims_and_verdict_round_trips():
     text = critique.with_verdict(critique.critique(checked(HALLU, SEEN), checked(TRUE, SEEN)), "B")
     assert text.startswith("A: small red circle yes; large green circle no; two circles no. B: small red circle yes;")
     assert critique.parse_verdict(text) == "B"
-    assert critique.thought_of(text).endswith("one square yes. Where they differ, refuted: A 2, B 0; confirmed: A 0, B 3."
-                                         " B has fewer refuted claims.")
+    assert critique.thought_of(text).endswith(
+        "one square yes. Where they differ, refuted: A 2, B 0; confirmed: A 0, B 3. B has fewer refuted claims."
+    )
     with pytest.raises(ValueError):
         critique.with_verdict("x", "C")
 
 
-@pytest.mark.parametrize("text,want", [
-    ("A: red circle yes. Verdict: A", "A"),
-    ("verdict: b", "B"),
-    ("Verdict: Response B", "B"),
-    ("Verdict: (A)", "A"),
-    ("Verdict: A ... on second thought Verdict: B", "B"),
-    ("A: red circle yes. Verdict:", None),  # truncated
-    ("A: red circle yes; B: blue", None),  # no verdict at all
-    ("Verdict: C", None),
-    ("Verdict: Alpha", None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    "text,want",
+    [
+        ("A: red circle yes. Verdict: A", "A"),
+        ("verdict: b", "B"),
+        ("Verdict: Response B", "B"),
+        ("Verdict: (A)", "A"),
+        ("Verdict: A ... on second thought Verdict: B", "B"),
+        ("A: red circle yes. Verdict:", None),  # truncated
+        ("A: red circle yes; B: blue", None),  # no verdict at all
+        ("Verdict: C", None),
+        ("Verdict: Alpha", None),
+        ("", None),
+    ],
+)
 def test_parse_verdict_of_malformed_outputs(text, want):
     assert critique.parse_verdict(text) == want
 
@@ -182,8 +201,12 @@ def test_reward_bench_pairs_are_true_by_the_annotations():
     for p in pairs:
         assert p.chosen == world.caption(by_id[p.image_id]) and p.rejected != p.chosen
         truth = {o.name for o in by_id[p.image_id]}
-        named = {f"{c} {s}" for c, s in (x.split()[-2:] for x in experts.expert_queries(SHAPES.claims(p.rejected), SHAPES)
-                                         if len(x.split()) >= 2)}
+        named = {
+            f"{c} {s}"
+            for c, s in (
+                x.split()[-2:] for x in experts.expert_queries(SHAPES.claims(p.rejected), SHAPES) if len(x.split()) >= 2
+            )
+        }
         if p.category == "hallucination":
             assert named - truth  # an object type that is not in the image
         if p.category == "general":  # an object left out, nothing made up
@@ -233,14 +256,20 @@ def test_scaffolded_critique_opens_one_slot_at_a_time_and_ends_as_the_critique()
     claims = [[c.text for c in a.claims], []]
     assert critique.critique_so_far(claims, []) == "A: small red circle"
     assert critique.critique_so_far(claims, [True]) == "A: small red circle yes; one circle"
-    assert critique.critique_so_far(claims, [True, False]) == critique.critique(a, b) == (
-        "A: small red circle yes; one circle no. B: nothing to check. "
-        "Where they differ, refuted: A 1, B 0; confirmed: A 1, B 0. B has fewer refuted claims.")
+    assert (
+        critique.critique_so_far(claims, [True, False])
+        == critique.critique(a, b)
+        == (
+            "A: small red circle yes; one circle no. B: nothing to check. "
+            "Where they differ, refuted: A 1, B 0; confirmed: A 1, B 0. B has fewer refuted claims."
+        )
+    )
     # a refuted claim both responses make does not count for either
     shared = [["blue square", "red circle"], ["blue square", "two squares"]]
     assert critique.critique_so_far(shared, [False, True, False, False]).endswith(
         "B: blue square no; two squares no. Where they differ, refuted: A 0, B 1; confirmed: A 1, B 0."
-        " A has fewer refuted claims.")
+        " A has fewer refuted claims."
+    )
     both = [["blue square"], ["green cross"]]
     assert critique.critique_so_far(both, [False]) == "A: blue square no. B: green cross"
     with pytest.raises(ValueError, match="3 checks for 2 claims"):
@@ -249,11 +278,22 @@ def test_scaffolded_critique_opens_one_slot_at_a_time_and_ends_as_the_critique()
 
 def test_tally_prefers_fewer_refuted_then_more_confirmed_where_the_responses_differ():
     # B refutes one claim of its own: A wins though B confirms more
-    assert critique.tally_prefers(["red circle"], [True], ["blue square", "green cross", "two squares"],
-                            [True, True, False]) == "A"
+    assert (
+        critique.tally_prefers(
+            ["red circle"], [True], ["blue square", "green cross", "two squares"], [True, True, False]
+        )
+        == "A"
+    )
     # refuted tie (a shared claim never counts): the more complete one wins
-    assert critique.tally_prefers(["red circle", "blue square", "one circle"], [False, True, True],
-                            ["red circle", "one circle"], [False, True]) == "A"
+    assert (
+        critique.tally_prefers(
+            ["red circle", "blue square", "one circle"],
+            [False, True, True],
+            ["red circle", "one circle"],
+            [False, True],
+        )
+        == "A"
+    )
     assert critique.tally_prefers(["red circle"], [True], ["red circle", "blue square"], [True, True]) == "B"
     assert critique.tally_prefers(["red circle"], [True], ["green cross"], [True]) is None
     assert critique.tally_prefers(["red circle"], [False], ["green cross"], [False]) is None
@@ -274,8 +314,10 @@ def test_complete_pairs_put_the_verified_response_with_more_verified_claims_firs
 def test_check_threshold_is_the_one_whose_tally_separates_the_labelled_pairs():
     # pair 1: A's own claim "blue square" is false (margin 0.5), B's own claim true (2.0): label B
     # pair 2: A's own claim true (1.5), B's own claim false (-1.0); a shared claim at 0.2: label A
-    pairs = [(["red circle", "blue square"], ["red circle", "green cross"], "B"),
-             (["red circle", "two circles"], ["red circle", "one circle"], "A")]
+    pairs = [
+        (["red circle", "blue square"], ["red circle", "green cross"], "B"),
+        (["red circle", "two circles"], ["red circle", "one circle"], "A"),
+    ]
     margins = [[3.0, 0.5, 3.0, 2.0], [0.2, 1.5, 0.2, -1.0]]
     tau, acc = critique.calibrate_check_threshold(pairs, margins, [-2.0, 0.0, 1.0, 2.5])
     # -2: all yes, two ties (0.5); 0: pair 1 tied, pair 2 right (0.75); 1: both right; 2.5: pair 1 tied
@@ -290,10 +332,14 @@ def test_claims_are_checked_against_the_annotations():
 
     from groundloop.worlds import reward_bench as rb
 
-    objects = [SimpleNamespace(category="circle", attributes={"color": "red", "size": "small"}),
-               SimpleNamespace(category="circle", attributes={"color": "blue", "size": "large"})]
-    caption = ("In the image, there are two objects, two circles. A small red circle is at the top. "
-               "A small blue circle is at the left.")
+    objects = [
+        SimpleNamespace(category="circle", attributes={"color": "red", "size": "small"}),
+        SimpleNamespace(category="circle", attributes={"color": "blue", "size": "large"}),
+    ]
+    caption = (
+        "In the image, there are two objects, two circles. A small red circle is at the top. "
+        "A small blue circle is at the left."
+    )
     assert [c.text for c in SHAPES.claims(caption)] == ["small red circle", "small blue circle", "two circles"]
     assert rb.claim_truth(objects, caption) == [True, False, True]  # the blue circle is large
 
@@ -321,12 +367,18 @@ def test_hallucination_pairs_do_not_reward_the_shorter_or_the_longer_caption():
 
 
 def test_probe_phrases_ask_about_objects_other_images_mentioned_and_this_one_did_not():
-    claims = [["small red circle", "one circle"], ["large blue square", "small red circle", "two squares"],
-              ["small green cross"]]
+    claims = [
+        ["small red circle", "one circle"],
+        ["large blue square", "small red circle", "two squares"],
+        ["small green cross"],
+    ]
     probes = pairing.probe_phrases(claims, 5, random.Random(0), SHAPES)
     vocab = {"small red circle", "large blue square", "small green cross"}  # counts are not probed
-    assert [sorted(p) for p in probes] == [["large blue square", "small green cross"], ["small green cross"],
-                                           ["large blue square", "small red circle"]]
+    assert [sorted(p) for p in probes] == [
+        ["large blue square", "small green cross"],
+        ["small green cross"],
+        ["large blue square", "small red circle"],
+    ]
     assert all(set(p) <= vocab and not set(p) & set(c) for p, c in zip(probes, claims))
     one = pairing.probe_phrases(claims, 1, random.Random(0), SHAPES)
     assert [len(p) for p in one] == [1, 1, 1]
@@ -362,10 +414,13 @@ def test_separable_pairs_cover_every_comparison_the_expert_tally_decides():
 def test_tally_ends_with_the_conclusion_the_verdict_follows():
     # fewer refuted decides; a refuted tie goes to more confirmed; a full tie is said to be even
     assert critique.tally(["red circle", "blue cross"], [True, False], ["red circle"], [True]).endswith(
-        "refuted: A 1, B 0; confirmed: A 0, B 0. B has fewer refuted claims.")
+        "refuted: A 1, B 0; confirmed: A 0, B 0. B has fewer refuted claims."
+    )
     assert critique.tally(["red circle"], [True], ["red circle", "blue cross"], [True, True]).endswith(
-        "refuted: A 0, B 0; confirmed: A 0, B 1. Refuted even; B has more confirmed claims.")
+        "refuted: A 0, B 0; confirmed: A 0, B 1. Refuted even; B has more confirmed claims."
+    )
     assert critique.tally(["red circle"], [False], ["green cross"], [False]).endswith("They are even.")
     # a shared claim never counts, whatever its check
-    assert critique.tally(["red circle", "one circle"], [False, True], ["red circle", "two circles"],
-                    [False, False]).endswith("refuted: A 0, B 1; confirmed: A 1, B 0. A has fewer refuted claims.")
+    assert critique.tally(
+        ["red circle", "one circle"], [False, True], ["red circle", "two circles"], [False, False]
+    ).endswith("refuted: A 0, B 1; confirmed: A 1, B 0. A has fewer refuted claims.")

@@ -32,9 +32,13 @@ def test_teacher_forced_logprobs_ignore_padding_and_batch_mates(tiny_vlm):
     (_, a), (_, b) = world.scenes("val", 2, seed=1)
     cap = "A small red circle is at the top left."
     lp1, m1 = caption_logprobs(model, processor, [a], [prompts.BASE_PROMPT], [cap])
-    lp2, m2 = caption_logprobs(model, processor, [b, a],
-                               [prompts.grounded_prompt("x [0.00, 0.00, 1.00, 1.00]"), prompts.BASE_PROMPT],
-                               ["In the image, there are two objects, one circle and one cross.", cap])
+    lp2, m2 = caption_logprobs(
+        model,
+        processor,
+        [b, a],
+        [prompts.grounded_prompt("x [0.00, 0.00, 1.00, 1.00]"), prompts.BASE_PROMPT],
+        ["In the image, there are two objects, one circle and one cross.", cap],
+    )
     L = int(m1[0].sum())
     assert int(m2[1].sum()) == L and m2[1, L:].sum() == 0
     torch.testing.assert_close(lp2[1, :L], lp1[0, :L], atol=1e-4, rtol=1e-4)

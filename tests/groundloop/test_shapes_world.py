@@ -53,7 +53,9 @@ def test_world_has_enough_variety_and_small_objects():
     assert {o.size for o in objs} == {"small", "large"}
     overlapping = sum(
         any(world._overlap(a.box, b.box) > 0 for b in world.sample_scene(random.Random(i), "train") if b != a)
-        for i in range(50) for a in world.sample_scene(random.Random(i), "train"))
+        for i in range(50)
+        for a in world.sample_scene(random.Random(i), "train")
+    )
     assert overlapping > 0
 
 

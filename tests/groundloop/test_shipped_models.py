@@ -55,14 +55,18 @@ def test_vlm_describes_what_it_sees(vlm):
     assert hits / total >= 0.5
 
 
-@pytest.mark.xfail(reason="known defect: the shipped VLM answers 'no' far too often (POPE accuracy ~0.50 in "
-                   "benchmarks/results/vlm_test200_k4.json)", strict=False)
+@pytest.mark.xfail(
+    reason="known defect: the shipped VLM answers 'no' far too often (POPE accuracy ~0.50 in "
+    "benchmarks/results/vlm_test200_k4.json)",
+    strict=False,
+)
 def test_vlm_answers_yes_no(vlm):
     sampler = HFSampler(*vlm, max_new_tokens=4)
     objects = [world.SceneObject("square", "green", "large", (30, 30, 60, 60))]
     image = world.render(objects, seed=0)
-    (yes,), (no,) = sampler.generate([image, image], [prompts.yes_no_question("green square"),
-                                                      prompts.yes_no_question("red triangle")])
+    (yes,), (no,) = sampler.generate(
+        [image, image], [prompts.yes_no_question("green square"), prompts.yes_no_question("red triangle")]
+    )
     assert re.match(r"yes", yes, re.I) and re.match(r"no", no, re.I)
 
 
@@ -70,10 +74,15 @@ def test_clip_prefers_the_true_sentence():
     scorer = ClipScorer(*load_clip("shapesworld/clip"))
     objects = [world.SceneObject("circle", "red", "large", (8, 8, 36, 36))]
     image = world.render(objects, seed=0)
-    sims = scorer.similarity([image], ["A large red circle is at the top left.",
-                                       "A large blue circle is at the top left.",
-                                       "A large red square is at the top left.",
-                                       "A large red circle is at the bottom right."])
+    sims = scorer.similarity(
+        [image],
+        [
+            "A large red circle is at the top left.",
+            "A large blue circle is at the top left.",
+            "A large red square is at the top left.",
+            "A large red circle is at the bottom right.",
+        ],
+    )
     assert int(torch.argmax(sims[0])) == 0
 
 
@@ -104,8 +113,12 @@ def test_shipped_reward_model_loads_relocatably_and_judges():
     assert meta["base"] == "base" and meta["recipe"]["run"]["seed"] == 0  # its stage-0 VLM ships inside
     judge = load_reward_model("shapesworld/genrm", max_new_tokens=40)
     objects = [world.SceneObject("square", "green", "large", (30, 30, 60, 60))]
-    (j,) = judge.judge([world.render(objects, seed=0)], [prompts.BASE_PROMPT], [world.caption(objects)],
-                       ["In the image, there is one object, one circle. A small red circle is at the top."])
+    (j,) = judge.judge(
+        [world.render(objects, seed=0)],
+        [prompts.BASE_PROMPT],
+        [world.caption(objects)],
+        ["In the image, there is one object, one circle. A small red circle is at the top."],
+    )
     assert 0.0 <= j.p_a <= 1.0 and j.text
 
 

@@ -17,14 +17,14 @@ def sampler():
 
 
 def test_a_greedy_row_matches_greedy_generation_even_beside_sampled_rows(sampler):
-    (_, img), = world.scenes("test", 1, seed=5)
+    ((_, img),) = world.scenes("test", 1, seed=5)
     greedy = sampler.generate([img], [prompts.BASE_PROMPT])[0][0]
     rows = sampler.sample([img] * 3, [prompts.BASE_PROMPT] * 3, [""] * 3, [0.9, 0.0, 0.9])
     assert rows[1] == greedy and greedy.startswith("In the image")
 
 
 def test_one_sentence_continues_the_prefix_with_exactly_the_next_sentence(sampler):
-    (_, img), = world.scenes("test", 1, seed=6)
+    ((_, img),) = world.scenes("test", 1, seed=6)
     full = split_sentences(sampler.generate([img], [prompts.BASE_PROMPT])[0][0])
     assert len(full) >= 3
     nxt = sampler.sample([img], [prompts.BASE_PROMPT], [" ".join(full[:2])], [0.0], one_sentence=True)

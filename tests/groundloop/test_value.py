@@ -52,9 +52,11 @@ def test_td_loss_is_semi_gradient():
 def test_transitions_chain_consecutive_sentences_and_end_terminal():
     caps = [split_sentences("In the image, one circle. A red circle is at the top."), ["Only."]]
     rows = transitions(caps, [[0.1, 0.2], [0.3]])
-    assert rows == [(0, "In the image, one circle.", "A red circle is at the top.", 0.1, False),
-                    (0, "A red circle is at the top.", "", 0.2, True),
-                    (1, "Only.", "", 0.3, True)]
+    assert rows == [
+        (0, "In the image, one circle.", "A red circle is at the top.", 0.1, False),
+        (0, "A red circle is at the top.", "", 0.2, True),
+        (1, "Only.", "", 0.3, True),
+    ]
 
 
 COLOURS, SHAPES = ["red", "blue", "green"], ["circle", "square"]
@@ -155,8 +157,9 @@ def test_td_batch_loss_adds_the_reward_heads_regression_on_the_steps_own_reward(
 
     model = _TableValueWithReward({"a": 1.0, "b": 2.0}, {"a": 0.5, "b": -0.5})
     # V(a) = 1.5, V(b) = 1.5; a -> b live with r 0.1, b terminal with r 0.3
-    loss = td_batch_loss(model, [None, None], ["a", "b"], ["b", ""], [0.1, 0.3], [False, True],
-                         gamma=0.9, reward_weight=2.0)
+    loss = td_batch_loss(
+        model, [None, None], ["a", "b"], ["b", ""], [0.1, 0.3], [False, True], gamma=0.9, reward_weight=2.0
+    )
     td = ((1.5 - (0.1 + 0.9 * 1.5)) ** 2 + (1.5 - 0.3) ** 2) / 2
     reward = ((0.5 - 0.1) ** 2 + (-0.5 - 0.3) ** 2) / 2
     assert_close(loss, torch.tensor(td + 2.0 * reward))
@@ -173,8 +176,7 @@ def test_value_model_with_a_reward_head_is_the_sum_of_its_heads_and_round_trips(
     from groundloop.worlds import shapes as world
 
     torch.manual_seed(0)
-    model = ValueModel(*load_vlm("shapesworld/vlm"), meta={"pool": "match", "match_keys": "input",
-                                                           "reward_head": True})
+    model = ValueModel(*load_vlm("shapesworld/vlm"), meta={"pool": "match", "match_keys": "input", "reward_head": True})
     for p in list(model.head.parameters()) + list(model.reward_head.parameters()):
         torch.nn.init.normal_(p, std=0.1)  # fresh heads start near zero; make both parts matter
     _, image = next(world.scenes("test", 1, seed=3))
@@ -196,13 +198,23 @@ def test_value_model_with_a_reward_head_is_the_sum_of_its_heads_and_round_trips(
 
 def _match_args(model, enc):
     out = model.vlm.model(**{k: v for k, v in enc.items() if k != "sentence_mask"}, output_hidden_states=True)
-    return (out.last_hidden_state, enc["sentence_mask"], enc["input_ids"] == model.vlm.config.image_token_id,
-            out.hidden_states[0])
+    return (
+        out.last_hidden_state,
+        enc["sentence_mask"],
+        enc["input_ids"] == model.vlm.config.image_token_id,
+        out.hidden_states[0],
+    )
 
 
-@pytest.mark.parametrize("meta", [{"pool": "last"}, {"pool": "mean"},
-                                  {"pool": "match", "match_keys": "input", "reward_head": True},
-                                  {"pool": "match", "match_keys": "last"}])
+@pytest.mark.parametrize(
+    "meta",
+    [
+        {"pool": "last"},
+        {"pool": "mean"},
+        {"pool": "match", "match_keys": "input", "reward_head": True},
+        {"pool": "match", "match_keys": "last"},
+    ],
+)
 def test_values_through_the_shared_image_prefix_equal_the_full_pass(meta):
     """`values` runs each image's chat prefix once and only the sentences per state; a decoder
     must get the same numbers as from one full forward pass per state, whatever the pooling,
@@ -217,12 +229,17 @@ def test_values_through_the_shared_image_prefix_equal_the_full_pass(meta):
         for p in head.parameters():
             torch.nn.init.normal_(p, std=0.1)
     images = [im for _, im in world.scenes("test", 3, seed=5)]
-    sentences = ["A small red circle is at the top.", "In the image, there are two objects.", "Blue.",
-                 "A large green triangle is to the left of the yellow square near the bottom."]
+    sentences = [
+        "A small red circle is at the top.",
+        "In the image, there are two objects.",
+        "Blue.",
+        "A large green triangle is to the left of the yellow square near the bottom.",
+    ]
     # as decoders pass them: each image's states together, then interleaved; the last repeats the first
     ims = [images[i // 4] for i in range(12)] + [images[i % 3] for i in range(6)] + [images[0]]
-    sents = ([sentences[i % 4] for i in range(12)] + [sentences[(i + 1) % 4] + " Two." for i in range(6)]
-             + [sentences[0]])
+    sents = (
+        [sentences[i % 4] for i in range(12)] + [sentences[(i + 1) % 4] + " Two." for i in range(6)] + [sentences[0]]
+    )
     calls = []
     model.vlm.model.register_forward_hook(lambda m, a, kw, out: calls.append(1), with_kwargs=True)
     shared = torch.tensor(model.values(ims, sents))

@@ -16,8 +16,13 @@ def test_chat_messages_put_the_image_in_the_user_turn_and_a_prefix_in_the_assist
 
 
 def test_sampling_kwargs_greedy_sampled_and_one_sentence():
-    assert vs.sampling_kwargs(4, 0.0, 0.9, 32, 7) == {"n": 1, "temperature": 0.0, "top_p": 1.0, "max_tokens": 32,
-                                                      "seed": 7}
+    assert vs.sampling_kwargs(4, 0.0, 0.9, 32, 7) == {
+        "n": 1,
+        "temperature": 0.0,
+        "top_p": 1.0,
+        "max_tokens": 32,
+        "seed": 7,
+    }
     assert vs.sampling_kwargs(4, 0.7, 0.9, 32, None) == {"n": 4, "temperature": 0.7, "top_p": 0.9, "max_tokens": 32}
     one = vs.sampling_kwargs(1, 0.7, 1.0, 32, None, one_sentence=True)
     assert one["stop"] == [". ", "! ", "? "] and one["include_stop_str_in_output"]
@@ -53,7 +58,7 @@ def test_engine_selection():
 
 def test_svp_config_takes_the_engine_and_refuses_others():
     from groundloop.config import ConfigError, load
-    from pipelines.svp_config import SVPConfig
+    from pipelines.svp.config import SVPConfig
 
     assert load(SVPConfig, None, ["model.engine=vllm"]).model.engine == "vllm"
     with pytest.raises(ConfigError, match="model.engine"):

@@ -49,17 +49,20 @@ def test_ranking_1_0_makes_the_second_response_chosen():
     assert pair.chosen == "hallucination_pair-1 answer B" and pair.rejected == "hallucination_pair-1 answer A"
 
 
-@pytest.mark.parametrize(("row_id", "category"), [
-    # id shapes copied from the authors' data.jsonl
-    ("wildvision-battle-5808", "general"),
-    ("LRVInstruction-000000007746", "general"),
-    ("jailbreak-typo-Illegal_Activitiy-62", "general"),
-    ("hallucination_pair-1942", "hallucination"),
-    ("RLAIF-V-14", "hallucination"),
-    ("RLHF-V-3", "hallucination"),
-    ("mathverse_1649_1", "reasoning"),
-    ("mmmu_pro_validation_Pharmacy_23", "reasoning"),
-])
+@pytest.mark.parametrize(
+    ("row_id", "category"),
+    [
+        # id shapes copied from the authors' data.jsonl
+        ("wildvision-battle-5808", "general"),
+        ("LRVInstruction-000000007746", "general"),
+        ("jailbreak-typo-Illegal_Activitiy-62", "general"),
+        ("hallucination_pair-1942", "hallucination"),
+        ("RLAIF-V-14", "hallucination"),
+        ("RLHF-V-3", "hallucination"),
+        ("mathverse_1649_1", "reasoning"),
+        ("mmmu_pro_validation_Pharmacy_23", "reasoning"),
+    ],
+)
 def test_category_follows_the_id_prefix_not_query_source(row_id, category):
     assert category_of(row_id) == category
 
@@ -115,15 +118,18 @@ def _no_image(r):
     del r["image"]
 
 
-@pytest.mark.parametrize(("break_row", "field"), [
-    (_drop_query, "query"),
-    (_three_responses, "response"),
-    (_tie, "human_ranking"),
-    (_short_ranking, "human_ranking"),
-    (_garbage_image, "image"),
-    (_missing_image_file, "image"),
-    (_no_image, "image"),
-])
+@pytest.mark.parametrize(
+    ("break_row", "field"),
+    [
+        (_drop_query, "query"),
+        (_three_responses, "response"),
+        (_tie, "human_ranking"),
+        (_short_ranking, "human_ranking"),
+        (_garbage_image, "image"),
+        (_missing_image_file, "image"),
+        (_no_image, "image"),
+    ],
+)
 def test_malformed_row_names_row_and_field(tmp_path, break_row, field):
     rows = _rows()
     break_row(rows[3])

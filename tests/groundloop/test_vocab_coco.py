@@ -14,56 +14,80 @@ VOCAB = CocoVocabulary()
 # (caption, expected mentions as (label, phrase, count), in order)
 CASES: list[tuple[str, list[tuple[str, str, int | None]]]] = [
     # --- COCO style ---
-    ("A man riding a wave on top of a surfboard.",
-     [("person", "man", None), ("surfboard", "surfboard", None)]),
+    ("A man riding a wave on top of a surfboard.", [("person", "man", None), ("surfboard", "surfboard", None)]),
     ("Two giraffes standing next to a tree.", [("giraffe", "two giraffes", 2)]),
     ("A hot dog with mustard on a paper plate.", [("hot dog", "hot dog", None)]),
-    ("A dog and a hot dog on a picnic table.",
-     [("dog", "dog", None), ("hot dog", "hot dog", None), ("dining table", "picnic table", None)]),
-    ("A puppy chewing on a red frisbee in the grass.",
-     [("dog", "puppy", None), ("frisbee", "red frisbee", None)]),
-    ("A man on a motorbike talking on his cellphone.",
-     [("person", "man", None), ("motorcycle", "motorbike", None), ("cell phone", "cellphone", None)]),
-    ("A woman typing on a laptop computer next to a tv.",
-     [("person", "woman", None), ("laptop", "laptop computer", None), ("tv", "tv", None)]),
-    ("A teddy bear sitting next to a fire hydrant.",
-     [("teddy bear", "teddy bear", None), ("fire hydrant", "fire hydrant", None)]),
+    (
+        "A dog and a hot dog on a picnic table.",
+        [("dog", "dog", None), ("hot dog", "hot dog", None), ("dining table", "picnic table", None)],
+    ),
+    ("A puppy chewing on a red frisbee in the grass.", [("dog", "puppy", None), ("frisbee", "red frisbee", None)]),
+    (
+        "A man on a motorbike talking on his cellphone.",
+        [("person", "man", None), ("motorcycle", "motorbike", None), ("cell phone", "cellphone", None)],
+    ),
+    (
+        "A woman typing on a laptop computer next to a tv.",
+        [("person", "woman", None), ("laptop", "laptop computer", None), ("tv", "tv", None)],
+    ),
+    (
+        "A teddy bear sitting next to a fire hydrant.",
+        [("teddy bear", "teddy bear", None), ("fire hydrant", "fire hydrant", None)],
+    ),
     ("A red stop sign on a street corner.", [("stop sign", "red stop sign", None)]),
-    ("Two wine glasses and a bottle of wine on a wooden table.",
-     [("wine glass", "two wine glasses", 2), ("bottle", "bottle", None),
-      ("dining table", "wooden table", None)]),
-    ("A baby elephant walking with an adult elephant.",
-     [("elephant", "baby elephant", None), ("elephant", "adult elephant", None)]),
-    ("An adult giraffe and a baby giraffe eating leaves.",
-     [("giraffe", "adult giraffe", None), ("giraffe", "baby giraffe", None)]),
+    (
+        "Two wine glasses and a bottle of wine on a wooden table.",
+        [("wine glass", "two wine glasses", 2), ("bottle", "bottle", None), ("dining table", "wooden table", None)],
+    ),
+    (
+        "A baby elephant walking with an adult elephant.",
+        [("elephant", "baby elephant", None), ("elephant", "adult elephant", None)],
+    ),
+    (
+        "An adult giraffe and a baby giraffe eating leaves.",
+        [("giraffe", "adult giraffe", None), ("giraffe", "baby giraffe", None)],
+    ),
     ("A passenger train pulling into a station.", [("train", "passenger train", None)]),
-    ("A white toilet with the toilet seat up.",
-     [("toilet", "white toilet", None), ("toilet", "toilet seat", None)]),
+    ("A white toilet with the toilet seat up.", [("toilet", "white toilet", None), ("toilet", "toilet seat", None)]),
     ("Three sheep grazing in a green field.", [("sheep", "three sheep", 3)]),
     # a pair of skis is one COCO object: no count
     ("A man holding a pair of skis on a snowy slope.", [("person", "man", None), ("skis", "skis", None)]),
-    ("Two men and three women standing around a kitchen table.",
-     [("person", "two men", 2), ("person", "three women", 3), ("dining table", "kitchen table", None)]),
-    ("A group of children playing with a soccer ball.",
-     [("person", "children", None), ("sports ball", "soccer ball", None)]),
+    (
+        "Two men and three women standing around a kitchen table.",
+        [("person", "two men", 2), ("person", "three women", 3), ("dining table", "kitchen table", None)],
+    ),
+    (
+        "A group of children playing with a soccer ball.",
+        [("person", "children", None), ("sports ball", "soccer ball", None)],
+    ),
     ("A cat chasing two mice across the floor.", [("cat", "cat", None), ("mouse", "two mice", 2)]),
-    ("A black and white cat sleeping on a couch.",
-     [("cat", "black and white cat", None), ("couch", "couch", None)]),
+    ("A black and white cat sleeping on a couch.", [("cat", "black and white cat", None), ("couch", "couch", None)]),
     # "orange" before an object is its colour; "oranges" alone is the fruit
-    ("An orange cat next to a bowl of oranges.",
-     [("cat", "orange cat", None), ("bowl", "bowl", None), ("orange", "oranges", None)]),
+    (
+        "An orange cat next to a bowl of oranges.",
+        [("cat", "orange cat", None), ("bowl", "bowl", None), ("orange", "oranges", None)],
+    ),
     ("A large brown bear standing in the water.", [("bear", "large brown bear", None)]),
     ("A red double-decker bus driving down a city street.", [("bus", "red double-decker bus", None)]),
     ("A couple of dogs lying on a bed.", [("dog", "couple of dogs", 2), ("bed", "bed", None)]),
-    ("People walking past a parked motorcycle and a traffic light.",
-     [("person", "people", None), ("motorcycle", "parked motorcycle", None),
-      ("traffic light", "traffic light", None)]),
+    (
+        "People walking past a parked motorcycle and a traffic light.",
+        [
+            ("person", "people", None),
+            ("motorcycle", "parked motorcycle", None),
+            ("traffic light", "traffic light", None),
+        ],
+    ),
     ("A plate with 3 donuts and a cup.", [("donut", "3 donuts", 3), ("cup", "cup", None)]),
-    ("A young girl holding an umbrella stands beside her brown pony.",
-     [("person", "young girl", None), ("umbrella", "umbrella", None), ("horse", "brown pony", None)]),
+    (
+        "A young girl holding an umbrella stands beside her brown pony.",
+        [("person", "young girl", None), ("umbrella", "umbrella", None), ("horse", "brown pony", None)],
+    ),
     ("The photo shows a man's dog sitting next to him.", [("person", "man", None), ("dog", "dog", None)]),
-    ("Hot dogs and hamburgers grilling next to a bowl of salad.",
-     [("hot dog", "hot dogs", None), ("sandwich", "hamburgers", None), ("bowl", "bowl", None)]),
+    (
+        "Hot dogs and hamburgers grilling next to a bowl of salad.",
+        [("hot dog", "hot dogs", None), ("sandwich", "hamburgers", None), ("bowl", "bowl", None)],
+    ),
     # --- negations: no mention ---
     ("An empty street with no people.", []),
     ("A parking lot without any cars or trucks.", []),
@@ -77,41 +101,82 @@ CASES: list[tuple[str, list[tuple[str, str, int | None]]]] = [
     # "no one" negates no object, the bench is there
     ("No one is sitting on the bench.", [("bench", "bench", None)]),
     # --- LLaVA style ---
-    ("The image shows a busy city street with a red double-decker bus driving past tall "
-     "buildings. Several cars are parked along the side of the road, and a traffic light hangs "
-     "above the intersection. There are no people visible.",
-     [("bus", "red double-decker bus", None), ("car", "cars", None),
-      ("traffic light", "traffic light", None)]),
-    ("In the image, a woman is sitting on a couch with a laptop computer on her lap. A small "
-     "white dog is curled up next to her, and a cup of coffee rests on the wooden coffee table "
-     "in front of them.",
-     [("person", "woman", None), ("couch", "couch", None), ("laptop", "laptop computer", None),
-      ("dog", "small white dog", None), ("cup", "cup", None),
-      ("dining table", "wooden coffee table", None)]),
-    ("The image depicts a kitchen counter with a plate of food, including a sandwich, a banana "
-     "and two oranges. A knife and a fork lie beside the plate. There doesn't appear to be any "
-     "people in the scene.",
-     [("sandwich", "sandwich", None), ("banana", "banana", None), ("orange", "two oranges", 2),
-      ("knife", "knife", None), ("fork", "fork", None)]),
-    ("In this image, a young boy is flying a kite on the beach while his father watches. "
-     "Several boats can be seen on the water in the distance, and a dog runs along the shore. "
-     "There are no other people or animals visible.",
-     [("person", "young boy", None), ("kite", "kite", None), ("person", "father", None),
-      ("boat", "boats", None), ("dog", "dog", None)]),
-    ("The image shows two zebras and a giraffe grazing in a grassy field. Behind them, a tall "
-     "tree stands, and a safari truck is parked nearby. No people are present.",
-     [("zebra", "two zebras", 2), ("giraffe", "giraffe", None), ("truck", "safari truck", None)]),
+    (
+        "The image shows a busy city street with a red double-decker bus driving past tall "
+        "buildings. Several cars are parked along the side of the road, and a traffic light hangs "
+        "above the intersection. There are no people visible.",
+        [("bus", "red double-decker bus", None), ("car", "cars", None), ("traffic light", "traffic light", None)],
+    ),
+    (
+        "In the image, a woman is sitting on a couch with a laptop computer on her lap. A small "
+        "white dog is curled up next to her, and a cup of coffee rests on the wooden coffee table "
+        "in front of them.",
+        [
+            ("person", "woman", None),
+            ("couch", "couch", None),
+            ("laptop", "laptop computer", None),
+            ("dog", "small white dog", None),
+            ("cup", "cup", None),
+            ("dining table", "wooden coffee table", None),
+        ],
+    ),
+    (
+        "The image depicts a kitchen counter with a plate of food, including a sandwich, a banana "
+        "and two oranges. A knife and a fork lie beside the plate. There doesn't appear to be any "
+        "people in the scene.",
+        [
+            ("sandwich", "sandwich", None),
+            ("banana", "banana", None),
+            ("orange", "two oranges", 2),
+            ("knife", "knife", None),
+            ("fork", "fork", None),
+        ],
+    ),
+    (
+        "In this image, a young boy is flying a kite on the beach while his father watches. "
+        "Several boats can be seen on the water in the distance, and a dog runs along the shore. "
+        "There are no other people or animals visible.",
+        [
+            ("person", "young boy", None),
+            ("kite", "kite", None),
+            ("person", "father", None),
+            ("boat", "boats", None),
+            ("dog", "dog", None),
+        ],
+    ),
+    (
+        "The image shows two zebras and a giraffe grazing in a grassy field. Behind them, a tall "
+        "tree stands, and a safari truck is parked nearby. No people are present.",
+        [("zebra", "two zebras", 2), ("giraffe", "giraffe", None), ("truck", "safari truck", None)],
+    ),
     # CHAIR's table reads "computer" as a laptop and "monitor" as a tv
-    ("A man in a suit and tie is sitting at a desk, talking on a cell phone. On the desk there "
-     "is a computer monitor, a keyboard and a mouse, as well as a cup of coffee.",
-     [("person", "man", None), ("tie", "tie", None), ("dining table", "desk", None),
-      ("cell phone", "cell phone", None), ("dining table", "desk", None), ("laptop", "computer", None),
-      ("tv", "monitor", None), ("keyboard", "keyboard", None), ("mouse", "mouse", None),
-      ("cup", "cup", None)]),
-    ("A bedroom with a large bed, a wooden chair and a small potted plant on the windowsill. "
-     "A clock hangs on the wall above the bed.",
-     [("bed", "large bed", None), ("chair", "wooden chair", None),
-      ("potted plant", "small potted plant", None), ("clock", "clock", None), ("bed", "bed", None)]),
+    (
+        "A man in a suit and tie is sitting at a desk, talking on a cell phone. On the desk there "
+        "is a computer monitor, a keyboard and a mouse, as well as a cup of coffee.",
+        [
+            ("person", "man", None),
+            ("tie", "tie", None),
+            ("dining table", "desk", None),
+            ("cell phone", "cell phone", None),
+            ("dining table", "desk", None),
+            ("laptop", "computer", None),
+            ("tv", "monitor", None),
+            ("keyboard", "keyboard", None),
+            ("mouse", "mouse", None),
+            ("cup", "cup", None),
+        ],
+    ),
+    (
+        "A bedroom with a large bed, a wooden chair and a small potted plant on the windowsill. "
+        "A clock hangs on the wall above the bed.",
+        [
+            ("bed", "large bed", None),
+            ("chair", "wooden chair", None),
+            ("potted plant", "small potted plant", None),
+            ("clock", "clock", None),
+            ("bed", "bed", None),
+        ],
+    ),
 ]
 
 
@@ -136,18 +201,22 @@ def test_phrases_drop_counts_and_sizes_singular_and_merged():
     assert VOCAB.phrases(text) == ["brown dog", "red double-decker bus", "bench"]
     assert VOCAB.phrases(text, sizes=True) == ["brown dog", "red double-decker bus", "small bench"]
     # irregular plurals singular; "hot dog" and "dog" are different objects
-    assert VOCAB.phrases("Three people, two mice, hot dogs and dogs.") == [
-        "person", "mouse", "hot dog", "dog"]
+    assert VOCAB.phrases("Three people, two mice, hot dogs and dogs.") == ["person", "mouse", "hot dog", "dog"]
 
 
 def test_claims_objects_then_counts():
     text = "Two brown dogs and a red double-decker bus. The dogs are next to a small bench."
     assert VOCAB.claims(text) == [
-        Claim("red double-decker bus"), Claim("dog"), Claim("small bench"),
-        Claim("brown dog", 2, "two brown dogs")]
+        Claim("red double-decker bus"),
+        Claim("dog"),
+        Claim("small bench"),
+        Claim("brown dog", 2, "two brown dogs"),
+    ]
     # counts are written as number words; a repeated count is one claim
     assert VOCAB.claims("A pair of giraffes and 3 people. The two giraffes eat.") == [
-        Claim("giraffe", 2, "two giraffes"), Claim("person", 3, "three people")]
+        Claim("giraffe", 2, "two giraffes"),
+        Claim("person", 3, "three people"),
+    ]
     assert VOCAB.claims("There are no people.") == []
 
 
@@ -163,8 +232,14 @@ def test_look_phrase_check_question_is_count():
 
 
 def test_truth_labels_from_captions_skip_negated_mentions():
-    rec = ImageRecord(1, Path("x.jpg"), 640, 480, (ObjectAnn("dog", (0, 0, 10, 10)),),
-                      ("A man walking a puppy past a bench.", "A dog on a street with no cars."))
+    rec = ImageRecord(
+        1,
+        Path("x.jpg"),
+        640,
+        480,
+        (ObjectAnn("dog", (0, 0, 10, 10)),),
+        ("A man walking a puppy past a bench.", "A dog on a street with no cars."),
+    )
     assert VOCAB.truth_labels(rec) == {"dog"}
     assert VOCAB.truth_labels(rec, from_captions=True) == {"dog", "person", "bench"}
 
@@ -188,8 +263,13 @@ def test_chair_by_hand():
         "A baby elephant walking behind an adult elephant, and a person watching.",
         "A cat sitting on a toilet seat next to a sink and a toilet.",
     ]
-    truths = [{"person", "horse"}, {"giraffe", "zebra"}, {"hot dog", "dining table"},
-              {"elephant", "person"}, {"cat", "toilet", "sink", "toothbrush"}]
+    truths = [
+        {"person", "horse"},
+        {"giraffe", "zebra"},
+        {"hot dog", "dining table"},
+        {"elephant", "person"},
+        {"cat", "toilet", "sink", "toothbrush"},
+    ]
     # mentions: 1 person horse dog (3, dog hallucinated)   2 giraffe zebra (2, none)
     #   3 hot dog cup dining table (3, cup; "hot dog" is no dog)
     #   4 elephant elephant person (3, none; "baby elephant" is no person)

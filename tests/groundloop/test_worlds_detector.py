@@ -34,8 +34,10 @@ def test_finds_present_objects_and_nothing_for_absent_ones(detector):
 
 
 def test_size_words_filter_and_boxes_are_normalized(detector):
-    objects = [world.SceneObject("circle", "red", "large", (10, 10, 38, 38)),
-               world.SceneObject("circle", "red", "small", (60, 60, 72, 72))]
+    objects = [
+        world.SceneObject("circle", "red", "large", (10, 10, 38, 38)),
+        world.SceneObject("circle", "red", "small", (60, 60, 72, 72)),
+    ]
     image = world.render(objects, seed=0)
     big, small, both = detector.detect([image] * 3, [["large red circle"], ["small red circle"], ["red circle"]])
     assert len(big) == 1 and iou(big[0].box, _box(objects[0])) > 0.8

@@ -55,7 +55,7 @@ def evaluate(argv):
 
 
 def test_bad_svp_command_lines_are_one_line_exit_2_and_nothing_runs(split, tmp_path, capsys):
-    from pipelines import svp
+    from pipelines.svp import run as svp
 
     (tmp_path / "broken.yaml").write_text("sampling: {k: [1,\n")
     base = [f"run.dir={tmp_path / 'runs'}", f"data.path={split}", f"data.eval_path={split}"]
@@ -82,11 +82,13 @@ def test_bad_svp_command_lines_are_one_line_exit_2_and_nothing_runs(split, tmp_p
 
 def test_bad_evaluate_command_lines_are_one_line_exit_2(split, tmp_path, capsys):
     out = ["--out", str(tmp_path / "r.json")]
-    cases = {("--data", "/nonexistent"): "--data: /nonexistent does not exist",
-             ("--data", str(split), "--model", "/nonexistent/vlm"): "--model: no model folder",
-             ("--data", str(split), "--adapter", str(tmp_path / "no_adapter")): "--adapter: no model folder",
-             ("--data", str(split), "--n", "-5"): "--n must be >= 1, got -5",
-             ("--data", str(split), "--n", "2.5"): "invalid int value: '2.5'"}
+    cases = {
+        ("--data", "/nonexistent"): "--data: /nonexistent does not exist",
+        ("--data", str(split), "--model", "/nonexistent/vlm"): "--model: no model folder",
+        ("--data", str(split), "--adapter", str(tmp_path / "no_adapter")): "--adapter: no model folder",
+        ("--data", str(split), "--n", "-5"): "--n must be >= 1, got -5",
+        ("--data", str(split), "--n", "2.5"): "invalid int value: '2.5'",
+    }
     for args, words in cases.items():
         line = one_line_error(capsys, lambda args=args: evaluate([*args, *out]))
         assert words in line, (args, line)
@@ -97,9 +99,20 @@ def test_an_evaluation_with_no_readable_image_is_an_error_not_chair_zero(split, 
     empty = tmp_path / "empty"
     (empty / "images").mkdir(parents=True)
     (empty / "instances.json").write_text((split / "instances.json").read_text())  # every image missing
-    proc = subprocess.run([sys.executable, str(ROOT / "pipelines" / "evaluate.py"), "--data", str(empty),
-                           "--out", str(tmp_path / "r.json"), "--no-pope"], capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "pipelines" / "evaluate.py"),
+            "--data",
+            str(empty),
+            "--out",
+            str(tmp_path / "r.json"),
+            "--no-pope",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     last = proc.stderr.strip().splitlines()[-1]
     assert proc.returncode == 2 and last.startswith("error: none of the 4 images could be read"), proc.stderr[-500:]
     assert "Traceback" not in proc.stderr and not (tmp_path / "r.json").exists()
@@ -111,12 +124,16 @@ def test_a_changed_config_on_resume_is_one_line_from_the_real_process(split, tmp
     run.mkdir(parents=True)
     args = ["run.name=r", f"run.dir={tmp_path / 'runs'}", f"data.path={split}", f"data.eval_path={split}"]
     from groundloop.config import load, to_dict
-    from pipelines.svp_config import SVPConfig
+    from pipelines.svp.config import SVPConfig
 
     (run / "config.json").write_text(json.dumps(to_dict(load(SVPConfig, None, args))))
     (run / "state.json").write_text('{"done": {"eval_base": 1.0}}')
-    proc = subprocess.run([sys.executable, str(ROOT / "pipelines" / "svp.py"), *args, "sampling.k=3"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "pipelines" / "svp.py"), *args, "sampling.k=3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-800:]
     assert lines[0].startswith("error: ") and "sampling.k: 8 -> 3" in lines[0]
@@ -136,12 +153,23 @@ def test_an_evaluation_over_good_and_poisoned_images_names_exactly_the_bad_files
 @pytest.mark.slow
 @pytest.mark.ray
 def test_svp_over_good_and_poisoned_images_finishes_every_stage(ray_cluster, split, tmp_path):
-    from pipelines import svp
+    from pipelines.svp import run as svp
 
     data = with_poisons(split, tmp_path / "mixed")
-    args = ["run.name=p", f"run.dir={tmp_path}", f"data.path={data}", f"data.eval_path={data}",
-            "data.n_images=100", "data.eval_n_images=100", "sampling.k=2", "sampling.max_new_tokens=30",
-            "svp.iterations=1", "train.batch_size=2", "train.epochs=1", "resources.batch_size=4"]
+    args = [
+        "run.name=p",
+        f"run.dir={tmp_path}",
+        f"data.path={data}",
+        f"data.eval_path={data}",
+        "data.n_images=100",
+        "data.eval_n_images=100",
+        "sampling.k=2",
+        "sampling.max_new_tokens=30",
+        "svp.iterations=1",
+        "train.batch_size=2",
+        "train.epochs=1",
+        "resources.batch_size=4",
+    ]
     report = svp.main(["--config", "configs/svp_shapes.yaml", *args])
     state = json.loads((tmp_path / "p" / "state.json").read_text())["done"]
     assert {"eval_base", "iter_1/sample_score_select", "iter_1/train", "iter_1/eval"} <= set(state)

@@ -19,19 +19,36 @@ pytestmark = pytest.mark.ray
 def test_genrm_pairs_rounds_and_bench(ray_cluster, tmp_path):
     from groundloop.data.coco import load_image
     from groundloop.models import load_reward_model
-    from pipelines import genrm
+    from pipelines.genrm import run as genrm
 
     data, bench = tmp_path / "val", tmp_path / "test"
     world.generate(data, "val", 8, seed=31)
     world.generate(bench, "test", 12, seed=32)
     (data / "images" / "val_000003.png").write_bytes(b"not a png")
-    args = ["--config", "configs/genrm_shapes.yaml", "--out", str(tmp_path / "shipped"), "run.name=g",
-            f"run.dir={tmp_path}",
-            f"data.path={data}", "data.n_images=8", f"data.bench_path={bench}",
-            "data.bench_per_category=2", "sampling.k=4", "sampling.judge_max_new_tokens=24",
-            "train.epochs=1", "stage2.rounds=1", "stage2.n_pairs=4", "stage2.samples=2",
-            "stage2.retention=1.0", "stage0.steps=2", "stage0.batch_size=4", "stage0.attn_weight=1.0",
-            "stage0.probes=2", "train.attn_weight=1.0"]
+    args = [
+        "--config",
+        "configs/genrm_shapes.yaml",
+        "--out",
+        str(tmp_path / "shipped"),
+        "run.name=g",
+        f"run.dir={tmp_path}",
+        f"data.path={data}",
+        "data.n_images=8",
+        f"data.bench_path={bench}",
+        "data.bench_per_category=2",
+        "sampling.k=4",
+        "sampling.judge_max_new_tokens=24",
+        "train.epochs=1",
+        "stage2.rounds=1",
+        "stage2.n_pairs=4",
+        "stage2.samples=2",
+        "stage2.retention=1.0",
+        "stage0.steps=2",
+        "stage0.batch_size=4",
+        "stage0.attn_weight=1.0",
+        "stage0.probes=2",
+        "train.attn_weight=1.0",
+    ]
     report = genrm.main(args)
     run = tmp_path / "g"
     samples = pd.read_parquet(run / "samples.parquet")
@@ -46,11 +63,19 @@ def test_genrm_pairs_rounds_and_bench(ray_cluster, tmp_path):
     assert len(pairs) > 0
     for p in pairs.itertuples():
         good, bad = (p.a, p.b) if p.label == "A" else (p.b, p.a)
-        assert critique.tally_prefers([c.text for c in SHAPES.claims(good)], holds[(p.image_id, good)],
-                                [c.text for c in SHAPES.claims(bad)], holds[(p.image_id, bad)]) == "A"
+        assert (
+            critique.tally_prefers(
+                [c.text for c in SHAPES.claims(good)],
+                holds[(p.image_id, good)],
+                [c.text for c in SHAPES.claims(bad)],
+                holds[(p.image_id, bad)],
+            )
+            == "A"
+        )
         assert holds[(p.image_id, good)].count(False) <= holds[(p.image_id, bad)].count(False)
         assert p.thought == critique.critique(
-            *(experts.Checked(x, tuple(SHAPES.claims(x)), tuple(holds[(p.image_id, x)])) for x in (p.a, p.b)))
+            *(experts.Checked(x, tuple(SHAPES.claims(x)), tuple(holds[(p.image_id, x)])) for x in (p.a, p.b))
+        )
     # stage 0's extra questions: phrases other images' responses made and this image's did not,
     # answered by the expert (boxes where it confirmed one)
     probes = pd.read_parquet(run / "probes.parquet")
@@ -90,16 +115,21 @@ def test_genrm_pairs_rounds_and_bench(ray_cluster, tmp_path):
 
 
 def test_stage0_questions_are_balanced_per_kind_and_carry_the_experts_boxes():
-    from pipelines.genrm_rows import verify_rows
+    from pipelines.genrm.rows import verify_rows
 
     box = [0.1, 0.1, 0.3, 0.3]
-    samples = pd.DataFrame({
-        "path": ["i0.png", "i1.png"],
-        "claims": [["small red circle", "large blue square", "green cross", "two circles"],
-                   ["small red circle", "one circle", "three squares", "one cross"]],
-        "holds": [[True, False, True, True], [False, True, False, False]],
-        # a wrong-size claim still has the object's boxes (what the expert found for "red circle")
-        "boxes": [[[box], [], [box], [box, box]], [[box], [box], [], [box]]]})
+    samples = pd.DataFrame(
+        {
+            "path": ["i0.png", "i1.png"],
+            "claims": [
+                ["small red circle", "large blue square", "green cross", "two circles"],
+                ["small red circle", "one circle", "three squares", "one cross"],
+            ],
+            "holds": [[True, False, True, True], [False, True, False, False]],
+            # a wrong-size claim still has the object's boxes (what the expert found for "red circle")
+            "boxes": [[[box], [], [box], [box, box]], [[box], [box], [], [box]]],
+        }
+    )
     rows = verify_rows(samples, seed=0, words=SHAPES)
     counts = rows[rows["question"].str.startswith("Are there exactly")]
     objects = rows[rows["question"].str.startswith("Is there a")]
@@ -111,12 +141,13 @@ def test_stage0_questions_are_balanced_per_kind_and_carry_the_experts_boxes():
 
 
 def test_stage0_questions_balanced_per_phrase_leave_no_phrase_that_predicts_its_answer():
-    from pipelines.genrm_rows import verify_rows
+    from pipelines.genrm.rows import verify_rows
 
     # the policy's "small" claims are mostly wrong: balanced per kind, "small" would mean "No."
     claims = ["small red circle", "large blue square"]
-    samples = pd.DataFrame({"path": [f"i{i}.png" for i in range(8)], "claims": [claims] * 8,
-                            "holds": [[i < 2, i < 6] for i in range(8)]})
+    samples = pd.DataFrame(
+        {"path": [f"i{i}.png" for i in range(8)], "claims": [claims] * 8, "holds": [[i < 2, i < 6] for i in range(8)]}
+    )
     rows = verify_rows(samples, seed=0, words=SHAPES, balance="phrase")
     for phrase, n_yes in (("small red circle", 2), ("large blue square", 2)):
         answers = rows.loc[rows["phrase"] == phrase, "answer"]
@@ -129,20 +160,32 @@ def test_stage0_questions_balanced_per_phrase_leave_no_phrase_that_predicts_its_
 
 
 def test_baseline_without_the_expert_labels_stage0_by_the_models_own_majority():
-    from pipelines.genrm_rows import self_labelled, verify_rows
+    from pipelines.genrm.rows import self_labelled, verify_rows
 
-    said = ["In the image, there is one object, one circle. A small red circle is at the top.",
-            "In the image, there is one object, one circle. A small red circle is at the left.",
-            "In the image, there is one object, one square. A large blue square is at the top."]
-    samples = pd.DataFrame({"image_id": [0, 0, 0], "path": ["i.png"] * 3, "response": said,
-                            "claims": [[c.text for c in SHAPES.claims(r)] for r in said],
-                            # the expert says the opposite; the baseline must not see it
-                            "holds": [[False, False], [False, False], [True, True]],
-                            "boxes": [[[], []], [[], []], [[[0, 0, 1, 1]], [[0, 0, 1, 1]]]]})
+    said = [
+        "In the image, there is one object, one circle. A small red circle is at the top.",
+        "In the image, there is one object, one circle. A small red circle is at the left.",
+        "In the image, there is one object, one square. A large blue square is at the top.",
+    ]
+    samples = pd.DataFrame(
+        {
+            "image_id": [0, 0, 0],
+            "path": ["i.png"] * 3,
+            "response": said,
+            "claims": [[c.text for c in SHAPES.claims(r)] for r in said],
+            # the expert says the opposite; the baseline must not see it
+            "holds": [[False, False], [False, False], [True, True]],
+            "boxes": [[[], []], [[], []], [[[0, 0, 1, 1]], [[0, 0, 1, 1]]]],
+        }
+    )
     labelled = self_labelled(samples, SHAPES)
     assert [list(h) for h in labelled["holds"]] == [[True, True], [True, True], [False, False]]
     assert "boxes" not in labelled
     rows = verify_rows(labelled, seed=0, words=SHAPES)
-    truth = {"Is there a small red circle in the image?": "Yes.", "Is there a large blue square in the image?": "No.",
-             "Are there exactly one circle in the image?": "Yes.", "Are there exactly one square in the image?": "No."}
+    truth = {
+        "Is there a small red circle in the image?": "Yes.",
+        "Is there a large blue square in the image?": "No.",
+        "Are there exactly one circle in the image?": "Yes.",
+        "Are there exactly one square in the image?": "No.",
+    }
     assert set(zip(rows["question"], rows["answer"])) <= set(truth.items()) and len(rows) == 4

@@ -21,7 +21,7 @@ def test_self_training_round_switches_the_live_endpoint_without_failed_requests(
     from ray import serve
 
     from groundloop.models import load_vlm
-    from pipelines import self_train
+    from pipelines.self_train import run as self_train
 
     world.generate(tmp_path / "val", "val", 4, seed=31)
     world.generate(tmp_path / "test", "test", 3, seed=31)
@@ -34,8 +34,10 @@ def test_self_training_round_switches_the_live_endpoint_without_failed_requests(
 
     load_image(next((tmp_path / "test" / "images").glob("*.png"))).save(buf, format="PNG")
     url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-    body = {"model": "groundloop-greedy", "messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": url}}]}]}
+    body = {
+        "model": "groundloop-greedy",
+        "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}],
+    }
     statuses, adapters, stop = [], [], threading.Event()
 
     def client():
@@ -50,12 +52,26 @@ def test_self_training_round_switches_the_live_endpoint_without_failed_requests(
     t = threading.Thread(target=client)
     t.start()
     try:
-        report = self_train.main([
-            "--config", "configs/self_train_shapes.yaml", "run.name=st", f"run.dir={tmp_path}",
-            f"data.path={tmp_path / 'val'}", "data.n_images=4", f"data.eval_path={tmp_path / 'test'}",
-            "data.eval_n_images=3", f"serving.port={port}", "serving.temperatures=[0.5]", "serving.k=1",
-            "serving.replica_cpus=0.25", "serving.keep_running=true", "train.epochs=1", "train.batch_size=2",
-            "self_train.max_new_tokens=80"])
+        report = self_train.main(
+            [
+                "--config",
+                "configs/self_train_shapes.yaml",
+                "run.name=st",
+                f"run.dir={tmp_path}",
+                f"data.path={tmp_path / 'val'}",
+                "data.n_images=4",
+                f"data.eval_path={tmp_path / 'test'}",
+                "data.eval_n_images=3",
+                f"serving.port={port}",
+                "serving.temperatures=[0.5]",
+                "serving.k=1",
+                "serving.replica_cpus=0.25",
+                "serving.keep_running=true",
+                "train.epochs=1",
+                "train.batch_size=2",
+                "self_train.max_new_tokens=80",
+            ]
+        )
         for _ in range(50):  # a few more requests against the switched deployment
             if adapters and adapters[-1]:
                 break

@@ -1,22 +1,23 @@
-"""pipelines.sink: whole images per part, resume from the parts, no duplicates, bounded buffer."""
+"""pipelines.common.sink: whole images per part, resume from the parts, no duplicates, bounded buffer."""
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.sink import PartSink
+from pipelines.common.sink import PartSink
 
 K = 3
 
 
 def rows(image_ids, k=K):
-    return [{"image_id": i, "sample": j, "image_priors": ["p"] * k, "v": 10 * i + j}
-            for i in image_ids for j in range(k)]
+    return [
+        {"image_id": i, "sample": j, "image_priors": ["p"] * k, "v": 10 * i + j} for i in image_ids for j in range(k)
+    ]
 
 
 def blocks(flat, size):
     """The rows cut into blocks of `size` rows, so an image's rows straddle block boundaries."""
-    return [pd.DataFrame(flat[i:i + size]) for i in range(0, len(flat), size)]
+    return [pd.DataFrame(flat[i : i + size]) for i in range(0, len(flat), size)]
 
 
 def count(row):

@@ -7,13 +7,14 @@ import json
 import pandas as pd
 import pytest
 
-from pipelines.stages import RunStateError, Stages, write_parquet
+from pipelines.common.stages import RunStateError, Stages, write_parquet
 
 
 def stage_writing(path, rows, calls):
     def fn():
         calls.append(path.name)
         write_parquet(pd.DataFrame({"x": range(rows)}), path)
+
     return fn
 
 
@@ -88,9 +89,19 @@ def test_a_damaged_config_on_resume_is_one_line_and_exit_2(tmp_path):
     run.mkdir()
     (run / "config.json").write_text('{"run": ')
     (run / "state.json").write_text(json.dumps({"done": {}}))
-    p = subprocess.run([sys.executable, "pipelines/svp.py", f"run.dir={tmp_path}", "run.name=svp_x",
-                        "data.path=tests/fixtures/photos", "data.eval_path=tests/fixtures/photos"],
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "pipelines/svp.py",
+            f"run.dir={tmp_path}",
+            "run.name=svp_x",
+            "data.path=tests/fixtures/photos",
+            "data.eval_path=tests/fixtures/photos",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 2, p.stderr
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "config.json is damaged" in lines[0]

@@ -1,7 +1,7 @@
 import pytest
 
 from groundloop.config import ConfigError, load
-from pipelines.svp_config import SVPConfig
+from pipelines.svp.config import SVPConfig
 
 
 def test_yaml_recipe_and_dotted_overrides(tmp_path):
@@ -39,7 +39,7 @@ def test_ablation_comparison_list_is_checked():
 
 
 def test_a_rerun_with_other_settings_is_refused_not_silently_resumed(tmp_path):
-    from pipelines.cli import ConfigChanged, start_run
+    from pipelines.common.cli import ConfigChanged, start_run
 
     base = ["run.name=r", f"run.dir={tmp_path}"]
     run_dir = start_run(load(SVPConfig, "configs/svp_shapes.yaml", base), "SVP")
@@ -47,8 +47,9 @@ def test_a_rerun_with_other_settings_is_refused_not_silently_resumed(tmp_path):
     start_run(load(SVPConfig, "configs/svp_shapes.yaml", base), "SVP")  # same settings: resumes
     start_run(load(SVPConfig, "configs/svp_shapes.yaml", [*base, "resources.sampler_actors=3"]), "SVP")
     with pytest.raises(ConfigChanged, match=r"data.n_images: 1000 -> 9, svp.top_fraction: 0.5 -> 0.2"):
-        start_run(load(SVPConfig, "configs/svp_shapes.yaml", [*base, "svp.top_fraction=0.2", "data.n_images=9"]),
-                  "SVP")
+        start_run(load(SVPConfig, "configs/svp_shapes.yaml", [*base, "svp.top_fraction=0.2", "data.n_images=9"]), "SVP")
     # another name is a fresh run
-    start_run(load(SVPConfig, "configs/svp_shapes.yaml", ["run.name=r2", f"run.dir={tmp_path}",
-                                                          "svp.top_fraction=0.2"]), "SVP")
+    start_run(
+        load(SVPConfig, "configs/svp_shapes.yaml", ["run.name=r2", f"run.dir={tmp_path}", "svp.top_fraction=0.2"]),
+        "SVP",
+    )

@@ -23,11 +23,22 @@ def test_svp_runs_selects_per_image_trains_a_peft_adapter_and_resumes(ray_cluste
     from peft import PeftModel
 
     from groundloop.models import load_vlm
-    from pipelines import svp
+    from pipelines.svp import run as svp
 
-    args = ["run.name=t", f"run.dir={tmp_path}", f"data.path={data / 'train'}", f"data.eval_path={data / 'test'}",
-            "data.n_images=8", "data.eval_n_images=3", "sampling.k=4", "sampling.max_new_tokens=60",
-            "svp.iterations=1", "svp.top_fraction=0.25", "train.batch_size=2", "resources.batch_size=2"]
+    args = [
+        "run.name=t",
+        f"run.dir={tmp_path}",
+        f"data.path={data / 'train'}",
+        f"data.eval_path={data / 'test'}",
+        "data.n_images=8",
+        "data.eval_n_images=3",
+        "sampling.k=4",
+        "sampling.max_new_tokens=60",
+        "svp.iterations=1",
+        "svp.top_fraction=0.25",
+        "train.batch_size=2",
+        "resources.batch_size=2",
+    ]
     report = svp.main(["--config", "configs/svp_shapes.yaml", *args])
     it = tmp_path / "t" / "iter_1"
     scored = pd.read_parquet(it / "scored.parquet")
@@ -51,11 +62,22 @@ def test_svp_runs_selects_per_image_trains_a_peft_adapter_and_resumes(ray_cluste
     assert len(pd.read_parquet(it / "scored.parquet")) == 29
 
     # the adapter evaluates with pipelines/evaluate.py --adapter
-    from pipelines import evaluate
+    from pipelines.evaluate import run as evaluate
 
     out = tmp_path / "eval.json"
-    rep = evaluate.main(["--model", "shapesworld/vlm", "--adapter", str(it / "adapter"), "--data", str(data / "test"),
-                         "--no-pope", "--out", str(out)])
+    rep = evaluate.main(
+        [
+            "--model",
+            "shapesworld/vlm",
+            "--adapter",
+            str(it / "adapter"),
+            "--data",
+            str(data / "test"),
+            "--no-pope",
+            "--out",
+            str(out),
+        ]
+    )
     assert rep["n_images"] == 3 and rep["adapter"] == str(it / "adapter")
     assert json.loads(out.read_text())["chair_i"] == rep["chair_i"]
     samples = report["iterations"][0]["samples"]
@@ -64,14 +86,22 @@ def test_svp_runs_selects_per_image_trains_a_peft_adapter_and_resumes(ray_cluste
 
 def test_svp_score_genrm_ranks_each_images_guided_captions_with_the_reward_model(ray_cluster, data):
     from groundloop import config as config_lib
-    from pipelines import svp
-    from pipelines.svp_config import SVPConfig
+    from pipelines.svp import run as svp
+    from pipelines.svp.config import SVPConfig
 
-    cfg = config_lib.load(SVPConfig, "configs/svp_shapes.yaml",
-                          [f"data.path={data / 'train'}", "sampling.k=3", "sampling.max_new_tokens=40",
-                           "svp.score=genrm", "svp.top_fraction=0.3", "model.reward_model=shapesworld/genrm"])
-    rows = [{"image_id": i, "path": str(data / "train" / "images" / f"train_{i:06d}.png"), "error": ""}
-            for i in (1, 2)]
+    cfg = config_lib.load(
+        SVPConfig,
+        "configs/svp_shapes.yaml",
+        [
+            f"data.path={data / 'train'}",
+            "sampling.k=3",
+            "sampling.max_new_tokens=40",
+            "svp.score=genrm",
+            "svp.top_fraction=0.3",
+            "model.reward_model=shapesworld/genrm",
+        ],
+    )
+    rows = [{"image_id": i, "path": str(data / "train" / "images" / f"train_{i:06d}.png"), "error": ""} for i in (1, 2)]
     df = svp.finish(cfg, svp.sample_and_score(cfg, rows, None, "shapes").to_pandas(), 1)
     assert len(df) == 2 * 3 and df["genrm"].notna().all()
     # round robin over an image's 3 guided captions: their win probabilities add up to 3 pairs
@@ -82,14 +112,18 @@ def test_svp_score_genrm_ranks_each_images_guided_captions_with_the_reward_model
 
 def test_sample_stage_streams_parts_and_a_rerun_samples_only_the_images_not_written(ray_cluster, data, tmp_path):
     from groundloop import config as config_lib
-    from pipelines import svp
-    from pipelines.svp_config import SVPConfig
+    from pipelines.svp import run as svp
+    from pipelines.svp.config import SVPConfig
 
-    cfg = config_lib.load(SVPConfig, "configs/svp_shapes.yaml",
-                          [f"data.path={data / 'train'}", "sampling.k=2", "sampling.max_new_tokens=8",
-                           "resources.batch_size=1"])
-    rows = [{"image_id": i, "path": str(data / "train" / "images" / f"train_{i:06d}.png"), "error": ""}
-            for i in (1, 2, 4, 5)]
+    cfg = config_lib.load(
+        SVPConfig,
+        "configs/svp_shapes.yaml",
+        [f"data.path={data / 'train'}", "sampling.k=2", "sampling.max_new_tokens=8", "resources.batch_size=1"],
+    )
+    rows = [
+        {"image_id": i, "path": str(data / "train" / "images" / f"train_{i:06d}.png"), "error": ""}
+        for i in (1, 2, 4, 5)
+    ]
     stats = svp.sample_to(cfg, rows, None, "shapes", tmp_path, 1, tmp_path / "errors.jsonl")
     parts = sorted((tmp_path / "scored.parts").glob("part-*.parquet"))
     assert stats["images_written"] == 4 and len(parts) >= 2  # one block per image: several parts

@@ -15,17 +15,33 @@ pytestmark = pytest.mark.ray
 def test_train_value_builds_td_transitions_and_a_loadable_calibrated_value_model(ray_cluster, tmp_path):
     from groundloop.models import load_value
     from groundloop.vimar.value import split_sentences
-    from pipelines import train_value
+    from pipelines.value import run as train_value
 
     data = tmp_path / "val"
     world.generate(data, "val", 5, seed=21)
     (data / "images" / "val_000002.png").write_bytes(b"\x89PNG broken")
     out = tmp_path / "value"
-    report = train_value.main(["--config", "configs/value_shapes.yaml", "--out", str(out), "run.name=v",
-                               f"run.dir={tmp_path}", f"data.path={data}", "data.n_images=5",
-                               "sampling.temperatures=[0.7]", "sampling.k=2", "td.epochs=1", "td.batch_size=8",
-                               "td.pool=match", "td.match_keys=input", "td.counterfactuals=1.0", "td.reward_weight=1.0",
-                               "td.swap_groups=[red green blue yellow purple orange, circle square triangle cross]"])
+    report = train_value.main(
+        [
+            "--config",
+            "configs/value_shapes.yaml",
+            "--out",
+            str(out),
+            "run.name=v",
+            f"run.dir={tmp_path}",
+            f"data.path={data}",
+            "data.n_images=5",
+            "sampling.temperatures=[0.7]",
+            "sampling.k=2",
+            "td.epochs=1",
+            "td.batch_size=8",
+            "td.pool=match",
+            "td.match_keys=input",
+            "td.counterfactuals=1.0",
+            "td.reward_weight=1.0",
+            "td.swap_groups=[red green blue yellow purple orange, circle square triangle cross]",
+        ]
+    )
     run = tmp_path / "v"
     caps = pd.read_parquet(run / "captions.parquet")
     ok = caps[caps["error"] == ""]
@@ -45,10 +61,14 @@ def test_train_value_builds_td_transitions_and_a_loadable_calibrated_value_model
     cf = td[td["source"] == "counterfactual"]
     assert len(cf) >= 4
     for row in cf.itertuples():
-        origs = own[(own["path"] == row.path) & (own["next_state"] == row.next_state)
-                    & (own["terminal"] == row.terminal)]
-        diffs = [sum(a != b for a, b in zip(o.split(), row.state.split())) for o in origs["state"]
-                 if len(o.split()) == len(row.state.split())]
+        origs = own[
+            (own["path"] == row.path) & (own["next_state"] == row.next_state) & (own["terminal"] == row.terminal)
+        ]
+        diffs = [
+            sum(a != b for a, b in zip(o.split(), row.state.split()))
+            for o in origs["state"]
+            if len(o.split()) == len(row.state.split())
+        ]
         assert 1 in diffs, row.state
     vm = load_value(str(out))
     assert vm.meta["tau"] == cal["tau"] and "value_threshold" in vm.meta and vm.meta["gamma"] == 0.9

@@ -54,12 +54,27 @@ def endpoint(tmp_path_factory):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_app({"value": "shapesworld/value", "clip": "shapesworld/clip", "torch_threads": 1,
-                         "decode": {"temperatures": [0.3, 0.7], "k": 2}, "api_key": KEY,
-                         "max_batch_size": 8, "batch_wait_timeout_s": 0.2, "retry_after_s": 3,
-                         "deployment": {"ray_actor_options": {"num_cpus": 0.5}, "max_ongoing_requests": 8,
-                                        "max_queued_requests": 4}}),
-              name="captions", route_prefix="/")
+    serve.run(
+        build_app(
+            {
+                "value": "shapesworld/value",
+                "clip": "shapesworld/clip",
+                "torch_threads": 1,
+                "decode": {"temperatures": [0.3, 0.7], "k": 2},
+                "api_key": KEY,
+                "max_batch_size": 8,
+                "batch_wait_timeout_s": 0.2,
+                "retry_after_s": 3,
+                "deployment": {
+                    "ray_actor_options": {"num_cpus": 0.5},
+                    "max_ongoing_requests": 8,
+                    "max_queued_requests": 4,
+                },
+            }
+        ),
+        name="captions",
+        route_prefix="/",
+    )
     data = tmp_path_factory.mktemp("scenes")
     world.generate(data, "test", 3, seed=123)
     yield f"http://127.0.0.1:{port}", sorted((data / "images").glob("*.png"))
@@ -69,22 +84,37 @@ def endpoint(tmp_path_factory):
 
 def post(url: str, body, headers=AUTH, timeout=120) -> requests.Response:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return requests.post(f"{url}/v1/chat/completions", data=raw, timeout=timeout,
-                         headers={"content-type": "application/json"} | headers)
+    return requests.post(
+        f"{url}/v1/chat/completions", data=raw, timeout=timeout, headers={"content-type": "application/json"} | headers
+    )
 
 
 def test_openai_client_gets_a_caption_of_the_image(endpoint):
     url, images = endpoint
     client = OpenAI(base_url=f"{url}/v1", api_key=KEY)
     for model in ("groundloop-greedy", "groundloop-vimar"):
-        r = client.chat.completions.create(model=model, messages=[{"role": "user", "content": [
-            {"type": "text", "text": ""},
-            {"type": "image_url", "image_url": {"url": data_url(load_image(images[0]))}}]}])
+        r = client.chat.completions.create(
+            model=model,
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": ""},
+                        {"type": "image_url", "image_url": {"url": data_url(load_image(images[0]))}},
+                    ],
+                }
+            ],
+        )
         caption = r.choices[0].message.content
         assert caption.startswith("In the image") and r.usage.completion_tokens > 5, (model, caption)
         assert any(s in caption for s in world.SHAPES)
-    r = client.chat.completions.create(model="groundloop-greedy", max_tokens=4, messages=[{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": data_url(load_image(images[0]))}}]}])
+    r = client.chat.completions.create(
+        model="groundloop-greedy",
+        max_tokens=4,
+        messages=[
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": data_url(load_image(images[0]))}}]}
+        ],
+    )
     assert r.choices[0].finish_reason == "length" and r.usage.completion_tokens <= 4
     ids = [m.id for m in client.models.list().data]
     assert "groundloop-vimar" in ids and "groundloop-visvm" in ids
@@ -120,7 +150,8 @@ def test_malformed_requests_get_4xx_and_the_replica_keeps_serving(endpoint):
     assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
     bad = [
         {"model": "groundloop-greedy", "messages": [{"role": "user", "content": "no image here"}]},
-        chat_body("data:image/png;base64,!!!"), chat_body(NOT_AN_IMAGE),
+        chat_body("data:image/png;base64,!!!"),
+        chat_body(NOT_AN_IMAGE),
     ]
     for body in bad:
         r = post(url, body)

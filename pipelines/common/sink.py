@@ -50,14 +50,23 @@ class PartSink:
         for part in self.parts():
             self.done.update(int(i) for i in _read_part(part, [KEY]).column(KEY).to_pylist())
         self.pending: dict[int, dict[int, dict]] = {}
-        self.stats = {"images_before": len(self.done), "images_written": 0, "rows_written": 0,
-                      "parts_written": 0, "duplicates_dropped": 0}
+        self.stats = {
+            "images_before": len(self.done),
+            "images_written": 0,
+            "rows_written": 0,
+            "parts_written": 0,
+            "duplicates_dropped": 0,
+        }
 
     def parts(self) -> list[Path]:
         return sorted(self.folder.glob("part-*.parquet"))
 
-    def consume(self, batches: Iterable[pd.DataFrame], expected: Callable[[dict], int],
-                finish: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> dict[str, Any]:
+    def consume(
+        self,
+        batches: Iterable[pd.DataFrame],
+        expected: Callable[[dict], int],
+        finish: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    ) -> dict[str, Any]:
         """Write every image of `batches` once it is complete; the run's counts. Raises when the
         stream ends with an image still missing rows (rows were lost upstream)."""
         t = time.time()
@@ -65,15 +74,21 @@ class PartSink:
             self.add(batch, expected, finish)
         if self.pending:
             some = sorted(self.pending)[:5]
-            raise RuntimeError(f"the graph ended with {len(self.pending)} image(s) missing rows, e.g. "
-                               f"{[(i, sorted(self.pending[i])) for i in some]}")
+            raise RuntimeError(
+                f"the graph ended with {len(self.pending)} image(s) missing rows, e.g. "
+                f"{[(i, sorted(self.pending[i])) for i in some]}"
+            )
         self.stats["seconds"] = round(time.time() - t, 3)
         with open(self.folder / "_attempts.jsonl", "a") as f:
             f.write(json.dumps(self.stats) + "\n")
         return dict(self.stats)
 
-    def add(self, batch: pd.DataFrame, expected: Callable[[dict], int],
-            finish: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> None:
+    def add(
+        self,
+        batch: pd.DataFrame,
+        expected: Callable[[dict], int],
+        finish: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    ) -> None:
         complete = []
         for row in batch.to_dict("records"):
             image, sample = int(row[KEY]), int(row[SUB])

@@ -59,8 +59,17 @@ class Images:
         return self._cache[path]
 
 
-def step(loss: torch.Tensor, opt: torch.optim.Optimizer, sched: Any, losses: list[float], *, steps: int,
-         clip: torch.nn.Module | None = None, label: str = "loss", every: int = 25) -> None:
+def step(
+    loss: torch.Tensor,
+    opt: torch.optim.Optimizer,
+    sched: Any,
+    losses: list[float],
+    *,
+    steps: int,
+    clip: torch.nn.Module | None = None,
+    label: str = "loss",
+    every: int = 25,
+) -> None:
     """Backward, optional gradient-norm clipping (of `clip`'s parameters at 1.0), optimiser and
     schedule step; a progress line every `every` steps (a report per step costs more than the step)."""
     opt.zero_grad()
@@ -90,10 +99,13 @@ def report(model: Any, losses: list[float], processor: Any = None, state: dict |
             (Path(d) / "losses.json").write_text(json.dumps(losses))
             if state is not None:
                 torch.save(state, Path(d) / STATE_FILE)
-                (Path(d) / "train_log.json").write_text(json.dumps(
-                    {"step": state.get("step"), "resumed_at": state.get("resumes", [])}))
-        ray.train.report({"loss": losses[-1] if losses else float("nan"), "step": len(losses)},
-                         checkpoint=Checkpoint.from_directory(d))
+                (Path(d) / "train_log.json").write_text(
+                    json.dumps({"step": state.get("step"), "resumed_at": state.get("resumes", [])})
+                )
+        ray.train.report(
+            {"loss": losses[-1] if losses else float("nan"), "step": len(losses)},
+            checkpoint=Checkpoint.from_directory(d),
+        )
 
 
 @contextmanager
@@ -111,21 +123,35 @@ def resumed() -> Iterator[tuple[str | None, dict | None]]:
         yield d, state
 
 
-def fit(loop: Callable[[dict], None], config: dict, rows: pd.DataFrame, out: Path, *, name: str,
-        num_workers: int, cpus_per_worker: float, use_gpu: bool = False, max_failures: int = 0) -> Path:
+def fit(
+    loop: Callable[[dict], None],
+    config: dict,
+    rows: pd.DataFrame,
+    out: Path,
+    *,
+    name: str,
+    num_workers: int,
+    cpus_per_worker: float,
+    use_gpu: bool = False,
+    max_failures: int = 0,
+) -> Path:
     """Run `loop` on a TorchTrainer over `rows` and copy the final checkpoint to `out`.
 
     The Train run gets a fresh name every time (a re-used name would resume that old run) and
     keeps its files under out's parent in ray_train/. A failed worker restarts the worker
     group up to `max_failures` times, from the latest checkpoint the loop reported."""
     trainer = TorchTrainer(
-        loop, train_loop_config=config,
-        scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
-                                     resources_per_worker={"CPU": cpus_per_worker}),
-        run_config=RunConfig(name=f"{name}-{uuid.uuid4().hex[:8]}",
-                             storage_path=str((out.parent / "ray_train").resolve()),
-                             failure_config=FailureConfig(max_failures=max_failures),
-                             checkpoint_config=CheckpointConfig(num_to_keep=2)),
+        loop,
+        train_loop_config=config,
+        scaling_config=ScalingConfig(
+            num_workers=num_workers, use_gpu=use_gpu, resources_per_worker={"CPU": cpus_per_worker}
+        ),
+        run_config=RunConfig(
+            name=f"{name}-{uuid.uuid4().hex[:8]}",
+            storage_path=str((out.parent / "ray_train").resolve()),
+            failure_config=FailureConfig(max_failures=max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+        ),
         datasets={"train": ray.data.from_pandas(rows)},
     )
     result = trainer.fit()

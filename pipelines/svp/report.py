@@ -14,19 +14,27 @@ from groundloop.data.coco import load_dataset
 from groundloop.eval import captioning, metrics
 from groundloop.models import load_vlm
 from groundloop.sampling import HFSampler
-from pipelines.svp_config import SVPConfig
+from pipelines.svp.config import SVPConfig
 
 KEYS = ("chair_s", "chair_i", "recall", "bleu4", "cider")
 
 
 def evaluate_to(cfg: SVPConfig, adapter: str | None, out: Path, vocabulary: str = "") -> dict:
     """Greedy captions of the held-out split with the (adapted) VLM; metrics to `out`."""
-    return evaluate_greedy(cfg.model.vlm, adapter, Path(cfg.data.eval_path), cfg.data.eval_n_images,
-                           cfg.sampling.max_new_tokens, out, vocabulary)
+    return evaluate_greedy(
+        cfg.model.vlm,
+        adapter,
+        Path(cfg.data.eval_path),
+        cfg.data.eval_n_images,
+        cfg.sampling.max_new_tokens,
+        out,
+        vocabulary,
+    )
 
 
-def evaluate_greedy(vlm: str, adapter: str | None, data: Path, n_images: int, max_new_tokens: int,
-                    out: Path, vocabulary: str = "") -> dict:
+def evaluate_greedy(
+    vlm: str, adapter: str | None, data: Path, n_images: int, max_new_tokens: int, out: Path, vocabulary: str = ""
+) -> dict:
     """Greedy captions of `n_images` of a held-out split; metrics to `out`, captions beside it."""
     records = load_dataset(data)[:n_images]
     loaded, errors = captioning.load_images(records)
@@ -36,7 +44,8 @@ def evaluate_greedy(vlm: str, adapter: str | None, data: Path, n_images: int, ma
     m = captioning.caption_metrics(recs, caps, vocab.for_records(recs, vocabulary)) | {"n_errors": len(errors)}
     out.write_text(json.dumps(m, indent=1))
     out.with_suffix(".captions.jsonl").write_text(
-        "".join(json.dumps({"image_id": r.image_id, "caption": c}) + "\n" for r, c in zip(recs, caps)))
+        "".join(json.dumps({"image_id": r.image_id, "caption": c}) + "\n" for r, c in zip(recs, caps))
+    )
     return m
 
 
@@ -55,8 +64,11 @@ def sample_quality_parts(cfg: SVPConfig, parts: Iterable[pd.DataFrame], vocabula
     sums: dict[str, dict[str, float]] = {}
     for scored in parts:
         good = scored[(scored["error"] == "") & scored["image_id"].map(lambda i: int(i) in by_id).astype(bool)]
-        for name, col, rows in (("prior", "prior", good), ("guided", "guided", good),
-                                ("selected", "guided", good[good["selected"]])):
+        for name, col, rows in (
+            ("prior", "prior", good),
+            ("guided", "guided", good),
+            ("selected", "guided", good[good["selected"]]),
+        ):
             if len(rows):
                 truths = [words.truth_labels(by_id[int(i)]) for i in rows["image_id"]]
                 m = metrics.chair(rows[col].tolist(), truths, words)
@@ -66,8 +78,14 @@ def sample_quality_parts(cfg: SVPConfig, parts: Iterable[pd.DataFrame], vocabula
                 s["hallucinated"] += m["n_hallucinated"]
                 s["truth"] += m["n_truth"]
                 s["recalled"] += round(m["recall"] * m["n_truth"])
-    return {name: {"n": s["n"], "chair_i": s["hallucinated"] / s["mentions"] if s["mentions"] else 0.0,
-                   "recall": s["recalled"] / s["truth"] if s["truth"] else 0.0} for name, s in sums.items()}
+    return {
+        name: {
+            "n": s["n"],
+            "chair_i": s["hallucinated"] / s["mentions"] if s["mentions"] else 0.0,
+            "recall": s["recalled"] / s["truth"] if s["truth"] else 0.0,
+        }
+        for name, s in sums.items()
+    }
 
 
 def write(cfg: SVPConfig, run_dir: Path, timings: dict[str, float], ablations: dict | None = None) -> dict:
@@ -77,27 +95,50 @@ def write(cfg: SVPConfig, run_dir: Path, timings: dict[str, float], ablations: d
         f = run_dir / f"iter_{it}" / "metrics.json"
         if f.exists():
             q = run_dir / f"iter_{it}" / "sample_quality.json"
-            iters.append({"iteration": it, "metrics": json.loads(f.read_text()),
-                          "samples": json.loads(q.read_text()) if q.exists() else {},
-                          "adapter": str(run_dir / f"iter_{it}" / "adapter")})
-    report = {"run": cfg.run.name, "settings": config_lib.to_dict(cfg), "base": base,
-              "iterations": iters, "timings_s": timings}
+            iters.append(
+                {
+                    "iteration": it,
+                    "metrics": json.loads(f.read_text()),
+                    "samples": json.loads(q.read_text()) if q.exists() else {},
+                    "adapter": str(run_dir / f"iter_{it}" / "adapter"),
+                }
+            )
+    report = {
+        "run": cfg.run.name,
+        "settings": config_lib.to_dict(cfg),
+        "base": base,
+        "iterations": iters,
+        "timings_s": timings,
+    }
     if ablations:
         report["ablations"] = ablations
     (run_dir / "report.json").write_text(json.dumps(report, indent=1))
     _plot(base, iters, run_dir / "chair_recall.png")
-    lines = [f"# SVP run `{cfg.run.name}`", "", "| iteration | " + " | ".join(KEYS) + " |",
-             "|---" * (len(KEYS) + 1) + "|"]
-    rows = ([("base", base)] + [(str(i["iteration"]), i["metrics"]) for i in iters]
-            + [(f"ablation {n} (iteration {m.get('iteration')})", m) for n, m in (ablations or {}).items()])
+    lines = [
+        f"# SVP run `{cfg.run.name}`",
+        "",
+        "| iteration | " + " | ".join(KEYS) + " |",
+        "|---" * (len(KEYS) + 1) + "|",
+    ]
+    rows = (
+        [("base", base)]
+        + [(str(i["iteration"]), i["metrics"]) for i in iters]
+        + [(f"ablation {n} (iteration {m.get('iteration')})", m) for n, m in (ablations or {}).items()]
+    )
     for name, m in rows:
         lines.append(f"| {name} | " + " | ".join(f"{m.get(k, float('nan')):.3f}" for k in KEYS) + " |")
     lines += ["", "Training-split samples per iteration (CHAIR_i / recall against the annotations):", ""]
     for i in iters:
-        lines.append(f"- iteration {i['iteration']}: " + ", ".join(
-            f"{k} {v['chair_i']:.3f} / {v['recall']:.3f} (n={v['n']})" for k, v in i["samples"].items()))
-    lines += ["", "![CHAIR_i and recall per iteration](chair_recall.png)", "",
-              "Stage timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items())]
+        lines.append(
+            f"- iteration {i['iteration']}: "
+            + ", ".join(f"{k} {v['chair_i']:.3f} / {v['recall']:.3f} (n={v['n']})" for k, v in i["samples"].items())
+        )
+    lines += [
+        "",
+        "![CHAIR_i and recall per iteration](chair_recall.png)",
+        "",
+        "Stage timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()),
+    ]
     (run_dir / "report.md").write_text("\n".join(lines) + "\n")
     return report
 

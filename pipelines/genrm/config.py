@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from groundloop.config import ConfigError, check_choice, check_ranges
-from pipelines.svp_config import VOCABULARIES
+from pipelines.svp.config import VOCABULARIES
 
 CRITIQUES = ("free", "scaffold", "factored")  # groundloop.genrm.judge.CRITIQUES (kept import-light here)
-
 
 
 @dataclass(frozen=True)
@@ -182,29 +181,64 @@ class GenRMConfig:
         check_choice("sampling.critique", self.sampling.critique, CRITIQUES)
         check_choice("stage0.balance", self.stage0.balance, ("kind", "phrase"))
         if self.sampling.critique != "free" and self.pairs.thought != "critique":
-            raise ConfigError(f"sampling.critique={self.sampling.critique} writes critiques: it needs "
-                              "pairs.thought=critique")
+            raise ConfigError(
+                f"sampling.critique={self.sampling.critique} writes critiques: it needs pairs.thought=critique"
+            )
         if not self.run.name.strip():
             raise ConfigError("run.name must not be empty")
 
 
 RANGES = {
-    "run.seed": ">=0", "data.n_images": ">=1", "data.bench_per_category": ">=1",
-    "sampling.k": ">=2", "sampling.temperature": "[0, 100]", "sampling.top_p": "(0, 1]",
-    "sampling.max_new_tokens": ">=1", "sampling.judge_max_new_tokens": ">=1",
-    "pairs.max_per_image": ">=0", "pairs.graded_per_image": ">=0", "pairs.complete_per_image": ">=0",
-    "pairs.separable_per_image": ">=0", "pairs.miss_rate": "[0, 1]", "pairs.false_alarm_rate": "[0, 1]",
-    "train.lora.r": ">=1", "train.lora.alpha": ">0", "train.lora.dropout": "[0, 1)", "train.lr": ">0",
-    "train.warmup": "[0, 1]", "train.epochs": ">=1", "train.batch_size": ">=1", "train.lam": ">=0",
-    "train.attn_weight": ">=0", "train.no_weight": ">=0", "train.num_workers": ">=1",
-    "train.cpus_per_worker": ">0", "train.torch_threads": ">=0",
-    "stage0.steps": ">=0", "stage0.lr": ">0", "stage0.batch_size": ">=1", "stage0.attn_weight": ">=0",
-    "stage0.attn_layer": ">=0", "stage0.attn_head": ">=0", "stage0.calibration_pairs": ">=0",
+    "run.seed": ">=0",
+    "data.n_images": ">=1",
+    "data.bench_per_category": ">=1",
+    "sampling.k": ">=2",
+    "sampling.temperature": "[0, 100]",
+    "sampling.top_p": "(0, 1]",
+    "sampling.max_new_tokens": ">=1",
+    "sampling.judge_max_new_tokens": ">=1",
+    "pairs.max_per_image": ">=0",
+    "pairs.graded_per_image": ">=0",
+    "pairs.complete_per_image": ">=0",
+    "pairs.separable_per_image": ">=0",
+    "pairs.miss_rate": "[0, 1]",
+    "pairs.false_alarm_rate": "[0, 1]",
+    "train.lora.r": ">=1",
+    "train.lora.alpha": ">0",
+    "train.lora.dropout": "[0, 1)",
+    "train.lr": ">0",
+    "train.warmup": "[0, 1]",
+    "train.epochs": ">=1",
+    "train.batch_size": ">=1",
+    "train.lam": ">=0",
+    "train.attn_weight": ">=0",
+    "train.no_weight": ">=0",
+    "train.num_workers": ">=1",
+    "train.cpus_per_worker": ">0",
+    "train.torch_threads": ">=0",
+    "stage0.steps": ">=0",
+    "stage0.lr": ">0",
+    "stage0.batch_size": ">=1",
+    "stage0.attn_weight": ">=0",
+    "stage0.attn_layer": ">=0",
+    "stage0.attn_head": ">=0",
+    "stage0.calibration_pairs": ">=0",
     "stage0.probes": ">=0",
-    "stage2.rounds": ">=0", "stage2.n_pairs": ">=1", "stage2.samples": ">=1", "stage2.temperature": "[0, 100]",
-    "stage2.retention": "(0, 1]", "stage2.epochs": ">=1", "stage2.lr": ">0",
-    "resources.sampler_actors": ">=1", "resources.sampler_cpus": ">0", "resources.expert_actors": ">=1",
-    "resources.expert_cpus": ">0", "resources.judge_actors": ">=1", "resources.judge_cpus": ">0",
-    "resources.judge_batch": ">=1", "resources.judge_threads": ">=0", "resources.gpus_per_actor": ">=0",
+    "stage2.rounds": ">=0",
+    "stage2.n_pairs": ">=1",
+    "stage2.samples": ">=1",
+    "stage2.temperature": "[0, 100]",
+    "stage2.retention": "(0, 1]",
+    "stage2.epochs": ">=1",
+    "stage2.lr": ">0",
+    "resources.sampler_actors": ">=1",
+    "resources.sampler_cpus": ">0",
+    "resources.expert_actors": ">=1",
+    "resources.expert_cpus": ">0",
+    "resources.judge_actors": ">=1",
+    "resources.judge_cpus": ">0",
+    "resources.judge_batch": ">=1",
+    "resources.judge_threads": ">=0",
+    "resources.gpus_per_actor": ">=0",
     "resources.batch_size": ">=1",
 }

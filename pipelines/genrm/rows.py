@@ -16,7 +16,7 @@ from groundloop.data.coco import load_dataset
 from groundloop.genrm import critique, experts, pairing
 from groundloop.vocab import Vocabulary
 from groundloop.worlds import reward_bench as rb
-from pipelines.genrm_config import GenRMConfig
+from pipelines.genrm.config import GenRMConfig
 
 
 def vocabulary(cfg: GenRMConfig) -> Vocabulary:
@@ -42,17 +42,39 @@ def make_pairs(cfg: GenRMConfig, samples: pd.DataFrame) -> pd.DataFrame:
             checked = [experts.Checked(r, tuple(words.claims(r)), tuple(h)) for r, h in zip(responses, g["holds"])]
         else:
             checked = pairing.self_checks(responses, words)
-        for good, bad in pairing.build_pairs(checked, cfg.pairs.max_per_image, rng, cfg.pairs.graded_per_image,
-                                         cfg.pairs.complete_per_image, cfg.pairs.separable_per_image):
-            a, b, label = ((checked[good], checked[bad], "A") if rng.random() < 0.5
-                           else (checked[bad], checked[good], "B"))
+        for good, bad in pairing.build_pairs(
+            checked,
+            cfg.pairs.max_per_image,
+            rng,
+            cfg.pairs.graded_per_image,
+            cfg.pairs.complete_per_image,
+            cfg.pairs.separable_per_image,
+        ):
+            a, b, label = (
+                (checked[good], checked[bad], "A") if rng.random() < 0.5 else (checked[bad], checked[good], "B")
+            )
             # where the expert found each claim the critique names, in its order (A's, then B's)
-            grounding = ([[c.text, [list(map(float, bx)) for bx in boxes[x.response][i]]]
-                          for x in (a, b) for i, c in enumerate(x.claims)]
-                         if cfg.pairs.labeler == "expert" and cfg.pairs.thought == "critique" and boxes else [])
-            rows.append({"image_id": int(image_id), "path": g["path"].iloc[0], "question": prompts.BASE_PROMPT,
-                         "a": a.response, "b": b.response, "label": label,
-                         "thought": critique.thought(a, b, cfg.pairs.thought), "grounding": json.dumps(grounding)})
+            grounding = (
+                [
+                    [c.text, [list(map(float, bx)) for bx in boxes[x.response][i]]]
+                    for x in (a, b)
+                    for i, c in enumerate(x.claims)
+                ]
+                if cfg.pairs.labeler == "expert" and cfg.pairs.thought == "critique" and boxes
+                else []
+            )
+            rows.append(
+                {
+                    "image_id": int(image_id),
+                    "path": g["path"].iloc[0],
+                    "question": prompts.BASE_PROMPT,
+                    "a": a.response,
+                    "b": b.response,
+                    "label": label,
+                    "thought": critique.thought(a, b, cfg.pairs.thought),
+                    "grounding": json.dumps(grounding),
+                }
+            )
     return pd.DataFrame(rows, columns=["image_id", "path", "question", "a", "b", "label", "thought", "grounding"])
 
 
@@ -91,8 +113,14 @@ def verify_rows(samples: pd.DataFrame, seed: int, words: Vocabulary, balance: st
         for c, h, bx in zip(claims, holds, boxes):
             group = c if balance == "phrase" else words.is_count(c)
             rows.setdefault((group, bool(h)), []).append(
-                {"path": path, "question": words.check_question(c), "phrase": c, "answer": "Yes." if h else "No.",
-                 "boxes": [list(map(float, b)) for b in bx]})
+                {
+                    "path": path,
+                    "question": words.check_question(c),
+                    "phrase": c,
+                    "answer": "Yes." if h else "No.",
+                    "boxes": [list(map(float, b)) for b in bx],
+                }
+            )
     rng = random.Random(seed)
     out = []
     for group in sorted({g for g, _ in rows}, key=str):
@@ -107,9 +135,13 @@ def bench_pairs(cfg: GenRMConfig) -> pd.DataFrame:
     """ShapesWorld-RewardBench from the bench split's annotations, chosen as A or B at random."""
     records = load_dataset(Path(cfg.data.bench_path).resolve())
     by_id = {r.image_id: r for r in records}
-    pairs = rb.build([(r.image_id, rb.scene_of(r.objects)) for r in records], cfg.data.bench_per_category,
-                     seed=1000 + cfg.run.seed)
-    rows = rb.judge_rows([(str(p.image_id), p.category, p.chosen, p.rejected, p.form) for p in pairs],
-                         cfg.run.seed)
-    return pd.DataFrame([r | {"image_id": int(r["id"]), "path": str(by_id[int(r["id"])].path),
-                              "question": prompts.BASE_PROMPT} for r in rows])
+    pairs = rb.build(
+        [(r.image_id, rb.scene_of(r.objects)) for r in records], cfg.data.bench_per_category, seed=1000 + cfg.run.seed
+    )
+    rows = rb.judge_rows([(str(p.image_id), p.category, p.chosen, p.rejected, p.form) for p in pairs], cfg.run.seed)
+    return pd.DataFrame(
+        [
+            r | {"image_id": int(r["id"]), "path": str(by_id[int(r["id"])].path), "question": prompts.BASE_PROMPT}
+            for r in rows
+        ]
+    )

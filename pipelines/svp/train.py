@@ -20,8 +20,8 @@ from groundloop.data.coco import load_dataset, load_image
 from groundloop.finetune import add_lora, build_example, collate
 from groundloop.models import families, load_vlm
 from groundloop.vocab.lexicon import NUMBER_WORDS, plural
-from pipelines import train_common
-from pipelines.svp_config import SVPConfig
+from pipelines.common import training
+from pipelines.svp.config import SVPConfig
 
 
 def qa_rows(cfg: SVPConfig, selected: pd.DataFrame, seed: int, vocabulary: str) -> pd.DataFrame:
@@ -55,17 +55,23 @@ def train_loop(config: dict) -> None:
     checkpoint every `checkpoint_every` steps; an attempt restarted after a worker failure
     resumes from the latest one (adapter, optimiser, schedule, losses) and skips the batches
     it had trained on."""
-    train_common.setup_worker(config)
+    training.setup_worker(config)
     model, processor = load_vlm(config["model"])
-    with train_common.resumed() as (ckpt, state):
-        model = add_lora(model, config["r"], config["alpha"], config["dropout"], config["target_modules"],
-                         adapter=ckpt or config["adapter"])
+    with training.resumed() as (ckpt, state):
+        model = add_lora(
+            model,
+            config["r"],
+            config["alpha"],
+            config["dropout"],
+            config["target_modules"],
+            adapter=ckpt or config["adapter"],
+        )
     model.train()
     model = ray.train.torch.prepare_model(model) if ray.train.get_context().get_world_size() > 1 else model
     shard = ray.train.get_dataset_shard("train")
-    steps = train_common.epoch_steps(config["n_rows"], config["batch_size"], config["epochs"])
+    steps = training.epoch_steps(config["n_rows"], config["batch_size"], config["epochs"])
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config["lr"])
-    sched = train_common.cosine_schedule(opt, steps, config["warmup"])
+    sched = training.cosine_schedule(opt, steps, config["warmup"])
     losses: list[float] = []
     resumes: list[int] = []
     if state is not None:
@@ -75,8 +81,17 @@ def train_loop(config: dict) -> None:
     every, seen, reported = config.get("checkpoint_every", 0), 0, -1
 
     def checkpoint() -> int:
-        train_common.report(model, losses, state={"opt": opt.state_dict(), "sched": sched.state_dict(),
-                                                  "losses": losses, "resumes": resumes, "step": len(losses)})
+        training.report(
+            model,
+            losses,
+            state={
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "losses": losses,
+                "resumes": resumes,
+                "step": len(losses),
+            },
+        )
         return len(losses)
 
     for _ in range(config["epochs"]):
@@ -84,10 +99,12 @@ def train_loop(config: dict) -> None:
             seen += 1
             if seen <= len(losses):
                 continue  # trained on before the restart
-            ex = [build_example(processor, load_image(p), q, t)
-                  for p, q, t in zip(batch["path"], batch["prompt"], batch["target"])]
+            ex = [
+                build_example(processor, load_image(p), q, t)
+                for p, q, t in zip(batch["path"], batch["prompt"], batch["target"])
+            ]
             batch = families.to_model(collate(ex, processor), model)
-            train_common.step(model(**batch).loss, opt, sched, losses, steps=steps)
+            training.step(model(**batch).loss, opt, sched, losses, steps=steps)
             if every and len(losses) % every == 0:
                 reported = checkpoint()
     if reported != len(losses):
@@ -97,10 +114,22 @@ def train_loop(config: dict) -> None:
 def lora_config(cfg: Any, model: str, adapter: str | None, n_rows: int) -> dict:
     """train_loop's config from a pipeline config with SVP's train section (SVP, self-training)."""
     lora, tr = cfg.train.lora, cfg.train
-    return {"model": model, "adapter": adapter, "r": lora.r, "alpha": lora.alpha, "dropout": lora.dropout,
-            "target_modules": lora.target_modules, "lr": tr.lr, "warmup": tr.warmup, "epochs": tr.epochs,
-            "batch_size": tr.batch_size, "n_rows": n_rows, "seed": cfg.run.seed, "torch_threads": tr.torch_threads,
-            "checkpoint_every": getattr(getattr(cfg, "resources", None), "train_checkpoint_every", 0)}
+    return {
+        "model": model,
+        "adapter": adapter,
+        "r": lora.r,
+        "alpha": lora.alpha,
+        "dropout": lora.dropout,
+        "target_modules": lora.target_modules,
+        "lr": tr.lr,
+        "warmup": tr.warmup,
+        "epochs": tr.epochs,
+        "batch_size": tr.batch_size,
+        "n_rows": n_rows,
+        "seed": cfg.run.seed,
+        "torch_threads": tr.torch_threads,
+        "checkpoint_every": getattr(getattr(cfg, "resources", None), "train_checkpoint_every", 0),
+    }
 
 
 def train(cfg: SVPConfig, it_dir: Path, prev_adapter: str | None, vocabulary: str = "") -> None:
@@ -110,8 +139,15 @@ def train(cfg: SVPConfig, it_dir: Path, prev_adapter: str | None, vocabulary: st
         rows = pd.concat([rows, qa_rows(cfg, selected, cfg.run.seed, vocabulary)], ignore_index=True)
     rows = rows.sample(frac=1.0, random_state=cfg.run.seed).reset_index(drop=True)
     tr = cfg.train
-    train_common.fit(train_loop, lora_config(cfg, cfg.model.vlm, prev_adapter, len(rows)), rows, it_dir / "adapter",
-                     name=f"{cfg.run.name}-{it_dir.name}", num_workers=tr.num_workers,
-                     cpus_per_worker=tr.cpus_per_worker, use_gpu=cfg.resources.gpus_per_actor > 0,
-                     max_failures=cfg.resources.train_max_failures)
+    training.fit(
+        train_loop,
+        lora_config(cfg, cfg.model.vlm, prev_adapter, len(rows)),
+        rows,
+        it_dir / "adapter",
+        name=f"{cfg.run.name}-{it_dir.name}",
+        num_workers=tr.num_workers,
+        cpus_per_worker=tr.cpus_per_worker,
+        use_gpu=cfg.resources.gpus_per_actor > 0,
+        max_failures=cfg.resources.train_max_failures,
+    )
     (it_dir / "train_rows.json").write_text(str(len(rows)))

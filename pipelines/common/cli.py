@@ -31,10 +31,18 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
     from groundloop.data.coco import DataError
     from groundloop.images import ImageError
-    from pipelines.stages import RunStateError
+    from pipelines.common.stages import RunStateError
 
-    return (config_lib.ConfigError, ConfigChanged, UsageError, DataError, ImageError, FileNotFoundError,
-            yaml.YAMLError, RunStateError)
+    return (
+        config_lib.ConfigError,
+        ConfigChanged,
+        UsageError,
+        DataError,
+        ImageError,
+        FileNotFoundError,
+        yaml.YAMLError,
+        RunStateError,
+    )
 
 
 def install_error_hook() -> None:
@@ -111,8 +119,10 @@ def check_model(spec: str, key: str) -> None:
     except (hub.errors.GatedRepoError, hub.errors.HfHubHTTPError):
         return  # it exists; loading will say what access it needs
     except Exception as e:  # noqa: BLE001 - offline, DNS, timeouts: it cannot be loaded from here
-        raise UsageError(f"{key}: {spec} is not a local folder, not in the local hub cache, and the hub "
-                         f"cannot be reached ({type(e).__name__})") from None
+        raise UsageError(
+            f"{key}: {spec} is not a local folder, not in the local hub cache, and the hub "
+            f"cannot be reached ({type(e).__name__})"
+        ) from None
 
 
 def check_inputs(cfg: Any, prefix: str = "") -> None:
@@ -140,8 +150,14 @@ def load(cls: type[T], args: argparse.Namespace) -> T:
 
 
 # Settings a resumed run may change: where and how wide things run, not what is computed.
-RESUME_SAFE = ("resources.", "train.num_workers", "train.cpus_per_worker", "train.torch_threads",
-               "svp.compare_ablations", "svp.iterations")  # more iterations extend a run
+RESUME_SAFE = (
+    "resources.",
+    "train.num_workers",
+    "train.cpus_per_worker",
+    "train.torch_threads",
+    "svp.compare_ablations",
+    "svp.iterations",
+)  # more iterations extend a run
 
 
 class ConfigChanged(ValueError):
@@ -163,8 +179,11 @@ def changed_settings(old: dict, new: dict) -> list[str]:
     """`key: old -> new` for every dotted key whose value differs between two resolved configs
     (as JSON-loaded dicts), resume-safe keys aside."""
     a, b = _flatten(old), _flatten(new)
-    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(a.keys() | b.keys())
-            if a.get(k) != b.get(k) and not k.startswith(RESUME_SAFE)]
+    return [
+        f"{k}: {a.get(k)!r} -> {b.get(k)!r}"
+        for k in sorted(a.keys() | b.keys())
+        if a.get(k) != b.get(k) and not k.startswith(RESUME_SAFE)
+    ]
 
 
 def start_run(cfg: Any, label: str) -> Path:
@@ -179,12 +198,14 @@ def start_run(cfg: Any, label: str) -> Path:
     text = json.dumps(resolved, indent=1)
     previous = run_dir / "config.json"
     if previous.exists() and any(p.name != "config.json" for p in run_dir.iterdir()):
-        from pipelines.stages import read_json
+        from pipelines.common.stages import read_json
 
         diff = changed_settings(read_json(previous), json.loads(text))  # same JSON types on both sides
         if diff:
-            raise ConfigChanged(f"{run_dir} holds a run with other settings ({', '.join(diff[:6])}); resuming would "
-                                f"reuse its finished stages. Use another run.name, or delete the folder to start over.")
+            raise ConfigChanged(
+                f"{run_dir} holds a run with other settings ({', '.join(diff[:6])}); resuming would "
+                f"reuse its finished stages. Use another run.name, or delete the folder to start over."
+            )
     previous.write_text(text)
     print(f"{label} run {run_dir}\n{json.dumps(resolved)}", flush=True)
     return run_dir

@@ -40,8 +40,9 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        raise RunStateError(f"{path} is damaged ({type(e).__name__}: {e}); delete it, or the run folder, "
-                            "to run its stages again") from e
+        raise RunStateError(
+            f"{path} is damaged ({type(e).__name__}: {e}); delete it, or the run folder, to run its stages again"
+        ) from e
 
 
 def fingerprint(path: Path) -> dict[str, Any]:

@@ -5,9 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from groundloop.config import ConfigError, check_choice, check_ranges
-from pipelines.svp_config import VOCABULARIES, Lora
+from pipelines.svp.config import VOCABULARIES, Lora
 
-DECODERS = ("greedy", "bon", "genrm_bon", "clip_prm", "visvm", "vimar")  # groundloop.vimar.decoding.DECODERS (import-light)
+DECODERS = (
+    "greedy",
+    "bon",
+    "genrm_bon",
+    "clip_prm",
+    "visvm",
+    "vimar",
+)  # groundloop.vimar.decoding.DECODERS (import-light)
 
 
 @dataclass(frozen=True)
@@ -79,11 +86,25 @@ class SelfTrainConfig:
 
 
 RANGES = {
-    "run.seed": ">=0", "data.n_images": ">=1", "data.eval_n_images": ">=1",
-    "serving.port": "[1, 65535]", "serving.temperatures": "[0, 2]", "serving.k": "[1, 16]",
-    "serving.max_batch_size": ">=1", "serving.replica_cpus": ">0", "serving.torch_threads": ">=0",
-    "self_train.rounds": ">=1", "self_train.max_new_tokens": ">=1",
-    "train.lora.r": ">=1", "train.lora.alpha": ">0", "train.lora.dropout": "[0, 1)", "train.lr": ">0",
-    "train.warmup": "[0, 1]", "train.epochs": ">=1", "train.batch_size": ">=1", "train.num_workers": ">=1",
-    "train.cpus_per_worker": ">0", "train.torch_threads": ">=0",
+    "run.seed": ">=0",
+    "data.n_images": ">=1",
+    "data.eval_n_images": ">=1",
+    "serving.port": "[1, 65535]",
+    "serving.temperatures": "[0, 2]",
+    "serving.k": "[1, 16]",
+    "serving.max_batch_size": ">=1",
+    "serving.replica_cpus": ">0",
+    "serving.torch_threads": ">=0",
+    "self_train.rounds": ">=1",
+    "self_train.max_new_tokens": ">=1",
+    "train.lora.r": ">=1",
+    "train.lora.alpha": ">0",
+    "train.lora.dropout": "[0, 1)",
+    "train.lr": ">0",
+    "train.warmup": "[0, 1]",
+    "train.epochs": ">=1",
+    "train.batch_size": ">=1",
+    "train.num_workers": ">=1",
+    "train.cpus_per_worker": ">0",
+    "train.torch_threads": ">=0",
 }

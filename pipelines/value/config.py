@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from groundloop.config import ConfigError, check_choice, check_ranges
-from pipelines.svp_config import VOCABULARIES
+from pipelines.svp.config import VOCABULARIES
 
 
 @dataclass(frozen=True)
@@ -113,13 +113,29 @@ class ValueConfig:
 
 
 RANGES = {
-    "run.seed": ">=0", "data.n_images": ">=1",
-    "sampling.temperatures": "[0, 100]", "sampling.k": ">=1", "sampling.top_p": "(0, 1]",
+    "run.seed": ">=0",
+    "data.n_images": ">=1",
+    "sampling.temperatures": "[0, 100]",
+    "sampling.k": ">=1",
+    "sampling.top_p": "(0, 1]",
     "sampling.max_new_tokens": ">=1",
-    "reward.tau_percentile": "[0, 100]", "reward.alpha": ">=0", "reward.gt_percentile": "[0, 100]",
-    "td.gamma": "[0, 1]", "td.epochs": ">=1", "td.lr": ">0", "td.batch_size": ">=1",
-    "td.weak_percentile": "[0, 100]", "td.counterfactuals": "[0, 1]", "td.reward_weight": ">=0",
-    "train.num_workers": ">=1", "train.cpus_per_worker": ">0", "train.torch_threads": ">=0",
-    "resources.sampler_actors": ">=1", "resources.sampler_cpus": ">0", "resources.clip_actors": ">=1",
-    "resources.clip_cpus": ">0", "resources.gpus_per_actor": ">=0", "resources.batch_size": ">=1",
+    "reward.tau_percentile": "[0, 100]",
+    "reward.alpha": ">=0",
+    "reward.gt_percentile": "[0, 100]",
+    "td.gamma": "[0, 1]",
+    "td.epochs": ">=1",
+    "td.lr": ">0",
+    "td.batch_size": ">=1",
+    "td.weak_percentile": "[0, 100]",
+    "td.counterfactuals": "[0, 1]",
+    "td.reward_weight": ">=0",
+    "train.num_workers": ">=1",
+    "train.cpus_per_worker": ">0",
+    "train.torch_threads": ">=0",
+    "resources.sampler_actors": ">=1",
+    "resources.sampler_cpus": ">0",
+    "resources.clip_actors": ">=1",
+    "resources.clip_cpus": ">0",
+    "resources.gpus_per_actor": ">=0",
+    "resources.batch_size": ">=1",
 }

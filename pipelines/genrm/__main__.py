@@ -1,0 +1,5 @@
+"""`python -m pipelines.genrm`: `pipelines.genrm.run`."""
+
+from pipelines.genrm.run import main
+
+main()

@@ -1,0 +1,5 @@
+"""`python -m pipelines.value`: `pipelines.value.run`."""
+
+from pipelines.value.run import main
+
+main()
