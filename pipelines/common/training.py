@@ -19,14 +19,18 @@ from typing import Any
 import pandas as pd
 import ray
 import torch
-from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.data import ExecutionOptions
+from ray.train import Checkpoint, CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from groundloop.data.coco import load_image
 
 
 def setup_worker(config: dict) -> None:
+    """Seed the worker (LoRA init, dropout) and ask torch for its deterministic kernels, so the
+    same config and rows train the same adapter."""
     torch.manual_seed(config["seed"])
+    torch.use_deterministic_algorithms(True, warn_only=True)
     if config.get("torch_threads"):
         torch.set_num_threads(config["torch_threads"])  # Ray pins workers to OMP_NUM_THREADS=num_cpus
 
@@ -153,6 +157,7 @@ def fit(
             checkpoint_config=CheckpointConfig(num_to_keep=2),
         ),
         datasets={"train": ray.data.from_pandas(rows)},
+        dataset_config=DataConfig(execution_options=ExecutionOptions(preserve_order=True)),  # rows in the given order
     )
     result = trainer.fit()
     if out.exists():
