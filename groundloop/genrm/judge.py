@@ -157,7 +157,7 @@ def loss(
         else 0.0
     )
     logits = out.logits.float()
-    logp = logits[:, :-1].log_softmax(-1)
+    logp = logits[:, :-1].float().log_softmax(-1)
     target = batch["labels"][:, 1:]
     mask = (target != -100).float()
     if "loss_weight" in batch:
@@ -236,7 +236,11 @@ class GenRM:
         """(N, 2) log-probs of verdicts A and B after each thought (one forward, left padded)."""
         tok = self.processor.tokenizer
         rows = [_prompt_row(self.processor, im, jt) for im, jt in zip(images, judge_texts)]
-        return self.next_logits(rows, [_thought_ids(tok, th) for th in thoughts]).log_softmax(-1)[:, self.verdict_ids]
+        return (
+            self.next_logits(rows, [_thought_ids(tok, th) for th in thoughts])
+            .float()
+            .log_softmax(-1)[:, self.verdict_ids]
+        )
 
     @torch.no_grad()
     def scaffolded(

@@ -51,7 +51,9 @@ def _local_config(spec: str) -> dict[str, Any]:
 
 def load_vlm(spec: str, adapter: str | None = None, dtype: Any = None, device: str | None = None) -> tuple[Any, Any]:
     """(model, processor) of a VLM of any family `groundloop.models.families` knows, optionally
-    with a PEFT adapter on top, on `device` (default: the GPU when there is one)."""
+    with a PEFT adapter on top, on `device` (default: the GPU when there is one). `dtype`
+    defaults to bfloat16 on a GPU that has it (a 7B model in float32 is 28 GB per copy) and to
+    float32 on the CPU; S / Delta and the losses take their log-softmax in float32 either way."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -60,8 +62,12 @@ def load_vlm(spec: str, adapter: str | None = None, dtype: Any = None, device: s
     allow_processors_without_torchvision()
     path = resolve(spec)
     # Any: a transformers model, or a PeftModel once the adapter is on.
-    model: Any = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype or torch.float32)
-    model = model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if dtype is None:
+        gpu_bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
+        dtype = torch.bfloat16 if gpu_bf16 else torch.float32
+    model: Any = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
+    model = model.to(device)
     processor = AutoProcessor.from_pretrained(path)  # type: ignore[no-untyped-call]  # untyped in transformers
     if adapter:
         from peft import PeftModel

@@ -79,8 +79,9 @@ def caption_logprobs(
     `keys[i]`, default the image object, and prompt text) runs once and its KV cache serves all
     of its captions, which then cost only their own tokens; equal to the full pass (tested).
 
-    Returns logp (B, T, V) and mask (B, T): T is the longest caption in tokens + 1 (the end),
-    and row b holds caption b's positions left-aligned, whatever the padding of the batch.
+    Returns logp (B, T, V) and mask (B, T), float32 on the model's device (S / Delta sum there;
+    only B numbers leave a GPU): T is the longest caption in tokens + 1 (the end), and row b
+    holds caption b's positions left-aligned, whatever the padding of the batch.
     """
     from groundloop.models import families
 
@@ -91,10 +92,10 @@ def caption_logprobs(
         return _shared_prefix_logprobs(model, processor, images, prompt_texts, cap_ids, keys)
     rows = [families.row(processor, im, families.chat(processor, text)) for im, text in zip(images, prompt_texts)]
     enc = families.batch(processor, rows, cap_ids, side="left")  # every caption ends at the last column
-    logp_all = model(**families.to_model(enc, model)).logits.float().log_softmax(-1).cpu()
+    logp_all = model(**families.to_model(enc, model)).logits.float().log_softmax(-1)
     n, T = enc["input_ids"].shape[1], max(len(c) for c in cap_ids)
-    logp = torch.zeros(len(rows), T, logp_all.shape[-1])
-    mask = torch.zeros(len(rows), T)
+    logp = logp_all.new_zeros(len(rows), T, logp_all.shape[-1])
+    mask = logp_all.new_zeros(len(rows), T)
     for b, c in enumerate(cap_ids):
         # logits at position i predict token i + 1
         logp[b, : len(c)] = logp_all[b, n - len(c) - 1 : n - 1]
@@ -125,7 +126,7 @@ def _shared_prefix_logprobs(
     pout = model(**penc, use_cache=True)
     device = penc["input_ids"].device
     rows = torch.tensor(group, device=device)
-    first = pout.logits[:, -1].float().log_softmax(-1)[rows].cpu()  # each caption's first token
+    first = pout.logits[:, -1].float().log_softmax(-1)[rows]  # each caption's first token
     cache = families.cache_of(pout)
     cache.batch_select_indices(rows)
     # the captions right after their prefix, right-padded so every token keeps its position
@@ -139,9 +140,9 @@ def _shared_prefix_logprobs(
     attn = torch.cat([penc["attention_mask"][rows], smask.to(device)], 1)
     # positions continue from the cache as the model numbers them (PaliGemma counts from 1)
     out = model(input_ids=ids.to(device), attention_mask=attn, **{families.cache_arg(model): cache})
-    rest = out.logits.float().log_softmax(-1).cpu()  # position j predicts caption token j + 1
-    logp = torch.zeros(len(cap_ids), width, first.shape[-1])
-    mask = torch.zeros(len(cap_ids), width)
+    rest = out.logits.float().log_softmax(-1)  # position j predicts caption token j + 1
+    logp = first.new_zeros(len(cap_ids), width, first.shape[-1])
+    mask = first.new_zeros(len(cap_ids), width)
     for b, c in enumerate(cap_ids):
         logp[b, 0] = first[b]
         logp[b, 1 : len(c)] = rest[b, : len(c) - 1]

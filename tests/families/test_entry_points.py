@@ -40,6 +40,7 @@ def test_every_entry_point_runs_on_the_family(family, family_folders, two_images
     from peft import PeftModel
 
     from groundloop import finetune
+    from groundloop.genrm import critique
     from groundloop.genrm import judge as genrm
     from groundloop.genrm.judge import GenRM
     from groundloop.sampling import HFSampler
@@ -118,7 +119,7 @@ def test_every_entry_point_runs_on_the_family(family, family_folders, two_images
     (j,) = free.judge(ims[1:], [prompts.BASE_PROMPT], ["A dog."], ["A cat."])
     assert torch.isfinite(torch.tensor([j.logp_a, j.logp_b])).all()
     ex = genrm.example(
-        processor, ims[0], genrm.rm.judge_prompt(prompts.BASE_PROMPT, "A dog.", "A cat."), "A: dog yes. B: cat no.", "A"
+        processor, ims[0], critique.judge_prompt(prompts.BASE_PROMPT, "A dog.", "A cat."), "A: dog yes. B: cat no.", "A"
     )
     rm_batch = genrm.collate([ex], processor)
     assert torch.isfinite(genrm.loss(model, rm_batch, genrm.label_ids(processor.tokenizer), lam=1.0))
