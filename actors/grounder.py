@@ -30,13 +30,26 @@ class GroundingActor:
         if self.column == "image_priors":
             captions = [list(c) for c in captions]  # arrow hands lists over as arrays
         caption_of = dict(zip(ok, captions))
-        grounding = [""] * len(batch)
+        # rows asking the same question of the same image (every row of an image when grounding
+        # from the image's priors) share one detector call
+        first: dict[tuple, int] = {}
+        for i in ok:
+            first.setdefault((batch["path"].iloc[i], _key(caption_of[i])), i)
         found = isolated(
             lambda rows: ground(self.detector, [images[i] for i in rows], [caption_of[i] for i in rows], self.vocab),
-            ok,
+            list(first.values()),
             errors,
             "grounding",
         )
-        for i, t in found.items():
-            grounding[i] = t
+        grounding = [""] * len(batch)
+        for i in ok:
+            j = first[batch["path"].iloc[i], _key(caption_of[i])]
+            if j in found:
+                grounding[i] = found[j]
+            elif i != j:
+                errors[i] = errors[j]
         return batch.assign(grounding=grounding, error=errors)
+
+
+def _key(caption: str | list[str]) -> str | tuple[str, ...]:
+    return caption if isinstance(caption, str) else tuple(caption)

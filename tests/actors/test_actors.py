@@ -67,7 +67,12 @@ def test_grounding_from_the_union_of_an_images_priors():
         }
     )
     own = GroundingActor("shapesworld/detector", "shapes")(batch)["grounding"].tolist()
-    union = GroundingActor("shapesworld/detector", "shapes", phrases_from="image")(batch)["grounding"].tolist()
+    image_mode = GroundingActor("shapesworld/detector", "shapes", phrases_from="image")
+    calls = []
+    detect = image_mode.detector.detect
+    image_mode.detector.detect = lambda images, queries: calls.append(len(images)) or detect(images, queries)
+    union = image_mode(batch)["grounding"].tolist()
+    assert sum(calls) == 1  # the image's two rows ask the same question: one detection
     assert "red circle" in own[0] and "blue square" not in own[0]  # each sample: its own phrases
     assert all("red circle" in g and "blue square" in g for g in union)  # both: the image's phrases
     with pytest.raises(ValueError, match="phrases_from"):
