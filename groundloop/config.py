@@ -1,5 +1,6 @@
 """Typed configs: frozen dataclasses are the source of truth, YAML recipes and dotted
-command-line overrides (`sampling.k=20 train.lora.r=64`) fill them; unknown keys are errors."""
+command-line overrides (`sampling.k=20 train.lora.r=64`) fill them; unknown keys are errors,
+and a `typing.Literal[...]` field takes only its listed values."""
 
 from __future__ import annotations
 
@@ -43,8 +44,20 @@ def _number(value: Any, tp: type, key: str) -> Any:
     return float(value)
 
 
+def _choice(value: Any, allowed: tuple[Any, ...], key: str) -> Any:
+    """A `typing.Literal` setting: one of its values, exactly (no True for 1, no 1 for "1")."""
+    if value is None and "" in allowed:  # `key=` on the command line: the empty choice
+        return ""
+    for a in allowed:
+        if type(value) is type(a) and value == a:
+            return a
+    raise ConfigError(f"{key} must be one of {', '.join(repr(a) for a in allowed)}; got {value!r}")
+
+
 def _convert(value: Any, tp: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
+    if origin is typing.Literal:
+        return _choice(value, typing.get_args(tp), key)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
@@ -115,12 +128,6 @@ def check_ranges(cfg: Any, ranges: dict[str, str]) -> None:
             if v is not None and not _within(v, spec):
                 shown = re.sub(r"^(>=|>|<=|<)\s*", r"\1 ", spec)
                 raise ConfigError(f"{key} must be {shown}, got {value!r}")
-
-
-def check_choice(key: str, value: Any, choices: typing.Iterable[Any]) -> None:
-    choices = tuple(choices)
-    if value not in choices:
-        raise ConfigError(f"{key} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}")
 
 
 def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 
 from PIL import Image
 
@@ -34,6 +34,8 @@ from groundloop.vimar.similarity import ImageTextScorer
 from groundloop.vimar.value import ValueFunction, split_sentences
 
 DECODERS = ("greedy", "bon", "genrm_bon", "clip_prm", "visvm", "vimar")
+Refine = Literal["in_place", "append"]  # vimar's stage 2: re-sample weak sentences in place, or only append
+REFINES: tuple[str, ...] = get_args(Refine)
 
 
 class PairwiseJudge(Protocol):
@@ -217,8 +219,8 @@ def vimar(
     """ViMaR's two stages (module docstring). threshold: the calibrated value below which a
     sentence is weak; refine_temperatures: one alternative per entry in stage 2 (default: the
     stage-1 temperatures)."""
-    if refine not in ("in_place", "append"):
-        raise ValueError(f"refine must be 'in_place' or 'append', got {refine!r}")
+    if refine not in REFINES:
+        raise ValueError(f"refine must be one of {', '.join(REFINES)}, got {refine!r}")
     alt_temps = list(refine_temperatures) or list(temperatures)
     # Stage 1: one batched pass of N x K full captions; keep the highest mean value.
     rows, n = _expand(images, temperatures, k)
@@ -271,13 +273,25 @@ class DecodeSettings:
     temperatures: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9)
     k: int = 6  # candidates per temperature (bon, stage 1, and every sentence-search step)
     threshold: float | None = None  # vimar's weak-sentence value; None: the value model's calibrated one
-    refine: str = "in_place"  # or "append" (the released ViMaR code)
+    refine: Refine = "in_place"  # or "append" (the released ViMaR code)
     refine_temperatures: tuple[float, ...] = ()  # stage-2 alternatives; () = `temperatures`
     max_sentences: int = 12
     max_appended: int = 4
 
 
-_SPEC_FIELDS = {"k": int, "threshold": float, "refine": str, "max_sentences": int, "max_appended": int}
+def _refine(value: str) -> str:
+    if value not in REFINES:
+        raise ValueError(value)
+    return value
+
+
+_SPEC_FIELDS: dict[str, Callable[[str], object]] = {
+    "k": int,
+    "threshold": float,
+    "refine": _refine,
+    "max_sentences": int,
+    "max_appended": int,
+}
 
 
 def parse_spec(spec: str, base: DecodeSettings) -> tuple[str, DecodeSettings]:

@@ -157,7 +157,13 @@ RESUME_SAFE = (
     "train.torch_threads",
     "svp.compare_ablations",
     "svp.iterations",
-)  # more iterations extend a run
+    "self_train.rounds",
+    "serving.app_name",
+    "serving.port",
+    "serving.replica_cpus",
+    "serving.torch_threads",
+    "serving.keep_running",
+)  # more iterations (rounds) extend a run
 
 
 class ConfigChanged(ValueError):

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
-from groundloop.config import ConfigError, check_choice, check_ranges
-from pipelines.svp.config import VOCABULARIES
+from groundloop.config import ConfigError, check_ranges
+from pipelines.common import config as common
+from pipelines.common.config import Lora, LoraTraining, Run, Vocabulary
 
-CRITIQUES = ("free", "scaffold", "factored")  # groundloop.genrm.judge.CRITIQUES (kept import-light here)
-
-
-@dataclass(frozen=True)
-class Run:
-    name: str = "genrm_shapes"
-    dir: str = "runs"
-    seed: int = 0
+# groundloop.genrm.judge.CRITIQUES and LEARN, spelled out here so loading a config stays import-light
+Critique = Literal["free", "scaffold", "factored"]
+Learn = Literal["all", "checks", "verdict"]
 
 
 @dataclass(frozen=True)
@@ -26,7 +23,7 @@ class Data:
     responses_from: str = ""
     bench_path: str = "data/shapes/test"  # ShapesWorld-RewardBench is built from these annotations
     bench_per_category: int = 100
-    vocabulary: str = ""  # object vocabulary: "shapes" or "coco"; empty = from the dataset's annotations
+    vocabulary: Vocabulary = ""  # object vocabulary: "shapes" or "coco"; empty = from the dataset's annotations
 
 
 @dataclass(frozen=True)
@@ -46,13 +43,13 @@ class Sampling:
     # (all of it), "scaffold" (the claims come from parsing the responses; the model writes
     # each check inside the judgement, then the verdict) or "factored" (the same claims, each
     # checked by its own yes/no question about the image, then the verdict)
-    critique: str = "free"
+    critique: Critique = "free"
 
 
 @dataclass(frozen=True)
 class Pairs:
-    labeler: str = "expert"  # expert | self (the VLM's own belief: the baseline without the expert)
-    thought: str = "critique"  # critique (check every claim) | description (say what the image shows)
+    labeler: Literal["expert", "self"] = "expert"  # self: the VLM's own belief (the baseline without the expert)
+    thought: Literal["critique", "description"] = "critique"  # check every claim | say what the image shows
     max_per_image: int = 4
     # plus up to this many pairs per image of two responses with refuted claims, fewer refuted
     # over more (rm.build_pairs(graded=)): the judge learns to weigh "A 1, B 2", not only "A 0, B 1"
@@ -71,20 +68,11 @@ class Pairs:
 
 
 @dataclass(frozen=True)
-class Lora:
-    r: int = 64
-    alpha: int = 128
-    dropout: float = 0.0
-    target_modules: str = ""  # empty: the language model's projections of the VLM's family
-
-
-@dataclass(frozen=True)
-class Train:
-    lora: Lora = field(default_factory=Lora)
+class Train(LoraTraining):
+    lora: Lora = field(default_factory=lambda: Lora(r=64, alpha=128, dropout=0.0))
     lr: float = 2e-3
-    warmup: float = 0.03
     epochs: int = 2
-    batch_size: int = 8
+    torch_threads: int = 2  # training runs alone on the 2 cores
     lam: float = 1.0  # weight of the correctness-weighted Bradley-Terry term in the mixture loss
     # Grounded attention in stage 1: at each claim the expert-composed critique checks, the
     # head stage0.attn_layer / attn_head is trained to look at the expert's boxes (0 = off).
@@ -93,11 +81,8 @@ class Train:
     # verdict and EOS (the scaffold hands the judge the claim text); or only the "verdict" and
     # EOS (factored critiques are answered outside the judgement); no_weight: the loss weight
     # of a "no" check
-    learn: str = "all"
+    learn: Learn = "all"
     no_weight: float = 1.0
-    num_workers: int = 1
-    cpus_per_worker: float = 1.0
-    torch_threads: int = 2  # training runs alone on the 2 cores
 
 
 @dataclass(frozen=True)
@@ -125,7 +110,7 @@ class Stage0:
     # and among count claims) or "phrase" (as many per claim phrase, e.g. "small red circle",
     # so the phrase alone never predicts the answer: the policy's hallucinations are not uniform,
     # and with "kind" the checker can learn which phrases are usually wrong instead of looking)
-    balance: str = "kind"
+    balance: Literal["kind", "phrase"] = "kind"
     # Extra questions per training image about object phrases none of its responses made (drawn
     # from the vocabulary of all responses' claims, rm.probe_phrases), answered by the expert
     # (by the VLM's own belief for pairs.labeler=self): the policy's false claims are its habitual
@@ -147,7 +132,8 @@ class Stage2:
 
 
 @dataclass(frozen=True)
-class Resources:
+class Resources(common.Resources):
+    batch_size: int = 8  # images per sampler call (the expert takes their k responses each)
     sampler_actors: int = 1
     sampler_cpus: float = 0.5  # fractional: whole-CPU actors starve the read task on 2 cores
     expert_actors: int = 1
@@ -156,13 +142,11 @@ class Resources:
     judge_cpus: float = 0.5
     judge_batch: int = 32  # pairs per judge call (one batched generate)
     judge_threads: int = 2  # judging runs alone (no sampler or trainer beside it): use both cores
-    gpus_per_actor: float = 0.0
-    batch_size: int = 8  # images (or pairs) per actor call
 
 
 @dataclass(frozen=True)
 class GenRMConfig:
-    run: Run = field(default_factory=Run)
+    run: Run = field(default_factory=lambda: Run(name="genrm_shapes"))
     data: Data = field(default_factory=Data)
     model: Model = field(default_factory=Model)
     sampling: Sampling = field(default_factory=Sampling)
@@ -173,23 +157,14 @@ class GenRMConfig:
     resources: Resources = field(default_factory=Resources)
 
     def __post_init__(self) -> None:
-        check_ranges(self, RANGES)
-        check_choice("data.vocabulary", self.data.vocabulary, VOCABULARIES)
-        check_choice("pairs.labeler", self.pairs.labeler, ("expert", "self"))
-        check_choice("pairs.thought", self.pairs.thought, ("critique", "description"))
-        check_choice("train.learn", self.train.learn, ("all", "checks", "verdict"))  # groundloop.genrm.judge.LEARN
-        check_choice("sampling.critique", self.sampling.critique, CRITIQUES)
-        check_choice("stage0.balance", self.stage0.balance, ("kind", "phrase"))
+        check_ranges(self, common.ranges(self) | RANGES)
         if self.sampling.critique != "free" and self.pairs.thought != "critique":
             raise ConfigError(
                 f"sampling.critique={self.sampling.critique} writes critiques: it needs pairs.thought=critique"
             )
-        if not self.run.name.strip():
-            raise ConfigError("run.name must not be empty")
 
 
 RANGES = {
-    "run.seed": ">=0",
     "data.n_images": ">=1",
     "data.bench_per_category": ">=1",
     "sampling.k": ">=2",
@@ -203,19 +178,9 @@ RANGES = {
     "pairs.separable_per_image": ">=0",
     "pairs.miss_rate": "[0, 1]",
     "pairs.false_alarm_rate": "[0, 1]",
-    "train.lora.r": ">=1",
-    "train.lora.alpha": ">0",
-    "train.lora.dropout": "[0, 1)",
-    "train.lr": ">0",
-    "train.warmup": "[0, 1]",
-    "train.epochs": ">=1",
-    "train.batch_size": ">=1",
     "train.lam": ">=0",
     "train.attn_weight": ">=0",
     "train.no_weight": ">=0",
-    "train.num_workers": ">=1",
-    "train.cpus_per_worker": ">0",
-    "train.torch_threads": ">=0",
     "stage0.steps": ">=0",
     "stage0.lr": ">0",
     "stage0.batch_size": ">=1",
@@ -231,14 +196,6 @@ RANGES = {
     "stage2.retention": "(0, 1]",
     "stage2.epochs": ">=1",
     "stage2.lr": ">0",
-    "resources.sampler_actors": ">=1",
-    "resources.sampler_cpus": ">0",
-    "resources.expert_actors": ">=1",
-    "resources.expert_cpus": ">0",
-    "resources.judge_actors": ">=1",
-    "resources.judge_cpus": ">0",
     "resources.judge_batch": ">=1",
     "resources.judge_threads": ">=0",
-    "resources.gpus_per_actor": ">=0",
-    "resources.batch_size": ">=1",
 }

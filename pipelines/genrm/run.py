@@ -25,7 +25,6 @@ from pathlib import Path
 import pandas as pd
 import ray
 import torch
-from ray.data import ActorPoolStrategy
 
 from actors.expert import ExpertActor
 from actors.judge import JudgeActor, claim_margins
@@ -38,6 +37,7 @@ from groundloop.genrm import judge as genrm
 from groundloop.models import REWARD_MODEL_FILE, load_vlm
 from groundloop.worlds import reward_bench as rb
 from pipelines.common import cli, training
+from pipelines.common.pools import ActorStage
 from pipelines.genrm.config import GenRMConfig
 from pipelines.genrm.rows import (
     bench_pairs,
@@ -56,23 +56,16 @@ def sample_and_check(cfg: GenRMConfig, rows: list[dict], responses: pd.DataFrame
     res, smp = cfg.resources, cfg.sampling
     if responses is None:
         ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 8)))
-        ds = ds.map_batches(
-            SamplerActor,
-            fn_constructor_kwargs={
-                "model_spec": cfg.model.vlm,
-                "mode": "prior",
-                "k": smp.k,
-                "temperature": smp.temperature,
-                "top_p": smp.top_p,
-                "max_new_tokens": smp.max_new_tokens,
-                "seed": cfg.run.seed,
-            },
-            batch_format="pandas",
-            batch_size=res.batch_size,
-            compute=ActorPoolStrategy(size=res.sampler_actors),
-            num_cpus=res.sampler_cpus,
-            num_gpus=res.gpus_per_actor or None,
-        )
+        sampler = {
+            "model_spec": cfg.model.vlm,
+            "mode": "prior",
+            "k": smp.k,
+            "temperature": smp.temperature,
+            "top_p": smp.top_p,
+            "max_new_tokens": smp.max_new_tokens,
+            "seed": cfg.run.seed,
+        }
+        ds = ActorStage(SamplerActor, sampler, res.pool("sampler")).apply(ds)
         ds = ds.map_batches(
             lambda b: b.rename(columns={"prior": "response"}).drop(columns=["image_priors"]), batch_format="pandas"
         )
@@ -84,20 +77,14 @@ def sample_and_check(cfg: GenRMConfig, rows: list[dict], responses: pd.DataFrame
 def expert_checks(cfg: GenRMConfig, ds: ray.data.Dataset) -> pd.DataFrame:
     """The expert pool over rows of responses (or of `phrases`): claims, holds and boxes."""
     res = cfg.resources
-    ds = ds.map_batches(
-        ExpertActor,
-        fn_constructor_kwargs={
-            "detector_spec": cfg.model.detector,
-            "vocabulary": vocabulary(cfg).name,
-            "miss_rate": cfg.pairs.miss_rate,
-            "false_alarm_rate": cfg.pairs.false_alarm_rate,
-            "seed": cfg.run.seed,
-        },
-        batch_format="pandas",
-        batch_size=res.batch_size * cfg.sampling.k,
-        compute=ActorPoolStrategy(size=res.expert_actors),
-        num_cpus=res.expert_cpus,
-    )
+    expert = {
+        "detector_spec": cfg.model.detector,
+        "vocabulary": vocabulary(cfg).name,
+        "miss_rate": cfg.pairs.miss_rate,
+        "false_alarm_rate": cfg.pairs.false_alarm_rate,
+        "seed": cfg.run.seed,
+    }
+    ds = ActorStage(ExpertActor, expert, res.pool("expert", res.batch_size * cfg.sampling.k, gpus=False)).apply(ds)
     df = ds.to_pandas()
     return df.assign(
         claims=[list(x) for x in df["claims"]],
@@ -293,26 +280,19 @@ def judge(
     """Judgements of `pairs` (path, question, a, b, ...) by the reward model with `adapter`."""
     res = cfg.resources
     ds = ray.data.from_pandas(pairs).repartition(max(1, min(len(pairs) // res.judge_batch, 16)))
-    ds = ds.map_batches(
-        JudgeActor,
-        fn_constructor_kwargs={
-            "model_spec": base,
-            "adapter": adapter,
-            "samples": samples,
-            "temperature": temperature,
-            "max_new_tokens": cfg.sampling.judge_max_new_tokens,
-            "seed": cfg.run.seed,
-            "torch_threads": res.judge_threads,
-            "critique": cfg.sampling.critique,
-            "check_threshold": check_threshold(adapter),
-            "vocabulary": vocabulary(cfg).name,
-        },
-        batch_format="pandas",
-        batch_size=res.judge_batch,
-        compute=ActorPoolStrategy(size=res.judge_actors),
-        num_cpus=res.judge_cpus,
-        num_gpus=res.gpus_per_actor or None,
-    )
+    judge = {
+        "model_spec": base,
+        "adapter": adapter,
+        "samples": samples,
+        "temperature": temperature,
+        "max_new_tokens": cfg.sampling.judge_max_new_tokens,
+        "seed": cfg.run.seed,
+        "torch_threads": res.judge_threads,
+        "critique": cfg.sampling.critique,
+        "check_threshold": check_threshold(adapter),
+        "vocabulary": vocabulary(cfg).name,
+    }
+    ds = ActorStage(JudgeActor, judge, res.pool("judge", res.judge_batch)).apply(ds)
     return ds.to_pandas()
 
 

@@ -7,18 +7,19 @@ TorchTrainer (LoRA on (image, base prompt, caption)) -> adapter -> deployment re
 -> greedy CHAIR / recall of the adapted model on the held-out split.
 
     python pipelines/self_train.py --config configs/self_train_shapes.yaml self_train.rounds=2
+
+Re-running the same command resumes after the last finished stage (pipelines.common.stages);
+the endpoint is started only for a round whose captions are still to be written.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pandas as pd
 import ray
 from ray import serve
-from ray.data import ActorPoolStrategy
 
 from actors.serve_client import ServeCaptionActor
 from groundloop import config as config_lib
@@ -26,6 +27,9 @@ from groundloop import prompts, vocab
 from groundloop.data.coco import load_dataset
 from groundloop.eval import metrics as metrics_lib
 from pipelines.common import cli, training
+from pipelines.common.config import Pool
+from pipelines.common.pools import ActorStage
+from pipelines.common.stages import Stages, read_json, write_json, write_parquet
 from pipelines.self_train.config import SelfTrainConfig
 from pipelines.svp import report as svp_report
 from pipelines.svp import train as svp_train
@@ -52,17 +56,53 @@ def deploy(cfg: SelfTrainConfig, adapter: str | None) -> None:
     serve.run(build_app(app_config(cfg, adapter)), name=cfg.serving.app_name, route_prefix="/")
 
 
+class Endpoint:
+    """The deployment, started (or switched to another adapter in place) only when asked."""
+
+    def __init__(self, cfg: SelfTrainConfig) -> None:
+        self.cfg, self.up, self.adapter = cfg, False, None
+
+    def serving(self, adapter: str | None) -> None:
+        if not self.up:
+            serve.start(http_options={"host": "127.0.0.1", "port": self.cfg.serving.port})
+        if not self.up or adapter != self.adapter:
+            deploy(self.cfg, adapter)
+        self.up, self.adapter = True, adapter
+
+    def close(self) -> None:
+        if self.up:
+            serve.delete(self.cfg.serving.app_name)
+            self.up = False
+
+
 def caption_round(cfg: SelfTrainConfig, rows: list[dict]) -> pd.DataFrame:
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 8)))
-    ds = ds.map_batches(
-        ServeCaptionActor,
-        fn_constructor_kwargs={"app_name": cfg.serving.app_name, "decoder": cfg.serving.decoder},
-        batch_format="pandas",
-        batch_size=cfg.serving.max_batch_size,
-        compute=ActorPoolStrategy(size=1),
-        num_cpus=0.1,
-    )
-    return ds.to_pandas()
+    # one client actor: it only forwards paths, the deployment batches and decodes them
+    client = Pool(actors=1, cpus=0.1, batch_size=cfg.serving.max_batch_size)
+    args = {"app_name": cfg.serving.app_name, "decoder": cfg.serving.decoder}
+    return ActorStage(ServeCaptionActor, args, client).apply(ds).to_pandas()
+
+
+def good_captions(caps: pd.DataFrame) -> pd.DataFrame:
+    return caps[(caps["error"] == "") & (caps["caption"].str.len() > 0)]
+
+
+def round_summary(
+    r: int, adapter: str, caps: pd.DataFrame, metrics: dict, words: vocab.Vocabulary, by_id: dict, seconds: dict
+) -> dict:
+    """A round in report.json: the adapted model's metrics and what it was trained on."""
+    good = good_captions(caps)
+    truth = [words.truth_labels(by_id[int(i)]) for i in good["image_id"]]
+    sample = metrics_lib.chair(good["caption"].tolist(), truth, words) if len(good) else {}
+    return {
+        "round": r,
+        "adapter": adapter,
+        "metrics": metrics,
+        "n_captions": len(good),
+        "n_errors": int((caps["error"] != "").sum()),
+        "training_captions": {k: sample.get(k) for k in ("chair_i", "recall")},
+        "timings": {"caption_s": seconds[f"round_{r}/caption"], "train_s": seconds[f"round_{r}/train"]},
+    }
 
 
 def train_round(cfg: SelfTrainConfig, captions: pd.DataFrame, prev: str | None, round_dir: Path) -> str:
@@ -86,62 +126,67 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = cli.load(SelfTrainConfig, a)
     run_dir = cli.start_run(cfg, "self-training")
     cli.init_ray()
-    serve.start(http_options={"host": "127.0.0.1", "port": cfg.serving.port})
+    stages = Stages(run_dir)
     records = load_dataset(Path(cfg.data.path).resolve())[: cfg.data.n_images]
     rows = [{"image_id": r.image_id, "path": str(r.path)} for r in records]
     by_id, words = {r.image_id: r for r in records}, vocab.for_records(records, cfg.data.vocabulary)
-    evaluate = lambda adapter, out: svp_report.evaluate_greedy(  # noqa: E731
-        cfg.serving.vlm,
-        adapter,
-        Path(cfg.data.eval_path),
-        cfg.data.eval_n_images,
-        cfg.self_train.max_new_tokens,
-        out,
-        words.name,
-    )
-    report: dict = {
-        "config": config_lib.to_dict(cfg),
-        "base": evaluate(None, run_dir / "base_metrics.json"),
-        "rounds": [],
-    }
-    deploy(cfg, None)
+    endpoint = Endpoint(cfg)
+
+    def evaluate(adapter: str | None, out: Path) -> None:
+        svp_report.evaluate_greedy(
+            cfg.serving.vlm,
+            adapter,
+            Path(cfg.data.eval_path),
+            cfg.data.eval_n_images,
+            cfg.self_train.max_new_tokens,
+            out,
+            words.name,
+        )
+
+    def caption(adapter: str | None, out: Path) -> None:
+        endpoint.serving(adapter)  # round r captions with round r-1's adapter
+        write_parquet(caption_round(cfg, rows), out)
+
+    stages.run("eval_base", lambda: evaluate(None, run_dir / "base_metrics.json"), ["base_metrics.json"])
+    rounds = []
     adapter: str | None = None
     for r in range(1, cfg.self_train.rounds + 1):
-        round_dir = run_dir / f"round_{r}"
+        name, prev = f"round_{r}", adapter
+        round_dir = run_dir / name
         round_dir.mkdir(exist_ok=True)
-        t = time.time()
-        caps = caption_round(cfg, rows)
-        caps.to_parquet(round_dir / "captions.parquet")
-        t_cap = time.time() - t
-        good = caps[(caps["error"] == "") & (caps["caption"].str.len() > 0)]
-        print(f"[round {r}] {len(good)}/{len(caps)} captions in {t_cap:.0f}s", flush=True)
-        t = time.time()
-        adapter = train_round(cfg, good, adapter, round_dir)
-        t_train = time.time() - t
-        deploy(cfg, adapter)  # same app, new user_config: replicas switch adapters in place
-        metrics = evaluate(adapter, round_dir / "metrics.json")
-        sample = (
-            metrics_lib.chair(
-                good["caption"].tolist(), [words.truth_labels(by_id[int(i)]) for i in good["image_id"]], words
-            )
-            if len(good)
-            else {}
+        stages.run(
+            f"{name}/caption",
+            lambda prev=prev, round_dir=round_dir: caption(prev, round_dir / "captions.parquet"),
+            [f"{name}/captions.parquet"],
         )
-        report["rounds"].append(
-            {
-                "round": r,
-                "adapter": adapter,
-                "metrics": metrics,
-                "n_captions": len(good),
-                "n_errors": int((caps["error"] != "").sum()),
-                "training_captions": {k: sample.get(k) for k in ("chair_i", "recall")},
-                "timings": {"caption_s": t_cap, "train_s": t_train},
-            }
+        caps = pd.read_parquet(round_dir / "captions.parquet")
+        good = good_captions(caps)
+        print(f"[{name}] {len(good)}/{len(caps)} captions to train on", flush=True)
+        stages.run(
+            f"{name}/train",
+            lambda good=good, prev=prev, round_dir=round_dir: train_round(cfg, good, prev, round_dir),
+            [f"{name}/adapter"],
         )
+        adapter = str(round_dir / "adapter")  # absolute: run_dir is
+        stages.run(
+            f"{name}/eval",
+            lambda adapter=adapter, round_dir=round_dir: evaluate(adapter, round_dir / "metrics.json"),
+            [f"{name}/metrics.json"],
+        )
+        metrics = read_json(round_dir / "metrics.json")
+        rounds.append(round_summary(r, adapter, caps, metrics, words, by_id, stages.seconds()))
         print(json.dumps({"round": r, "chair_i": metrics["chair_i"], "recall": metrics["recall"]}), flush=True)
-    (run_dir / "report.json").write_text(json.dumps(report, indent=1))
-    if not cfg.serving.keep_running:
-        serve.delete(cfg.serving.app_name)
+    if cfg.serving.keep_running:
+        endpoint.serving(adapter)  # replicas switch to the last adapter in place
+    else:
+        endpoint.close()
+    report = {
+        "config": config_lib.to_dict(cfg),
+        "base": read_json(run_dir / "base_metrics.json"),
+        "rounds": rounds,
+        "seconds": stages.seconds(),
+    }
+    write_json(report, run_dir / "report.json")
     return report
 
 

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pandas as pd
 import ray
-from ray.data import ActorPoolStrategy
 
 from actors.grounder import GroundingActor
 from actors.ranker import RewardRankActor
@@ -33,24 +32,12 @@ from groundloop import vocab
 from groundloop.data.coco import load_dataset
 from groundloop.svp.scoring import top_fraction
 from pipelines.common import cli
+from pipelines.common.pools import ActorStage
 from pipelines.common.sink import PartSink
 from pipelines.common.stages import Stages, fingerprint, write_json
 from pipelines.svp import report as svp_report
 from pipelines.svp import train as svp_train
 from pipelines.svp.config import SVPConfig
-
-
-def actor_stage(ds, cls, kwargs: dict, size: int, cpus: float, gpus: float, batch_size: int):
-    return ds.map_batches(
-        cls,
-        fn_constructor_kwargs=kwargs,
-        batch_format="pandas",
-        batch_size=batch_size,
-        compute=ActorPoolStrategy(size=size),
-        num_cpus=cpus,
-        num_gpus=gpus or None,
-    )
-
 
 ACTORS = {"prior": SamplerActor, "grounder": GroundingActor, "guided": SamplerActor, "scorer": ScorerActor}
 
@@ -74,55 +61,20 @@ def sample_and_score(
         "seed": cfg.run.seed,
         "engine": cfg.model.engine,
     }
-    ds = actor_stage(
-        ds,
-        act["prior"],
-        common | {"mode": "prior", "k": smp.k},
-        res.sampler_actors,
-        res.sampler_cpus,
-        res.gpus_per_actor,
-        res.batch_size,
-    )
+    samples = res.batch_size * smp.k  # rows per call after the prior sampler: K per image
+    ds = ActorStage(act["prior"], common | {"mode": "prior", "k": smp.k}, res.pool("sampler")).apply(ds)
     if cfg.svp.ablation == "no_feedback":
         return ds
-    ds = actor_stage(
-        ds,
-        act["grounder"],
-        {"detector_spec": cfg.model.detector, "vocabulary": vocabulary, "phrases_from": cfg.svp.grounding},
-        res.grounder_actors,
-        res.grounder_cpus,
-        0.0,
-        res.batch_size * smp.k,
-    )
-    ds = actor_stage(
-        ds,
-        act["guided"],
-        common | {"mode": "guided"},
-        res.sampler_actors,
-        res.sampler_cpus,
-        res.gpus_per_actor,
-        res.batch_size * smp.k,
-    )
+    ground = {"detector_spec": cfg.model.detector, "vocabulary": vocabulary, "phrases_from": cfg.svp.grounding}
+    ds = ActorStage(act["grounder"], ground, res.pool("grounder", samples, gpus=False)).apply(ds)
+    ds = ActorStage(act["guided"], common | {"mode": "guided"}, res.pool("sampler", samples)).apply(ds)
     if cfg.svp.ablation == "no_scoring":
         return ds
-    ds = actor_stage(
-        ds,
-        act["scorer"],
-        {"model_spec": cfg.model.vlm, "adapter": adapter},
-        res.scorer_actors,
-        res.scorer_cpus,
-        res.gpus_per_actor,
-        res.batch_size * smp.k,
-    )
+    scorer = {"model_spec": cfg.model.vlm, "adapter": adapter}
+    ds = ActorStage(act["scorer"], scorer, res.pool("scorer", samples)).apply(ds)
     if cfg.svp.score == "genrm":  # the reward model ranks each image's K guided captions pairwise
-        ds = ds.groupby("image_id").map_groups(
-            RewardRankActor,
-            fn_constructor_kwargs={"reward_model_spec": cfg.model.reward_model},
-            batch_format="pandas",
-            compute=ActorPoolStrategy(size=res.scorer_actors),
-            num_cpus=res.scorer_cpus,
-            num_gpus=res.gpus_per_actor or None,
-        )
+        rank = {"reward_model_spec": cfg.model.reward_model}
+        ds = ActorStage(RewardRankActor, rank, res.pool("scorer"), group_by="image_id").apply(ds)
     return ds
 
 

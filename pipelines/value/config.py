@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
-from groundloop.config import ConfigError, check_choice, check_ranges
-from pipelines.svp.config import VOCABULARIES
-
-
-@dataclass(frozen=True)
-class Run:
-    name: str = "value_shapes"
-    dir: str = "runs"
-    seed: int = 0
+from groundloop.config import ConfigError, check_ranges
+from pipelines.common import config as common
+from pipelines.common.config import Run, Vocabulary, Workers
 
 
 @dataclass(frozen=True)
 class Data:
     path: str = "data/shapes/val"  # images whose captions become TD transitions (never test)
     n_images: int = 200
-    vocabulary: str = ""  # object vocabulary: "shapes" or "coco"; empty = from the dataset's annotations
+    vocabulary: Vocabulary = ""  # object vocabulary: "shapes" or "coco"; empty = from the dataset's annotations
 
 
 @dataclass(frozen=True)
@@ -59,10 +54,10 @@ class TD:
     weak_percentile: float = 25.0
     # what the value head reads: the sentence's "last" token, the "mean" over its tokens, or "match"
     # (its tokens matched against the image tokens, groundloop.vimar.value.MatchHead)
-    pool: str = "last"
+    pool: Literal["last", "mean", "match"] = "last"
     # with pool "match": the image tokens are read "input" (as the LM receives them, the projected
     # vision features) or "last" (the LM's last hidden states at the image positions)
-    match_keys: str = "last"
+    match_keys: Literal["last", "input"] = "last"
     # Counterfactual steps: this fraction of the generated sentences also enter training with one
     # word swapped inside its group of `swap_groups` (space-separated words, e.g. the colours),
     # scored by the same CLIP reward and followed by the original next sentence (0 = off)
@@ -73,26 +68,20 @@ class TD:
     reward_weight: float = 0.0
 
 
-@dataclass(frozen=True)
-class Train:
-    num_workers: int = 1
-    cpus_per_worker: float = 1.0
-    torch_threads: int = 0  # 0: what Ray gives the worker; on a 2-core box training runs alone, so 2
+Train = Workers  # the TD fit's worker group; what it learns is under td
 
 
 @dataclass(frozen=True)
-class Resources:
+class Resources(common.Resources):
     sampler_actors: int = 1
     sampler_cpus: float = 0.5  # fractional: whole-CPU actors starve the read task on 2 cores
     clip_actors: int = 1
     clip_cpus: float = 0.25
-    gpus_per_actor: float = 0.0
-    batch_size: int = 4  # images per sampler call
 
 
 @dataclass(frozen=True)
 class ValueConfig:
-    run: Run = field(default_factory=Run)
+    run: Run = field(default_factory=lambda: Run(name="value_shapes"))
     data: Data = field(default_factory=Data)
     model: Model = field(default_factory=Model)
     sampling: Sampling = field(default_factory=Sampling)
@@ -102,18 +91,12 @@ class ValueConfig:
     resources: Resources = field(default_factory=Resources)
 
     def __post_init__(self) -> None:
-        check_ranges(self, RANGES)
-        check_choice("data.vocabulary", self.data.vocabulary, VOCABULARIES)
-        check_choice("td.pool", self.td.pool, ("last", "mean", "match"))
-        check_choice("td.match_keys", self.td.match_keys, ("last", "input"))
+        check_ranges(self, common.ranges(self) | RANGES)
         if self.td.counterfactuals and not any(len(g.split()) > 1 for g in self.td.swap_groups):
             raise ConfigError("td.counterfactuals needs td.swap_groups with at least two words in a group")
-        if not self.run.name.strip():
-            raise ConfigError("run.name must not be empty")
 
 
 RANGES = {
-    "run.seed": ">=0",
     "data.n_images": ">=1",
     "sampling.temperatures": "[0, 100]",
     "sampling.k": ">=1",
@@ -129,13 +112,4 @@ RANGES = {
     "td.weak_percentile": "[0, 100]",
     "td.counterfactuals": "[0, 1]",
     "td.reward_weight": ">=0",
-    "train.num_workers": ">=1",
-    "train.cpus_per_worker": ">0",
-    "train.torch_threads": ">=0",
-    "resources.sampler_actors": ">=1",
-    "resources.sampler_cpus": ">0",
-    "resources.clip_actors": ">=1",
-    "resources.clip_cpus": ">0",
-    "resources.gpus_per_actor": ">=0",
-    "resources.batch_size": ">=1",
 }

@@ -22,7 +22,6 @@ from pathlib import Path
 import pandas as pd
 import ray
 import torch
-from ray.data import ActorPoolStrategy
 
 from actors.clip import ClipActor
 from actors.sampler import CaptionSetActor
@@ -40,20 +39,14 @@ from groundloop.vimar.value import (
     transitions,
 )
 from pipelines.common import cli, training
+from pipelines.common.pools import ActorStage
 from pipelines.value.config import ValueConfig
 
 
 def clip_deltas(cfg: ValueConfig, ds: ray.data.Dataset, captions_per_row: int) -> pd.DataFrame:
     """CLIP delta of every sentence of every caption row, through a pool of CLIP actors."""
-    res = cfg.resources
-    ds = ds.map_batches(
-        ClipActor,
-        fn_constructor_kwargs={"clip_spec": cfg.model.clip},
-        batch_format="pandas",
-        batch_size=res.batch_size * captions_per_row,
-        compute=ActorPoolStrategy(size=res.clip_actors),
-        num_cpus=res.clip_cpus,
-    )
+    pool = cfg.resources.pool("clip", cfg.resources.batch_size * captions_per_row, gpus=False)
+    ds = ActorStage(ClipActor, {"clip_spec": cfg.model.clip}, pool).apply(ds)
     df = ds.to_pandas()
     # Plain object columns: Arrow-typed list columns do not read back from parquet in pandas.
     return df.assign(sentences=[list(x) for x in df["sentences"]], deltas=[list(map(float, x)) for x in df["deltas"]])
@@ -68,22 +61,15 @@ def caption_set(cfg: ValueConfig, rows: list[dict]) -> pd.DataFrame:
     """One row per (image, caption): source, caption, sentences, CLIP deltas."""
     res, smp = cfg.resources, cfg.sampling
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 8)))
-    ds = ds.map_batches(
-        CaptionSetActor,
-        fn_constructor_kwargs={
-            "model_spec": cfg.model.vlm,
-            "temperatures": smp.temperatures,
-            "k": smp.k,
-            "top_p": smp.top_p,
-            "max_new_tokens": smp.max_new_tokens,
-            "seed": cfg.run.seed,
-        },
-        batch_format="pandas",
-        batch_size=res.batch_size,
-        compute=ActorPoolStrategy(size=res.sampler_actors),
-        num_cpus=res.sampler_cpus,
-        num_gpus=res.gpus_per_actor or None,
-    )
+    sampler = {
+        "model_spec": cfg.model.vlm,
+        "temperatures": smp.temperatures,
+        "k": smp.k,
+        "top_p": smp.top_p,
+        "max_new_tokens": smp.max_new_tokens,
+        "seed": cfg.run.seed,
+    }
+    ds = ActorStage(CaptionSetActor, sampler, res.pool("sampler")).apply(ds)
     return clip_deltas(cfg, ds, captions_per_image(cfg))
 
 

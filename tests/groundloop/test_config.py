@@ -2,6 +2,7 @@
 
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 
 import pytest
 
@@ -111,3 +112,54 @@ def test_pipeline_configs_check_ranges_before_anything_runs(cls, recipe):
         key = override.split("=")[0]
         with pytest.raises(ConfigError, match=re.escape(key)):
             load(Config, None, [override])
+
+
+@dataclass(frozen=True)
+class Scoring:
+    score: Literal["S", "delta"] = "S"
+    vocabulary: Literal["", "shapes", "coco"] = ""
+    ablations: tuple[Literal["no_feedback", "no_scoring"], ...] = ()
+    engine: Literal["hf", "vllm"] | None = None
+
+
+@dataclass(frozen=True)
+class Chooses:
+    svp: Scoring = field(default_factory=Scoring)
+
+
+def test_a_choice_field_takes_only_its_values_from_yaml_and_from_the_command_line(tmp_path):
+    said = "svp.score must be one of 'S', 'delta'; got 'genrm'"
+    (tmp_path / "bad.yaml").write_text("svp:\n  score: genrm\n")
+    with pytest.raises(ConfigError, match=f"^{re.escape(said)}$"):
+        load(Chooses, tmp_path / "bad.yaml")
+    with pytest.raises(ConfigError, match=f"^{re.escape(said)}$"):
+        load(Chooses, None, ["svp.score=genrm"])
+    with pytest.raises(ConfigError, match=re.escape("svp.score must be one of 'S', 'delta'; got True")):
+        load(Chooses, None, ["svp.score=yes"])  # YAML's yes is not a choice that happens to be truthy
+    with pytest.raises(ConfigError, match=re.escape("svp.ablations must be one of 'no_feedback', 'no_scoring'")):
+        load(Chooses, None, ["svp.ablations=[no_feedback, none]"])
+    with pytest.raises(ConfigError, match=re.escape("svp.engine must be one of 'hf', 'vllm'; got 'torch'")):
+        load(Chooses, None, ["svp.engine=torch"])
+
+
+def test_a_choice_field_keeps_its_values_and_an_empty_override_picks_the_empty_choice():
+    cfg = load(Chooses, None, ["svp.score=delta", "svp.ablations=no_scoring", "svp.engine=vllm"])
+    assert (cfg.svp.score, cfg.svp.ablations, cfg.svp.engine) == ("delta", ("no_scoring",), "vllm")
+    assert load(Chooses, None, ["svp.vocabulary=coco"]).svp.vocabulary == "coco"
+    assert load(Chooses, None, ["svp.vocabulary="]).svp.vocabulary == ""
+    assert load(Chooses, None, ["svp.engine=null"]).svp.engine is None
+
+
+def test_the_pipeline_configs_choices_are_the_cores():
+    from typing import get_args
+
+    from groundloop import vocab
+    from groundloop.genrm import judge
+    from groundloop.vimar import decoding
+    from pipelines.common.config import Vocabulary
+    from pipelines.genrm.config import Critique, Learn
+    from pipelines.self_train.config import Decoder
+
+    assert get_args(Decoder) == decoding.DECODERS
+    assert get_args(Critique) == judge.CRITIQUES and get_args(Learn) == judge.LEARN
+    assert get_args(Vocabulary) == ("", *vocab.NAMES)

@@ -151,3 +151,5 @@ def test_parse_spec_gives_one_decoder_its_own_settings_and_names_what_is_wrong()
         parse_spec("vimar@top_k=3", base)
     with pytest.raises(ValueError, match="bad value for k"):
         parse_spec("vimar@k=two", base)
+    with pytest.raises(ValueError, match="bad value for refine"):
+        parse_spec("vimar@refine=sideways", base)

@@ -90,3 +90,65 @@ def test_self_training_round_switches_the_live_endpoint_without_failed_requests(
     assert None in adapters and adapter in adapters  # requests were answered before and after the switch
     model, _ = load_vlm("shapesworld/vlm")
     assert isinstance(PeftModel.from_pretrained(model, adapter), PeftModel)
+
+
+def test_a_rerun_of_a_killed_self_training_command_skips_its_finished_stages(tmp_path, monkeypatch, capsys):
+    ray = pytest.importorskip("ray")
+    from ray import serve
+
+    from pipelines.self_train import run as self_train
+
+    world.generate(tmp_path / "val", "val", 2, seed=32)
+    world.generate(tmp_path / "test", "test", 1, seed=32)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [
+        "--config",
+        "configs/self_train_shapes.yaml",
+        "run.name=resumed",
+        f"run.dir={tmp_path}",
+        f"data.path={tmp_path / 'val'}",
+        "data.n_images=2",
+        f"data.eval_path={tmp_path / 'test'}",
+        "data.eval_n_images=1",
+        f"serving.port={port}",
+        "serving.decoder=greedy",
+        "serving.value=",
+        "serving.clip=",
+        "serving.replica_cpus=0.25",
+        "train.epochs=1",
+        "train.batch_size=2",
+        "self_train.max_new_tokens=40",
+    ]
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed while training")
+
+    def no_endpoint(*args, **kwargs):
+        raise AssertionError("a resumed run started the endpoint for captions it already has")
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        with monkeypatch.context() as m:
+            m.setattr(self_train, "train_round", killed)
+            with pytest.raises(KeyboardInterrupt):
+                self_train.main(command)
+        serve.shutdown()  # the killed driver's endpoint goes with it
+        captions = tmp_path / "resumed" / "round_1" / "captions.parquet"
+        written = captions.stat().st_mtime_ns
+        capsys.readouterr()
+        monkeypatch.setattr(self_train, "deploy", no_endpoint)
+        report = self_train.main(command)
+        out = capsys.readouterr().out
+        again = self_train.main(command)
+        out_again = capsys.readouterr().out
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+    assert "[skip] eval_base" in out and "[skip] round_1/caption" in out, out
+    assert "[stage] round_1/train" in out and "[stage] round_1/eval" in out, out
+    assert captions.stat().st_mtime_ns == written  # the captions of the killed run were kept
+    assert report["rounds"][0]["n_captions"] == 2 and (tmp_path / "resumed" / "round_1" / "adapter").is_dir()
+    assert "[stage]" not in out_again, out_again  # a finished run is all skips
+    assert again["rounds"] == report["rounds"] and again["base"] == report["base"]

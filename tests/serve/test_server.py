@@ -159,6 +159,8 @@ def test_the_serve_config_is_typed_strictly():
         ServeConfig.from_dict({"limits": {"max_bytes": 1}})
     with pytest.raises(ConfigError, match="request_timeout_s"):
         ServeConfig.from_dict({"request_timeout_s": 0})
+    with pytest.raises(ConfigError, match=r"^decode.refine must be one of 'in_place', 'append'; got 'sideways'$"):
+        ServeConfig.from_dict({"decode": {"refine": "sideways"}})
     assert ServeConfig.from_dict({"decode": {"temperatures": [0.3, 0.7], "k": 2}}).decode.temperatures == (0.3, 0.7)
 
 
@@ -171,6 +173,14 @@ def test_the_shipped_serve_config_bounds_queues_and_time():
     app = raw["applications"][0]
     cfg = ServeConfig.from_dict(app["args"])
     assert cfg.request_timeout_s > 0 and cfg.limits.max_tokens >= 1
+    from groundloop.config import ConfigError
+    from serve.app import app_builder
+
+    # `serve run` hands the args to app_builder, which reads them with the same strict loader
+    with pytest.raises(ConfigError, match="decode.refine must be one of 'in_place', 'append'"):
+        app_builder(app["args"] | {"decode": app["args"]["decode"] | {"refine": "sideways"}})
+    with pytest.raises(ConfigError, match="unknown config key.*max_batch"):
+        app_builder(app["args"] | {"max_batch": 4})
     deployment = app["deployments"][0]
     assert deployment["max_queued_requests"] > 0 and deployment["backpressure_config"]["retry_after_s"] > 0
     assert raw["http_options"]["request_timeout_s"] > cfg.request_timeout_s
