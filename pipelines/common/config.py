@@ -76,12 +76,13 @@ class Resources:
     batch_size: int = 4  # images per actor call
 
     def pool(self, name: str, batch_size: int | None = None, gpus: bool = True) -> Pool:
-        """The `<name>_actors` x `<name>_cpus` pool, with gpus_per_actor each unless `gpus` is
-        False (a CPU-only model), calling its actors with `batch_size` rows (default: batch_size)."""
+        """The `<name>_actors` x `<name>_cpus` pool, with `<name>_gpus` each where the workflow
+        has that field, else gpus_per_actor unless `gpus` is False (a CPU-only model), calling its
+        actors with `batch_size` rows (default: batch_size)."""
         return Pool(
             actors=getattr(self, f"{name}_actors"),
             cpus=getattr(self, f"{name}_cpus"),
-            gpus=self.gpus_per_actor if gpus else 0.0,
+            gpus=getattr(self, f"{name}_gpus", self.gpus_per_actor if gpus else 0.0),
             batch_size=batch_size or self.batch_size,
         )
 
@@ -112,4 +113,6 @@ def ranges(cfg: Any) -> dict[str, str]:
                 out[f"resources.{f.name}"] = ">=1"
             elif f.name.endswith("_cpus"):
                 out[f"resources.{f.name}"] = ">0"
+            elif f.name.endswith("_gpus"):
+                out[f"resources.{f.name}"] = ">=0"
     return out

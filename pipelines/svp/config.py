@@ -66,6 +66,7 @@ class Resources(common.Resources):
     sampler_cpus: float = 0.5  # fractional: whole-CPU actors starve the read task on 2 cores
     grounder_actors: int = 1
     grounder_cpus: float = 0.25
+    grounder_gpus: float = 0.0  # > 0 puts the detector (GroundingDINO) on the GPUs; ShapesWorld's runs on CPU
     scorer_actors: int = 1
     scorer_cpus: float = 0.5
     # A Ray Train worker that dies (its process, its node) restarts the worker group up to this
