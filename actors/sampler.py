@@ -64,7 +64,8 @@ class SamplerActor:
 
 
 class CaptionSetActor:
-    """Per image: the greedy caption and k captions at each temperature, in one batched pass."""
+    """Per image: the greedy caption and k captions at each temperature, in one batched pass;
+    `sample` numbers an image's rows (0: the greedy caption; an unreadable image has one row)."""
 
     def __init__(
         self,
@@ -94,12 +95,12 @@ class CaptionSetActor:
 
         by_row = isolated(captions, ok, errors, "sampling")
         out = [
-            batch.iloc[i].to_dict() | {"source": f"t{t}" if t else "greedy", "caption": c}
+            batch.iloc[i].to_dict() | {"sample": j, "source": f"t{t}" if t else "greedy", "caption": c}
             for i, caps in by_row.items()
-            for t, c in zip(self.temps, caps)
+            for j, (t, c) in enumerate(zip(self.temps, caps))
         ]
         out += [
-            batch.iloc[i].to_dict() | {"source": "error", "caption": "", "error": errors[i]}
+            batch.iloc[i].to_dict() | {"sample": 0, "source": "error", "caption": "", "error": errors[i]}
             for i, e in enumerate(errors)
             if e
         ]

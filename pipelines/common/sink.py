@@ -10,10 +10,14 @@ each image's K rows are together) and written as one part: a temporary dot-name,
 atomic rename, so a kill never leaves half a part and every part holds whole images only.
 
 A re-run over the same folder reads the image ids of the parts already written; the caller
-feeds only the rest into the graph. Rows of an image already written, or a repeated
-(image_id, sample), are dropped and counted, so the parts never hold a duplicate. The folder's
+feeds only the rest into the graph (`run` does both). Rows of an image already written, or a
+repeated (image_id, sample), are dropped and counted, so the parts never hold a duplicate. The
+key columns are `key` (the image) and `sub` (a row within it): (image_id, sample) for SVP's
+and the VL-GenRM samples, (image_id, row) for rows numbered across the whole input. The folder's
 `_source.json` names what produced it (e.g. the iteration and its adapter's weights): a folder
 left by other inputs is emptied first. `_attempts.jsonl` gets one line per run over it.
+`read` gives the written rows back in one deterministic order, whatever order the graph
+produced them in.
 """
 
 from __future__ import annotations
@@ -35,8 +39,10 @@ KEY, SUB = "image_id", "sample"
 
 
 class PartSink:
-    def __init__(self, folder: Path, source: dict[str, Any]) -> None:
+    def __init__(self, folder: Path, source: dict[str, Any], key: str = KEY, sub: str = SUB) -> None:
         self.folder = Path(folder)
+        self.key, self.sub = key, sub
+        source = json.loads(json.dumps(source))  # as it reads back (tuples are lists in JSON)
         manifest = self.folder / "_source.json"
         if manifest.exists() and _read_json(manifest) != source:
             print(f"[sink] {self.folder} holds rows of other inputs; starting it over", flush=True)
@@ -48,7 +54,7 @@ class PartSink:
             tmp.unlink()
         self.done: set[int] = set()
         for part in self.parts():
-            self.done.update(int(i) for i in _read_part(part, [KEY]).column(KEY).to_pylist())
+            self.done.update(int(i) for i in _read_part(part, [key]).column(key).to_pylist())
         self.pending: dict[int, dict[int, dict]] = {}
         self.stats = {
             "images_before": len(self.done),
@@ -60,6 +66,27 @@ class PartSink:
 
     def parts(self) -> list[Path]:
         return sorted(self.folder.glob("part-*.parquet"))
+
+    def run(
+        self,
+        rows: list[dict],
+        graph: Callable[[list[dict]], Any],
+        expected: Callable[[dict], int],
+        finish: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+        label: str = "sample",
+    ) -> dict[str, Any]:
+        """The input rows whose image is not written yet through `graph` (rows -> a Ray Data
+        Dataset), its output consumed block by block; the run's counts (nothing runs when every
+        image is written already)."""
+        todo = [r for r in rows if int(r[self.key]) not in self.done]
+        images = len({int(r[self.key]) for r in todo})
+        print(f"[{label}] {len(self.done)} image(s) written earlier, {images} to go", flush=True)
+        stats = dict(self.stats)
+        if todo:
+            batches = graph(todo).iter_batches(batch_size=None, batch_format="pandas")
+            stats = self.consume(batches, expected, finish)
+        print(f"[{label}] {json.dumps(stats)}", flush=True)
+        return stats
 
     def consume(
         self,
@@ -91,7 +118,7 @@ class PartSink:
     ) -> None:
         complete = []
         for row in batch.to_dict("records"):
-            image, sample = int(row[KEY]), int(row[SUB])
+            image, sample = int(row[self.key]), int(row[self.sub])
             rows = self.pending.setdefault(image, {}) if image not in self.done else None
             if rows is None or sample in rows:
                 self.stats["duplicates_dropped"] += 1
@@ -118,6 +145,19 @@ class PartSink:
         """The written rows, one part at a time (each image once, in write order)."""
         for part in self.parts():
             yield _read_part(part, columns).to_pandas()
+
+    def read(self, order: Iterable[int] = (), columns: list[str] | None = None) -> pd.DataFrame:
+        """Every written row in one frame, in a deterministic order whatever order the graph
+        produced them in: the images in `order` first (then any other, by id), each image's rows
+        by `sub`."""
+        frames = list(self.frames(columns))
+        if not frames:
+            return pd.DataFrame(columns=columns)
+        df = pd.concat(frames, ignore_index=True)
+        pos = {int(i): n for n, i in enumerate(order)}
+        rank = [pos.get(int(i), len(pos)) for i in df[self.key]]
+        df = df.assign(_rank=rank).sort_values(["_rank", self.key, self.sub], kind="stable")
+        return df.drop(columns="_rank").reset_index(drop=True)
 
     def compact(self, out: Path, subset: Path | None = None, where: str = "", parts_per_group: int = 64) -> int:
         """Every part, in write order, into one parquet file `out` (and the rows whose boolean
@@ -153,7 +193,7 @@ class PartSink:
         for path in (out, subset):
             if path is not None:
                 if path not in writers:  # no part at all: an empty file keeps every reader working
-                    pq.write_table(pa.table({KEY: pa.array([], pa.int64())}), _tmp(path))
+                    pq.write_table(pa.table({self.key: pa.array([], pa.int64())}), _tmp(path))
                 os.replace(_tmp(path), path)
         return n
 

@@ -38,6 +38,7 @@ from groundloop.models import REWARD_MODEL_FILE, load_vlm
 from groundloop.worlds import reward_bench as rb
 from pipelines.common import cli, training
 from pipelines.common.pools import ActorStage
+from pipelines.common.sink import PartSink
 from pipelines.genrm.config import GenRMConfig
 from pipelines.genrm.rows import (
     bench_pairs,
@@ -49,10 +50,11 @@ from pipelines.genrm.rows import (
 )
 
 
-def sample_and_check(cfg: GenRMConfig, rows: list[dict], responses: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per (image, response): claims and the expert's verdict on each. With
-    `responses` (image_id, path, response, error rows of an earlier run) only the expert runs,
-    so expert variants (the noise study) judge the very same responses."""
+def sample_and_check(cfg: GenRMConfig, rows: list[dict], responses: pd.DataFrame | None = None) -> ray.data.Dataset:
+    """The graph: one row per (image, response): claims and the expert's verdict on each, and
+    `image_samples` (how many rows the image has). With `responses` (image_id, path, response,
+    error, sample rows of an earlier run; whole images) only the expert runs, so expert variants
+    (the noise study) judge the very same responses."""
     res, smp = cfg.resources, cfg.sampling
     if responses is None:
         ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 8)))
@@ -67,14 +69,22 @@ def sample_and_check(cfg: GenRMConfig, rows: list[dict], responses: pd.DataFrame
         }
         ds = ActorStage(SamplerActor, sampler, res.pool("sampler")).apply(ds)
         ds = ds.map_batches(
-            lambda b: b.rename(columns={"prior": "response"}).drop(columns=["image_priors"]), batch_format="pandas"
+            lambda b: (
+                b.rename(columns={"prior": "response"})
+                .assign(image_samples=b["image_priors"].map(len))
+                .drop(columns=["image_priors"])
+            ),
+            batch_format="pandas",
         )
     else:
-        ds = ray.data.from_pandas(responses[["image_id", "path", "error", "sample", "response"]])
+        n = responses.groupby("image_id")["image_id"].transform("size")
+        ds = ray.data.from_pandas(
+            responses[["image_id", "path", "error", "sample", "response"]].assign(image_samples=n)
+        )
     return expert_checks(cfg, ds)
 
 
-def expert_checks(cfg: GenRMConfig, ds: ray.data.Dataset) -> pd.DataFrame:
+def expert_checks(cfg: GenRMConfig, ds: ray.data.Dataset) -> ray.data.Dataset:
     """The expert pool over rows of responses (or of `phrases`): claims, holds and boxes."""
     res = cfg.resources
     expert = {
@@ -85,12 +95,45 @@ def expert_checks(cfg: GenRMConfig, ds: ray.data.Dataset) -> pd.DataFrame:
         "seed": cfg.run.seed,
     }
     ds = ActorStage(ExpertActor, expert, res.pool("expert", res.batch_size * cfg.sampling.k, gpus=False)).apply(ds)
-    df = ds.to_pandas()
+    return ds
+
+
+def plain_checks(df: pd.DataFrame) -> pd.DataFrame:
+    """The expert's columns as plain lists (Arrow-typed list columns do not read back from parquet in pandas)."""
     return df.assign(
         claims=[list(x) for x in df["claims"]],
         holds=[list(map(bool, x)) for x in df["holds"]],
         boxes=[[[list(map(float, b)) for b in bs] for bs in x] for x in df["boxes"]],
     )
+
+
+def samples_to(cfg: GenRMConfig, rows: list[dict], folder: Path, responses: pd.DataFrame | None = None) -> pd.DataFrame:
+    """`sample_and_check`'s rows streamed into parquet parts under `folder` as they are produced
+    (pipelines.common.sink), resumable per image: a re-run samples (or, with `responses`,
+    checks) only the images not written there. Read back in input order, each image's
+    responses by `sample`."""
+    smp, pairs = cfg.sampling, cfg.pairs
+    source = {
+        "graph": "sample_and_check",
+        "models": [cfg.model.vlm, cfg.model.detector],
+        "sampling": [smp.k, smp.temperature, smp.top_p, smp.max_new_tokens],
+        "expert": [vocabulary(cfg).name, pairs.miss_rate, pairs.false_alarm_rate],
+        "responses_from": cfg.data.responses_from,
+        "seed": cfg.run.seed,
+    }
+    sink = PartSink(folder, source)
+    inputs = (
+        rows if responses is None else responses[["image_id", "path", "error", "sample", "response"]].to_dict("records")
+    )
+    sink.run(
+        inputs,
+        lambda todo: (
+            sample_and_check(cfg, todo) if responses is None else sample_and_check(cfg, [], pd.DataFrame(todo))
+        ),
+        lambda row: int(row["image_samples"]),
+        lambda df: plain_checks(df.drop(columns=["image_samples"])),
+    )
+    return plain_checks(sink.read(dict.fromkeys(int(r["image_id"]) for r in inputs)))
 
 
 def probe_checks(cfg: GenRMConfig, samples: pd.DataFrame, run_dir: Path) -> pd.DataFrame:
@@ -104,7 +147,7 @@ def probe_checks(cfg: GenRMConfig, samples: pd.DataFrame, run_dir: Path) -> pd.D
     if cfg.pairs.labeler == "self":
         checked = probes.assign(claims=probes["phrases"], holds=[[False] * len(p) for p in probes["phrases"]])
     else:
-        checked = expert_checks(cfg, ray.data.from_pandas(probes.assign(error="")))
+        checked = plain_checks(expert_checks(cfg, ray.data.from_pandas(probes.assign(error=""))).to_pandas())
     checked = checked[checked["error"] == ""] if "error" in checked else checked
     checked = checked.drop(columns=["phrases"])  # the claims, as asked
     checked.to_parquet(out)
@@ -419,7 +462,7 @@ def load_samples(cfg: GenRMConfig, run_dir: Path) -> pd.DataFrame:
         records = load_dataset(Path(cfg.data.path).resolve())[: cfg.data.n_images]
         rows = [{"image_id": r.image_id, "path": str(r.path), "error": ""} for r in records]
         earlier = pd.read_parquet(cfg.data.responses_from) if cfg.data.responses_from else None
-        samples = sample_and_check(cfg, rows, earlier)
+        samples = samples_to(cfg, rows, run_dir / "samples.parts", earlier)  # a cut-short stage resumes per image
         samples.to_parquet(samples_file)
     errors = samples[samples["error"] != ""].drop_duplicates("image_id")
     if len(errors):

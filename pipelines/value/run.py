@@ -14,9 +14,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import time
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -40,15 +42,19 @@ from groundloop.vimar.value import (
 )
 from pipelines.common import cli, training
 from pipelines.common.pools import ActorStage
+from pipelines.common.sink import PartSink
 from pipelines.value.config import ValueConfig
 
 
-def clip_deltas(cfg: ValueConfig, ds: ray.data.Dataset, captions_per_row: int) -> pd.DataFrame:
+def clip_deltas(cfg: ValueConfig, ds: ray.data.Dataset, captions_per_row: int) -> ray.data.Dataset:
     """CLIP delta of every sentence of every caption row, through a pool of CLIP actors."""
     pool = cfg.resources.pool("clip", cfg.resources.batch_size * captions_per_row, gpus=False)
     ds = ActorStage(ClipActor, {"clip_spec": cfg.model.clip}, pool).apply(ds)
-    df = ds.to_pandas()
-    # Plain object columns: Arrow-typed list columns do not read back from parquet in pandas.
+    return ds
+
+
+def plain_lists(df: pd.DataFrame) -> pd.DataFrame:
+    """Plain object columns: Arrow-typed list columns do not read back from parquet in pandas."""
     return df.assign(sentences=[list(x) for x in df["sentences"]], deltas=[list(map(float, x)) for x in df["deltas"]])
 
 
@@ -57,8 +63,8 @@ def captions_per_image(cfg: ValueConfig) -> int:
     return 1 + len(cfg.sampling.temperatures) * cfg.sampling.k
 
 
-def caption_set(cfg: ValueConfig, rows: list[dict]) -> pd.DataFrame:
-    """One row per (image, caption): source, caption, sentences, CLIP deltas."""
+def caption_set(cfg: ValueConfig, rows: list[dict]) -> ray.data.Dataset:
+    """The graph: one row per (image, caption): sample, source, caption, sentences, CLIP deltas."""
     res, smp = cfg.resources, cfg.sampling
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 8)))
     sampler = {
@@ -73,9 +79,32 @@ def caption_set(cfg: ValueConfig, rows: list[dict]) -> pd.DataFrame:
     return clip_deltas(cfg, ds, captions_per_image(cfg))
 
 
-def counterfactual_set(cfg: ValueConfig, captions: pd.DataFrame) -> pd.DataFrame:
+def captions_to(cfg: ValueConfig, rows: list[dict], folder: Path) -> pd.DataFrame:
+    """`caption_set`'s rows streamed into parquet parts under `folder` as they are produced
+    (pipelines.common.sink), resumable per image: a re-run samples only the images not written
+    there. Read back in input order, each image's rows by `sample`."""
+    n = captions_per_image(cfg)
+    source = {
+        "graph": "caption_set",
+        "models": [cfg.model.vlm, cfg.model.clip],
+        "sampling": config_lib.to_dict(cfg.sampling),
+        "seed": cfg.run.seed,
+    }
+    sink = PartSink(folder, source)
+    sink.run(
+        rows,
+        lambda todo: caption_set(cfg, todo),
+        lambda row: 1 if row["source"] == "error" else n,  # an unreadable image has one row
+        plain_lists,
+        label="captions",
+    )
+    return plain_lists(sink.read([r["image_id"] for r in rows]))
+
+
+def counterfactual_set(cfg: ValueConfig, captions: pd.DataFrame, folder: Path) -> pd.DataFrame:
     """For each generated caption: its sentences with a fraction of them swapped (`swapped`,
-    None where not), scored by the CLIP actors. Index-aligned with `captions`."""
+    None where not), scored by the CLIP actors, streamed into parquet parts under `folder` and
+    resumable per image as `captions_to` is. Index-aligned with `captions`."""
     rng = random.Random(cfg.run.seed)
     groups = [g.split() for g in cfg.td.swap_groups]
     swapped = [
@@ -88,9 +117,25 @@ def counterfactual_set(cfg: ValueConfig, captions: pd.DataFrame) -> pd.DataFrame
             zip(captions["image_id"], captions["path"], captions["sentences"], swapped)
         )
     ]
-    df = clip_deltas(
-        cfg, ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 8))), captions_per_image(cfg)
-    ).sort_values("row")
+    per_image = Counter(int(i) for i in captions["image_id"])
+    source = {
+        "graph": "counterfactual_set",
+        "clip": cfg.model.clip,
+        "td": [cfg.td.counterfactuals, list(cfg.td.swap_groups)],
+        "seed": cfg.run.seed,
+        "captions": hashlib.sha256(json.dumps([[int(r["image_id"]), r["caption"]] for r in rows]).encode()).hexdigest(),
+    }
+    sink = PartSink(folder, source, sub="row")
+    sink.run(
+        rows,
+        lambda todo: clip_deltas(
+            cfg, ray.data.from_items(todo, override_num_blocks=max(1, min(len(todo), 8))), captions_per_image(cfg)
+        ),
+        lambda row: per_image[int(row["image_id"])],
+        plain_lists,
+        label="counterfactuals",
+    )
+    df = plain_lists(sink.read()).sort_values("row")
     # a swap never splits or joins sentences, so the lists stay aligned with the originals
     return df.assign(
         swapped=[
@@ -228,8 +273,8 @@ def main(argv: list[str] | None = None) -> dict:
     caps_file = run_dir / "captions.parquet"
     if caps_file.exists():  # resume: the sampling stage finished earlier
         caps = pd.read_parquet(caps_file)
-    else:
-        caps = caption_set(cfg, rows)
+    else:  # a stage cut short resumes per image from captions.parts/
+        caps = captions_to(cfg, rows, run_dir / "captions.parts")
         caps.to_parquet(caps_file)
     errors = caps[caps["error"] != ""].drop_duplicates("image_id")
     if len(errors):
@@ -251,7 +296,7 @@ def main(argv: list[str] | None = None) -> dict:
             swaps = pd.read_parquet(swaps_file)
             swaps = swaps.assign(swapped=[list(x) for x in swaps["swapped"]])
         else:
-            swaps = counterfactual_set(cfg, caps)
+            swaps = counterfactual_set(cfg, caps, run_dir / "counterfactuals.parts")
             swaps.to_parquet(swaps_file)
     timings["sample_clip_s"] = time.time() - t
     td_rows, calib = build_transitions(cfg, caps, gt, swaps)
