@@ -166,9 +166,14 @@ def verify_loop(config: dict) -> None:
     rows = ray.train.get_dataset_shard("train")
     img = training.Images()
     losses: list[float] = []
+    passes = 0
     while len(losses) < config["steps"]:
+        passes += 1
         for b in rows.iter_batches(
-            batch_size=config["batch_size"], batch_format="pandas", local_shuffle_buffer_size=4096
+            batch_size=config["batch_size"],
+            batch_format="pandas",
+            local_shuffle_buffer_size=4096,
+            local_shuffle_seed=config["seed"] + passes,  # the same shuffle on every run of a seed
         ):
             ex = [
                 grounded_example(
@@ -230,9 +235,12 @@ def train_loop(config: dict) -> None:
     img = training.Images()
     shard = ray.train.get_dataset_shard("train")
     losses: list[float] = []
-    for _ in range(config["epochs"]):
+    for epoch in range(config["epochs"]):
         for b in shard.iter_batches(
-            batch_size=config["batch_size"], batch_format="pandas", local_shuffle_buffer_size=4096
+            batch_size=config["batch_size"],
+            batch_format="pandas",
+            local_shuffle_buffer_size=4096,
+            local_shuffle_seed=config["seed"] + epoch,  # the same shuffle on every run of a seed
         ):
             ex = [
                 genrm.example(
