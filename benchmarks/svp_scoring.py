@@ -33,9 +33,11 @@ from groundloop.sampling import HFSampler
 from groundloop.svp.scoring import score_guided
 
 
-def guided_captions(vlm: str, detector: str, paths: list[str], k: int, seed: int) -> list[tuple]:
+def guided_captions(
+    vlm: str, detector: str, paths: list[str], k: int, seed: int, max_new_tokens: int = 128
+) -> list[tuple]:
     model, processor = load_vlm(vlm)
-    sampler = HFSampler(model, processor, max_new_tokens=128, seed=seed)
+    sampler = HFSampler(model, processor, max_new_tokens=max_new_tokens, seed=seed)
     det, words = load_detector(detector), vocab.get("shapes")
     out = []
     for path in paths:
@@ -73,11 +75,12 @@ def main() -> None:
     p.add_argument("--k", type=int, default=8)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-new-tokens", type=int, default=128, help="caption length cap of the sampled captions")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/svp_scoring.json"))
     a = p.parse_args()
     torch.manual_seed(a.seed)
     paths = [str(r.path) for r in load_dataset(Path(a.data))[: a.n]]
-    items = guided_captions(a.vlm, a.detector, paths, a.k, a.seed)
+    items = guided_captions(a.vlm, a.detector, paths, a.k, a.seed, a.max_new_tokens)
     model, processor = load_vlm(a.vlm)
     n_caps = sum(len(c) for _, _, c in items)
     full_s, shared_s, diff = [], [], 0.0

@@ -23,7 +23,7 @@ import ray
 import torch
 
 from groundloop import config as config_lib
-from groundloop import prompts
+from groundloop import prompts, vocab
 from groundloop.data.coco import load_dataset, load_image
 from groundloop.eval.captioning import ground
 from groundloop.models import load_detector, load_vlm
@@ -38,13 +38,14 @@ def in_process_loop(cfg: SVPConfig, paths: list[str]) -> list[dict]:
     model, processor = load_vlm(cfg.model.vlm)
     sampler = HFSampler(model, processor, max_new_tokens=smp.max_new_tokens, seed=cfg.run.seed)
     detector = load_detector(cfg.model.detector)
+    words = vocab.get("shapes")  # what the Ray pipeline below is given
     rows = []
     for path in paths:
         image = load_image(path)
         priors = sampler.generate(
             [image], [prompts.BASE_PROMPT], n=smp.k, temperature=smp.temperature, top_p=smp.top_p
         )[0]
-        groundings = ground(detector, [image] * len(priors), priors)
+        groundings = ground(detector, [image] * len(priors), priors, words)
         guided = [
             g[0]
             for g in sampler.generate(

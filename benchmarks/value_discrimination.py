@@ -28,11 +28,14 @@ from groundloop.vimar.similarity import ClipScorer
 from groundloop.vimar.value import split_sentences
 
 
-def auc(x: np.ndarray, ok: np.ndarray) -> float:
+def auc(x: np.ndarray, ok: np.ndarray) -> float | None:
+    """None when the sentences are all true or all hallucinated: no pair to compare."""
+    if ok.all() or not ok.any():
+        return None
     return float(np.mean(x[ok][:, None] > x[~ok][None, :]))
 
 
-def within_image_auc(x: np.ndarray, ok: np.ndarray, image: np.ndarray) -> float:
+def within_image_auc(x: np.ndarray, ok: np.ndarray, image: np.ndarray) -> float | None:
     """AUC over the (true, hallucinated) pairs of the same image: what a decoder compares.
     A TD value also carries the expected reward of the sentences still to come, which depends
     on the image (how many objects are left to describe), so the pooled AUC mixes that in."""
@@ -42,7 +45,7 @@ def within_image_auc(x: np.ndarray, ok: np.ndarray, image: np.ndarray) -> float:
         t, f = x[m & ok], x[m & ~ok]
         wins += float((t[:, None] > f[None, :]).sum())
         pairs += len(t) * len(f)
-    return wins / pairs
+    return wins / pairs if pairs else None
 
 
 def main() -> None:

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# How much of the SVP-vs-ablation gap is training noise? After benchmarks/svp_shapes.sh, re-run
-# only the LoRA stage (same scored/selected samples) of full SVP and of no_scoring with training
-# seeds 1 and 2, evaluate each on the same test split, and write
+# One-off probe. Question: how much of the SVP-vs-ablation gap is training noise? After
+# benchmarks/svp_shapes.sh, re-run only the LoRA stage (same scored/selected samples) of full SVP
+# and of no_scoring with training seeds 1 and 2, evaluate each on the same test split, and write
 # benchmarks/results/svp_shapes/seed_study.json.
+#   bash benchmarks/probes/svp_seed_study.sh [base run, default svp_shapes_seed0]
+# Result: benchmarks/results/svp_shapes/seed_study_384img_top025.json, its one run, on the recipe
+# of commit a3cc2a9 (384 images, top 0.25): CHAIR_i spread 0.013 (SVP) and 0.032 (no_scoring)
+# over training seeds 0-2 (docs/results/svp.md).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 py=.venv/bin/python
 base=${1:-svp_shapes_seed0}
 if [[ "${COLLECT_ONLY:-0}" != 1 ]]; then
