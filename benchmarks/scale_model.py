@@ -2,29 +2,34 @@
 N images at K samples on 8 and 64 GPUs, and where the pipeline stops scaling.
 
 A model, not a GPU measurement (no GPU was available). Each input is MEASURED on the dev machine
-(2 CPU cores: read from benchmarks/results/*.json, or one of two one-off timings named in
-ONE_OFF) or ASSUMED (an option below, default with its source). The work per image follows the
-code as it runs today (docs/results/scale.md):
+(2 CPU cores: read from benchmarks/results/*.json, or the one-off timing named in ONE_OFF) or
+ASSUMED (an option below, default with its source). The work per image follows the code as it
+runs today (docs/results/scale.md):
 
   prior sampling    K samples of the plain prompt (HF generate repeats the prompt K times;
-                    vLLM caches its prefill)
-  grounding         K detector calls per image in both svp.grounding modes (with "image" the K
-                    calls are identical); GroundingActor gets no GPU, so GroundingDINO runs on CPUs
+                    vLLM caches its prefill); load_vlm loads bfloat16 weights on a GPU
+  grounding         K detector calls per image with svp.grounding=sample (the recipe's), one with
+                    "image" (the grounder dedupes rows asking the same question of the same
+                    image); GroundingDINO on the grounder pool's GPUs (resources.grounder_gpus)
   guided sampling   one sample per grounded prompt (K prompts)
   scoring           each guided caption teacher-forced under the grounded and the plain prompt;
                     one prefill per distinct (image, prompt): the plain prompt once, the grounded
-                    one once ("image") or K times ("sample"); full-vocabulary log-probs go to the
-                    host, where S and Delta are summed on CPU
+                    one once ("image") or K times ("sample"); S and Delta summed on the GPU
   LoRA              ceil(top_fraction * K) kept captions per image, train.num_workers GPUs
-  evaluation        greedy captions of eval_images in the driver process (base + each iteration)
+  evaluation        greedy captions of eval_images in the driver process (base + each iteration):
+                    on cluster.yaml's CPU head, where load_vlm loads float32
 
-Scenarios: `as_coded` (fp32 weights: load_vlm's default dtype; detector on resources.grounder_actors
-CPU actors; evaluation in the driver on the CPU head node), `as_coded_spare_cpus` (grounders on
-every spare vCPU of the GPU nodes: a config change), `estimate` (bf16 weights, detector and
-evaluation on GPUs: code changes), `estimate_vllm` (model.engine=vllm), `best_case` (vllm,
-svp.grounding=image with one detector call per image, S and Delta summed on the GPU,
-train.num_workers = the GPUs), `estimate_plumbing_per_row` (`estimate` with the measured plumbing
-time read per row instead of per block: the pessimistic reading).
+Pools: "config" gives each pool the recipe's share of the GPUs (prior and guided sampling are two
+pools of resources.sampler_actors each, scoring resources.scorer_actors, all at gpus_per_actor;
+grounding resources.grounder_actors at grounder_gpus), scaled to the cluster; "balanced" sizes
+each pool to its stage's GPU time (prior and guided the same size, as they share sampler_actors).
+
+Scenarios, each one change on the one before: `as_coded` (configs/svp_coco.yaml as it is),
+`balanced_pools` (pools sized to the work: a config change), `balanced_pools_gpu_eval` (evaluation
+on a GPU: a code change), `vllm` (model.engine=vllm), `best_case` (svp.grounding=image,
+train.num_workers = the GPUs). What-ifs: `detector_on_cpu` (resources.grounder_gpus=0: two CPU
+grounder actors), `detector_on_spare_cpus` (CPU grounders on every vCPU the GPU actors leave
+free), `as_coded_plumbing_per_row` (the measured plumbing time read per row instead of per block).
 
     .venv/bin/python benchmarks/scale_model.py [--gpu a100|h100] [--gpus 8 64] [--decode-tps-hf 1500 ...]
 """
@@ -38,10 +43,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-DEV_THREADS = 2  # torch threads of the one-off timings below
+DEV_THREADS = 2  # torch threads of the one-off timing below
 
-# One-off timings on the dev machine (2 cores, shared with a CI run), not in a results file; the
-# snippets are in docs/results/scale.md.
+# One-off timing on the dev machine (2 cores, shared with a CI run), not in a results file; the
+# snippet is in docs/results/scale.md.
 ONE_OFF = {
     "detector_cpu_s_per_call_dev": (
         32.7,
@@ -49,37 +54,27 @@ ONE_OFF = {
         "one-off: random-init transformers GroundingDinoConfig() (= grounding-dino-tiny's architecture, "
         "172M parameters), one 800x1200 image + 24 text tokens, torch 2 threads, second of two calls",
     ),
-    "host_reduce_elements_per_s_dev": (
-        4.7e7,
-        "elements/s",
-        "one-off: s_score + delta_score (groundloop scoring) on (8, 60, 32064) float32 log-prob tensors, "
-        "torch 2 threads; elements of one prompt's tensor per second",
-    ),
 }
 
-# Assumed GPU figures per preset (bf16 unless named fp32). Sources: vendor spec sheets (dense, no
+# Assumed GPU figures per preset (the VLM in bf16). Sources: vendor spec sheets (dense, no
 # sparsity) and common HF / vLLM practice; none measured here.
 GPU_PRESETS = {
     "a100": {
         "peak_bf16_tflops": 312,
-        "peak_fp32_tflops": 19.5,
         "prefill_mfu": 0.45,
         "decode_tps_hf": 1500,
         "decode_tps_vllm": 4000,
         "detector_gpu_calls_per_s": 8,
-        "d2h_gb_per_s": 10,
         "lora_mfu": 0.35,
         "vcpus_per_gpu": 12,
         "gpu_memory_gib": 80,
     },
     "h100": {
         "peak_bf16_tflops": 989,
-        "peak_fp32_tflops": 67,
         "prefill_mfu": 0.35,
         "decode_tps_hf": 2500,
         "decode_tps_vllm": 8000,
         "detector_gpu_calls_per_s": 12,
-        "d2h_gb_per_s": 20,
         "lora_mfu": 0.30,
         "vcpus_per_gpu": 24,
         "gpu_memory_gib": 80,
@@ -94,15 +89,23 @@ ASSUMED = {
         100_000,
         "images",
         "setting",
-        "the question (COCO train2017 has 118,287; train2014, which configs/svp_coco.yaml reads, 82,783)",
+        "the question (COCO train2017 has 118,287; train2014, which configs/svp_coco.yaml reads in full, 82,783)",
     ),
     "k": (20, "samples/image", "setting", "configs/svp_coco.yaml sampling.k"),
     "iterations": (1, "", "setting", "configs/svp_coco.yaml svp.iterations"),
     "top_fraction": (0.2, "", "setting", "configs/svp_coco.yaml svp.top_fraction"),
     "batch_size": (8, "images/block", "setting", "configs/svp_coco.yaml resources.batch_size"),
     "gpus_per_actor": (0.5, "GPU", "setting", "configs/svp_coco.yaml resources.gpus_per_actor"),
+    "sampler_actors": (
+        7,
+        "actors",
+        "setting",
+        "configs/svp_coco.yaml resources.sampler_actors (a pool of them for prior and one for guided sampling)",
+    ),
+    "scorer_actors": (7, "actors", "setting", "configs/svp_coco.yaml resources.scorer_actors"),
     "actor_cpus": (4, "CPUs", "setting", "configs/svp_coco.yaml resources.sampler_cpus = scorer_cpus"),
     "grounder_actors": (2, "actors", "setting", "configs/svp_coco.yaml resources.grounder_actors"),
+    "grounder_gpus": (0.5, "GPU", "setting", "configs/svp_coco.yaml resources.grounder_gpus"),
     "grounder_cpus": (4, "CPUs", "setting", "configs/svp_coco.yaml resources.grounder_cpus"),
     "train_workers": (8, "GPUs", "setting", "configs/svp_coco.yaml train.num_workers"),
     "train_batch_size": (16, "sequences/worker", "setting", "configs/svp_coco.yaml train.batch_size"),
@@ -129,29 +132,23 @@ ASSUMED = {
         "estimate",
         "a scoring batch's padded width: the longest of batch_size x K captions, capped at max_new_tokens",
     ),
-    "vocab": (32064, "tokens", "spec", "llava-1.5-7b-hf's vocabulary (S and Delta sum over all of it)"),
+    "vocab": (32064, "tokens", "spec", "llava-1.5-7b-hf's vocabulary (S and Delta sum over all of it, on the GPU)"),
     "lm_params": (6.74e9, "parameters", "spec", "Llama-2-7B / Vicuna-7B language model of LLaVA-1.5"),
     "model_params": (7.06e9, "parameters", "spec", "llava-1.5-7b-hf with its vision tower and projector"),
     "kv_bytes_per_token": (524_288, "bytes (bf16)", "spec", "2 x 32 layers x 4096 x 2 bytes (Llama-2-7B, MHA)"),
     "peak_bf16_tflops": (None, "TFLOP/s", "spec", "vendor spec sheet, dense bf16"),
-    "peak_fp32_tflops": (
-        None,
-        "TFLOP/s",
-        "spec",
-        "vendor spec sheet, fp32 without TF32 (torch's default matmul precision)",
-    ),
     "prefill_mfu": (
         None,
         "",
         "estimate",
-        "HF eager forward of ~600-800-token rows, bf16; prefill tokens/s = peak x MFU / (2 x lm_params)",
+        "HF forward of ~600-800-token rows, bf16; prefill tokens/s = peak x MFU / (2 x lm_params)",
     ),
     "decode_tps_hf": (
         None,
         "tokens/s/GPU",
         "estimate",
         "HF generate, bf16, batches of 40-160 sequences, useful "
-        "tokens after padding waste (docs/runbook.md uses 1,500 on A100)",
+        "tokens after padding waste (1,500 on A100: the figure of docs/runbook.md's earlier decode-only estimate)",
     ),
     "decode_tps_vllm": (
         None,
@@ -163,9 +160,8 @@ ASSUMED = {
         None,
         "calls/s/GPU",
         "estimate",
-        "GroundingDINO-tiny (HF, fp32) at 800x1067, batches of 8",
+        "GroundingDINO-tiny (HF, fp32: load_detector passes no dtype) at 800x1067, batches of 8 (HFDetector)",
     ),
-    "d2h_gb_per_s": (None, "GB/s", "estimate", "pageable .cpu() copies of the scorer's float32 log-probs"),
     "lora_mfu": (None, "", "estimate", "HF + PEFT LoRA on a frozen 7B, DDP"),
     "vcpus_per_gpu": (None, "vCPUs", "spec", "8-GPU nodes: p4d.24xlarge 96 vCPUs (A100), p5.48xlarge 192 (H100)"),
     "gpu_memory_gib": (None, "GiB", "spec", "80 GB parts"),
@@ -186,7 +182,8 @@ ASSUMED = {
         300,
         "GFLOP/s",
         "estimate",
-        "cluster.yaml's head (m6i.2xlarge, 8 vCPUs, AVX-512 fp32 at ~40 % of peak) for the driver's evaluation",
+        "cluster.yaml's head (m6i.2xlarge, 8 vCPUs, AVX-512 fp32 at ~40 % of peak) for the driver's evaluation "
+        "(load_vlm loads float32 on a CPU)",
     ),
     "image_decode_s": (
         0.005,
@@ -284,27 +281,35 @@ def measured_inputs() -> dict[str, dict]:
 
 
 SCENARIOS = {
-    "as_coded": {"dtype": "fp32", "engine": "hf", "detector": "cpu", "grounders": "config", "eval": "head_cpu"},
-    "as_coded_spare_cpus": {
-        "dtype": "fp32",
+    "as_coded": {"engine": "hf", "detector": "gpu", "pools": "config", "eval": "head_cpu"},
+    "balanced_pools": {"engine": "hf", "detector": "gpu", "pools": "balanced", "eval": "head_cpu"},
+    "balanced_pools_gpu_eval": {"engine": "hf", "detector": "gpu", "pools": "balanced", "eval": "gpu"},
+    "vllm": {"engine": "vllm", "detector": "gpu", "pools": "balanced", "eval": "gpu"},
+    "best_case": {
+        "engine": "vllm",
+        "detector": "gpu",
+        "pools": "balanced",
+        "eval": "gpu",
+        "grounding": "image",
+        "train_workers_follow_gpus": True,
+    },
+    # what-ifs
+    "detector_on_cpu": {
+        "engine": "hf",
+        "detector": "cpu",
+        "grounders": "config",
+        "pools": "config",
+        "eval": "head_cpu",
+    },
+    "detector_on_spare_cpus": {
         "engine": "hf",
         "detector": "cpu",
         "grounders": "spare_cpus",
+        "pools": "config",
         "eval": "head_cpu",
     },
-    "estimate": {"dtype": "bf16", "engine": "hf", "detector": "gpu", "eval": "gpu"},
-    "estimate_vllm": {"dtype": "bf16", "engine": "vllm", "detector": "gpu", "eval": "gpu"},
-    "best_case": {
-        "dtype": "bf16",
-        "engine": "vllm",
-        "detector": "gpu",
-        "eval": "gpu",
-        "grounding": "image",
-        "dedupe": True,
-        "scores_on_gpu": True,
-        "train_workers_follow_gpus": True,
-    },
 }
+HEADLINE = "as_coded"
 
 
 def stage_seconds(p: dict, sc: dict) -> dict[str, float]:
@@ -313,12 +318,8 @@ def stage_seconds(p: dict, sc: dict) -> dict[str, float]:
     plain = p["image_tokens"] + p["prompt_tokens"]
     grounded = plain + p["grounding_tokens"]
     image_mode, hf = sc["grounding"] == "image", sc["engine"] == "hf"
-    peak = p["peak_fp32_tflops"] if sc["dtype"] == "fp32" else p["peak_bf16_tflops"]
-    prefill_tps = peak * 1e12 * p["prefill_mfu"] / (2 * p["lm_params"])
-    # at batches of 40-160 sequences fp32 decode is compute-bound: no faster than fp32 prefill
-    decode_hf = min(p["decode_tps_hf"], prefill_tps)
-    decode = decode_hf if hf else p["decode_tps_vllm"]  # vLLM runs the checkpoint's 16-bit weights
-    prefill_gen = prefill_tps if hf else p["peak_bf16_tflops"] * 1e12 * p["prefill_mfu"] / (2 * p["lm_params"])
+    prefill_tps = p["peak_bf16_tflops"] * 1e12 * p["prefill_mfu"] / (2 * p["lm_params"])
+    decode = p["decode_tps_hf"] if hf else p["decode_tps_vllm"]
     prior_prefill = k * plain if hf else plain
     if hf:
         guided_prefill = k * grounded
@@ -326,18 +327,15 @@ def stage_seconds(p: dict, sc: dict) -> dict[str, float]:
         guided_prefill = grounded  # K identical prompts: one cached prefill
     else:
         guided_prefill = p["image_tokens"] + k * (grounded - p["image_tokens"])  # the image's tokens cached
+    # S and Delta are summed on the GPU (a few passes over the log-probs: milliseconds, not counted)
     score_tokens = plain + (grounded if image_mode else k * grounded) + 2 * k * T
-    host_rate = p["host_reduce_elements_per_s_dev"] * p["actor_cpus"] / DEV_THREADS * p["cpu_core_speedup"]
-    calls = 1 if (image_mode and sc.get("dedupe")) else k
+    calls = 1 if image_mode else k  # the grounder shares one call among rows asking the same of an image
     cpu_call_s = p["detector_cpu_s_per_call_dev"] * DEV_THREADS / p["grounder_cpus"] / p["cpu_core_speedup"]
     decode_img = p["image_decode_s"]
     return {
-        "prior_sampling": k * L / decode + prior_prefill / prefill_gen + decode_img,
-        "guided_sampling": k * L / decode + guided_prefill / prefill_gen + k * decode_img,
-        "scoring_forward": score_tokens / prefill_tps + k * decode_img,
-        # S and Delta summed on the host over (rows, T, vocab) float32 log-probs of both prompts
-        "scoring_to_host": 0.0 if sc.get("scores_on_gpu") else 2 * k * T * p["vocab"] * 4 / (p["d2h_gb_per_s"] * 1e9),
-        "scoring_host_reduce": 0.0 if sc.get("scores_on_gpu") else k * T * p["vocab"] / host_rate,
+        "prior_sampling": k * L / decode + prior_prefill / prefill_tps + decode_img,
+        "guided_sampling": k * L / decode + guided_prefill / prefill_tps + k * decode_img,
+        "scoring": score_tokens / prefill_tps + k * decode_img,
         "detection_gpu": calls / p["detector_gpu_calls_per_s"] + k * decode_img,
         "detection_cpu": calls * cpu_call_s + k * decode_img,
         "_prefill_tps": prefill_tps,
@@ -345,34 +343,53 @@ def stage_seconds(p: dict, sc: dict) -> dict[str, float]:
     }
 
 
-def lora_gpu_s(p: dict, sc: dict) -> float:
+def lora_gpu_s(p: dict) -> float:
     kept = p["images"] * max(1, math.ceil(p["top_fraction"] * p["k"]))
     tokens = kept * (p["image_tokens"] + p["prompt_tokens"] + p["caption_tokens"]) * p["train_epochs"]
-    peak = p["peak_fp32_tflops"] if sc["dtype"] == "fp32" else p["peak_bf16_tflops"]
-    return p["lora_flops_factor"] * p["lm_params"] * tokens / (peak * 1e12 * p["lora_mfu"])
+    return p["lora_flops_factor"] * p["lm_params"] * tokens / (p["peak_bf16_tflops"] * 1e12 * p["lora_mfu"])
 
 
 def eval_s(p: dict, sc: dict, s: dict) -> float:
     """Wall seconds of one evaluation (greedy captions of eval_images in the driver process)."""
     tokens = p["eval_images"] * (p["image_tokens"] + p["prompt_tokens"] + p["caption_tokens"])
-    if sc["eval"] == "head_cpu":
+    if sc["eval"] == "head_cpu":  # float32 on the head's CPUs: compute-bound at head_cpu_gflops
         return tokens * 2 * p["lm_params"] / (p["head_cpu_gflops"] * 1e9)
     return p["eval_images"] * (
         (p["image_tokens"] + p["prompt_tokens"]) / s["_prefill_tps"] + p["caption_tokens"] / s["_decode_tps"]
     )
 
 
+def config_pool_gpus(p: dict) -> dict[str, float]:
+    """GPUs each pool of configs/svp_coco.yaml asks for (prior and guided: one pool each)."""
+    sampler = p["sampler_actors"] * p["gpus_per_actor"]
+    return {
+        "prior_sampling": sampler,
+        "guided_sampling": sampler,
+        "scoring": p["scorer_actors"] * p["gpus_per_actor"],
+        "detection": p["grounder_actors"] * p["grounder_gpus"],
+    }
+
+
 def scenario(p: dict, sc: dict, gpus: list[int]) -> dict:
     s = stage_seconds(p, sc)
-    scoring = s["scoring_forward"] + s["scoring_to_host"] + s["scoring_host_reduce"]
-    on_gpu = {"prior_sampling": s["prior_sampling"], "guided_sampling": s["guided_sampling"], "scoring": scoring}
+    on_gpu = {"prior_sampling": s["prior_sampling"], "guided_sampling": s["guided_sampling"], "scoring": s["scoring"]}
     if sc["detector"] == "gpu":
         on_gpu["detection"] = s["detection_gpu"]
-    # prior and guided pools share resources.sampler_actors (same size); scorer and detector sized freely
-    gpu_s_per_image = 2 * max(on_gpu["prior_sampling"], on_gpu["guided_sampling"]) + sum(
-        v for name, v in on_gpu.items() if not name.endswith("_sampling")
-    )
-    train_s = lora_gpu_s(p, sc)
+    if sc["pools"] == "config":
+        # each pool gets the recipe's share of the GPUs; the pool with the least GPUs per unit of
+        # its work sets the rate, the others wait on it
+        asked = {name: g for name, g in config_pool_gpus(p).items() if name in on_gpu}
+        share = {name: g / sum(asked.values()) for name, g in asked.items()}
+        gpu_s_per_image = max(on_gpu[name] / share[name] for name in on_gpu)
+        bottleneck = max(on_gpu, key=lambda name: on_gpu[name] / share[name])
+    else:
+        # prior and guided pools share resources.sampler_actors (same size); scorer and detector sized freely
+        sampler = max(on_gpu["prior_sampling"], on_gpu["guided_sampling"])
+        gpu_s_per_image = 2 * sampler + sum(v for name, v in on_gpu.items() if not name.endswith("_sampling"))
+        sized = {name: (sampler if name.endswith("_sampling") else v) for name, v in on_gpu.items()}
+        share = {name: v / gpu_s_per_image for name, v in sized.items()}
+        bottleneck = max(on_gpu, key=on_gpu.get)
+    train_s = lora_gpu_s(p)
     ev = eval_s(p, sc, s)
     if sc.get("plumbing") == "per_row":
         plumbing_per_image = p["plumbing_s_per_row"] * p["k"]
@@ -409,6 +426,7 @@ def scenario(p: dict, sc: dict, gpus: list[int]) -> dict:
             "images_per_s": round(rate, 3),
             "limited_by": min(caps, key=caps.get),
             "caps_images_per_s": {c: round(v, 3) for c, v in caps.items()},
+            "pool_gpus": {name: round(n * f, 2) for name, f in share.items()},
             "wall_h": round(total / 3600, 2),
             "wall_breakdown_h": {w: round(v / 3600, 3) for w, v in wall.items()},
             "held_gpu_hours": round(n * total / 3600, 1),
@@ -452,9 +470,10 @@ def scenario(p: dict, sc: dict, gpus: list[int]) -> dict:
         "prefill_tokens_per_s_per_gpu": round(s["_prefill_tps"]),
         "decode_tokens_per_s_per_gpu": round(s["_decode_tps"]),
         "per_gpu_images_per_s": per_gpu,
-        "bottleneck_stage": max(on_gpu, key=on_gpu.get),
+        "pool_share_of_gpus": {name: round(f, 3) for name, f in share.items()},
+        "bottleneck_stage": bottleneck,
         "gpu_s_per_image": round(gpu_s_per_image, 3),
-        "balanced_images_per_s_per_gpu": round(1 / gpu_s_per_image, 4),
+        "images_per_s_per_gpu": round(1 / gpu_s_per_image, 4),
         "busy_gpu_hours": busy_h | {"total": round(sum(busy_h.values()), 1)},
         "busy_gpu_hours_per_iteration": round(
             (sum(busy_h.values()) - (ev / 3600 if sc["eval"] == "gpu" else 0)) / p["iterations"], 1
@@ -467,45 +486,68 @@ def scenario(p: dict, sc: dict, gpus: list[int]) -> dict:
     }
 
 
+GIB = 2**30
+
+
 def checks(p: dict) -> dict:
-    """GPU and host memory at the recipe's settings: 1 / gpus_per_actor actors (a sampler and a
-    scorer) share a GPU, each with its own copy of the weights; fp32 as coded, bf16 as changed."""
+    """GPU and host memory at the recipe's settings, bf16 as load_vlm loads on a GPU: 1 /
+    gpus_per_actor actors (a sampler and a scorer) share a GPU, each with its own copy of the
+    weights, and may each be in their largest call at once. Activations are not counted."""
     per_gpu = round(1 / p["gpus_per_actor"])
-    rows = p["batch_size"] * p["k"]
-    seq = p["image_tokens"] + p["prompt_tokens"] + p["caption_tokens"]
-    out = {"actors_per_gpu": per_gpu}
-    for dtype, b in (("fp32", 4), ("bf16", 2)):
-        left = p["gpu_memory_gib"] - per_gpu * p["model_params"] * b / 2**30
-        kv_image = (
-            p["k"]
-            * (p["image_tokens"] + p["prompt_tokens"] + p["max_new_tokens"])
-            * p["kv_bytes_per_token"]
-            * b
-            / 2
-            / 2**30
-        )
-        logits = rows * p["scoring_pad_tokens"] * p["vocab"] * (b + 4 + 4 if b == 2 else 8) / 2**30
-        out[dtype] = {
-            "gib_left_after_weights": round(left, 1),
-            "prior_call_kv_cache_gib": round(kv_image * p["batch_size"], 1),
-            "scorer_call_logits_gib": round(logits, 1),
-            "both_fit_at_batch_size": kv_image * p["batch_size"] + logits <= left,
-            "largest_batch_size_that_fits": max(0, math.floor(left / (kv_image + logits / p["batch_size"]))),
-        }
-    # Korthikanti et al. 2022: s*b*h*(34 + 5*a*s/h) bytes per layer at 16 bits (32 layers, h 4096, 32 heads)
-    act = 32 * seq * p["train_batch_size"] * 4096 * (34 + 5 * 32 * seq / 4096) / 2**30
-    out["lora_activations_gib_per_worker_bf16_no_checkpointing"] = round(act, 1)
-    out["scorer_call_host_gib_fp32"] = round(rows * p["scoring_pad_tokens"] * p["vocab"] * 4 * 3 / 2**30, 1)
-    return out
+    k, T, V, bs = p["k"], p["scoring_pad_tokens"], p["vocab"], p["batch_size"]
+    plain = p["image_tokens"] + p["prompt_tokens"]
+    grounded = plain + p["grounding_tokens"]
+    kv = p["kv_bytes_per_token"] / GIB
+    left = p["gpu_memory_gib"] - per_gpu * p["model_params"] * 2 / GIB
+    # per image: HF generate holds K rows of KV cache (prompt + max_new_tokens)
+    prior = k * (plain + p["max_new_tokens"]) * kv
+    guided = k * (grounded + p["max_new_tokens"]) * kv
+    # the scorer's grounded call: each prefix's KV cache selected out to its K rows, then extended by the
+    # captions; the prefill's logits over every prefix position (K prefixes with svp.grounding=sample);
+    # the captions' logits (bf16) + their float32 log-softmax + the log-probs kept
+    scorer_kv = k * (grounded + T) * kv
+    prefix_logits = (k if p["_grounding"] == "sample" else 1) * grounded * V * 2 / GIB
+    call = k * T * V * (2 + 4 + 4) / GIB
+    # then S and Delta on the device: both prompts' float32 log-probs + three temporaries of that size
+    sums = k * T * V * 4 * 5 / GIB
+    scorer = max(scorer_kv + prefix_logits + call, sums)
+    pair = max(prior, guided) + scorer
+    return {
+        "actors_per_gpu": per_gpu,
+        "gib_left_after_weights_bf16": round(left, 1),
+        "prior_call_kv_cache_gib": round(prior * bs, 1),
+        "guided_call_kv_cache_gib": round(guided * bs, 1),
+        "scorer_call_kv_cache_gib": round(scorer_kv * bs, 1),
+        "scorer_call_prefix_logits_gib": round(prefix_logits * bs, 1),
+        "scorer_call_logprobs_gib": round(max(call, sums) * bs, 1),
+        "scorer_call_peak_gib": round(scorer * bs, 1),
+        "sampler_and_scorer_fit_at_batch_size": pair * bs <= left,
+        "largest_batch_size_sampler_and_scorer": max(0, math.floor(left / pair)),
+        "largest_batch_size_scorer_alone": max(
+            0, math.floor((p["gpu_memory_gib"] - p["model_params"] * 2 / GIB) / scorer)
+        ),
+        # Korthikanti et al. 2022: s*b*h*(34 + 5*a*s/h) bytes per layer at 16 bits (32 layers, h 4096, 32 heads)
+        "lora_activations_gib_per_worker_bf16_no_checkpointing": round(
+            32
+            * (plain + p["caption_tokens"])
+            * p["train_batch_size"]
+            * 4096
+            * (34 + 5 * 32 * (plain + p["caption_tokens"]) / 4096)
+            / GIB,
+            1,
+        ),
+        "head_eval_weights_gib_fp32": round(p["model_params"] * 4 / GIB, 1),
+        "a10g_24gb_two_actors_weights_gib_bf16": round(2 * p["model_params"] * 2 / GIB, 1),
+    }
 
 
 FRACTIONS = {"prefill_mfu", "lora_mfu", "train_dp_efficiency"}  # at most 1 in the sensitivity table
 
 
 def sensitivity(p: dict, gpus: list[int], names: list[str]) -> list[dict]:
-    """Each estimate x0.5 and x2 (a fraction at most 1) in the `estimate` scenario: busy GPU-hours and
+    """Each estimate x0.5 and x2 (a fraction at most 1) in the `as_coded` scenario: busy GPU-hours and
     the wall-clock at the most GPUs, largest change first."""
-    sc = SCENARIOS["estimate"] | {"grounding": p["_grounding"]}
+    sc = SCENARIOS[HEADLINE] | {"grounding": p["_grounding"]}
     base = scenario(p, sc, gpus)
     n = str(max(gpus))
     rows = []
@@ -570,8 +612,8 @@ def main(argv: list[str] | None = None) -> dict:
     inputs |= measured_inputs()
     p = {k: v["value"] for k, v in inputs.items()} | {"_grounding": a.grounding}
     scen = {name: scenario(p, {"grounding": a.grounding} | sc, a.gpus) for name, sc in SCENARIOS.items()}
-    scen["estimate_plumbing_per_row"] = scenario(
-        p, SCENARIOS["estimate"] | {"grounding": a.grounding, "plumbing": "per_row"}, a.gpus
+    scen["as_coded_plumbing_per_row"] = scenario(
+        p, SCENARIOS[HEADLINE] | {"grounding": a.grounding, "plumbing": "per_row"}, a.gpus
     )
     driver_mib = p["driver_rss_before_mib"] + p["driver_stage_mib_per_image"] * p["images"]
     result = {
@@ -584,7 +626,7 @@ def main(argv: list[str] | None = None) -> dict:
         "scenarios": scen,
         "driver_rss_mib_at_images_extrapolated": round(driver_mib, 1),
         "checks": checks(p),
-        "sensitivity_estimate": sensitivity(p, a.gpus, [k for k, v in inputs.items() if v["role"] == "estimate"]),
+        "sensitivity_as_coded": sensitivity(p, a.gpus, [k for k, v in inputs.items() if v["role"] == "estimate"]),
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=1) + "\n")
