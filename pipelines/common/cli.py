@@ -67,6 +67,13 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse with one-line errors (`error: ...`, status 2); parsing the process's own
     command line (args=None, as a script's main does) also installs the error hook."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        main = sys.modules.get("__main__")
+        spec = getattr(main, "__spec__", None)
+        if "prog" not in kwargs and spec is not None and spec.name.endswith(".__main__"):
+            kwargs["prog"] = f"python -m {spec.name.removesuffix('.__main__')}"  # not "__main__.py"
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         fail(f"{message} (see --help)")
 
