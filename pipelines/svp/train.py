@@ -135,7 +135,8 @@ def lora_config(cfg: Any, model: str, adapter: str | None, n_rows: int) -> dict:
 def train(cfg: SVPConfig, it_dir: Path, prev_adapter: str | None, vocabulary: str = "") -> None:
     # the parts were written in the order the actors finished: sort, so the seeded shuffle below
     # sees the same rows in the same order on every run
-    selected = pd.read_parquet(it_dir / "selected.parquet").sort_values(["image_id", "sample"], kind="stable")
+    selected = pd.read_parquet(it_dir / "selected.parquet")
+    selected = selected.sort_values([c for c in ("image_id", "sample") if c in selected], kind="stable")
     rows = pd.DataFrame({"path": selected["path"], "prompt": prompts.BASE_PROMPT, "target": selected["guided"]})
     if cfg.svp.variant == "CVQ":
         rows = pd.concat([rows, qa_rows(cfg, selected, cfg.run.seed, vocabulary)], ignore_index=True)
