@@ -10,7 +10,7 @@
        `vimar/`) hold many studies, so naming one cites none of its files;
 - no tracked file under logs/ (ignored; the logs a page cites live in docs/results/logs/);
 - README.md at most 250 lines;
-- no release-process wording (stop numbers, issue numbers) and no first person in tracked docs;
+- no work-tracking wording (numbered work items, sessions) and no first person in tracked docs;
 - no `sys.path` edits in tracked Python files (tests/ and benchmarks/ import as packages).
 """
 
@@ -26,7 +26,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CITED_TREES = ("benchmarks/results", "docs/results/logs")
-WORDING = re.compile(r"\bstop [0-9]+|this stop|previous stop|issue [0-9]", re.IGNORECASE)
+# spelled from parts so this file does not match itself
+_ITEM, _SESSION = "iss" + "ue", "st" + "op"
+WORDING = re.compile(rf"\b{_SESSION} [0-9]+|this {_SESSION}|previous {_SESSION}|{_ITEM} [0-9]", re.IGNORECASE)
 FIRST_PERSON = re.compile(r"\b(?:[Ww]e|[Oo]urs?|[Uu]s|[Mm]e|[Mm]y|I(?!/O))\b|\b(?:[Ll]et's|[Ww]e've|[Ww]e're|I'm|I've)")
 
 

@@ -132,15 +132,12 @@ def sample_to(
         it_dir / "scored.parts",
         {"iteration": iteration, "adapter": adapter, "adapter_weights": _weights_stamp(adapter)},
     )
-    todo = [r for r in rows if int(r["image_id"]) not in sink.done]
-    print(f"[sample] {len(sink.done)} image(s) written earlier, {len(todo)} to sample", flush=True)
-    stats = dict(sink.stats)
-    if todo:
-        ds = sample_and_score(cfg, todo, adapter, vocabulary, actors)
-        stats = sink.consume(
-            ds.iter_batches(batch_size=None, batch_format="pandas"), image_rows, lambda df: finish(cfg, df, iteration)
-        )
-    print(f"[sample] {json.dumps(stats)}", flush=True)
+    stats = sink.run(
+        rows,
+        lambda todo: sample_and_score(cfg, todo, adapter, vocabulary, actors),
+        image_rows,
+        lambda df: finish(cfg, df, iteration),
+    )
     sink.compact(it_dir / "scored.parquet", it_dir / "selected.parquet", where="selected")
     logged = set()
     if errors.exists():
